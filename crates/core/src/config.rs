@@ -1,0 +1,133 @@
+//! Function configuration from environment variables, read and checked once per cold start.
+
+use crate::drift::DriftConfig;
+use crate::error::{Error, Result};
+
+/// Reads configuration through a lookup function, so that tests and the CLI can supply
+/// values without touching the process environment.
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> std::fmt::Debug for Env<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Env")
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// A required, non-empty variable.
+    pub fn required(&self, name: &str) -> Result<String> {
+        match (self.0)(name) {
+            Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            _ => Err(Error::Config(format!("environment variable {name} is not set"))),
+        }
+    }
+
+    /// An optional variable parsed as `T`, with a default.
+    pub fn parsed<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T> {
+        match (self.0)(name) {
+            Some(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
+                Error::Config(format!("environment variable {name}={v:?} is not a valid {}", std::any::type_name::<T>()))
+            }),
+            _ => Ok(default),
+        }
+    }
+
+    fn model_version(&self) -> Result<u32> {
+        let raw = self.required("MODEL_VERSION")?;
+        raw.trim_start_matches('v').parse().map_err(|_| {
+            Error::Config(format!("environment variable MODEL_VERSION={raw:?} is not a version number such as 1"))
+        })
+    }
+}
+
+/// The process environment.
+pub fn process_env() -> Env<fn(&str) -> Option<String>> {
+    Env(|name| std::env::var(name).ok())
+}
+
+/// The model version a function serves or watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub bucket: String,
+    pub model_name: String,
+    pub model_version: u32,
+}
+
+impl ModelConfig {
+    /// `LAKE_BUCKET`, `MODEL_NAME`, `MODEL_VERSION`.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ModelConfig> {
+        Ok(ModelConfig {
+            bucket: env.required("LAKE_BUCKET")?,
+            model_name: env.required("MODEL_NAME")?,
+            model_version: env.model_version()?,
+        })
+    }
+}
+
+/// Configuration of `ingest`: only the bucket, since contracts live in the lake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestConfig {
+    pub bucket: String,
+}
+
+impl IngestConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<IngestConfig> {
+        Ok(IngestConfig { bucket: env.required("LAKE_BUCKET")? })
+    }
+}
+
+/// Configuration of `drift-check`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftCheckConfig {
+    pub model: ModelConfig,
+    /// Days of profiles, ending with the day of the check, that make the current window.
+    pub window_days: u32,
+    pub drift: DriftConfig,
+}
+
+impl DriftCheckConfig {
+    /// `ModelConfig`'s variables plus `DRIFT_WINDOW_DAYS` (7), `DRIFT_PSI_THRESHOLD` (0.2),
+    /// `DRIFT_SHARE` (0.5) and `DRIFT_MIN_ROWS` (30).
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<DriftCheckConfig> {
+        let defaults = DriftConfig::default();
+        let window_days = env.parsed("DRIFT_WINDOW_DAYS", 7u32)?;
+        if window_days == 0 {
+            return Err(Error::Config("environment variable DRIFT_WINDOW_DAYS must be at least 1".into()));
+        }
+        Ok(DriftCheckConfig {
+            model: ModelConfig::from_env(env)?,
+            window_days,
+            drift: DriftConfig {
+                psi_threshold: env.parsed("DRIFT_PSI_THRESHOLD", defaults.psi_threshold)?,
+                drift_share: env.parsed("DRIFT_SHARE", defaults.drift_share)?,
+                min_rows: env.parsed("DRIFT_MIN_ROWS", defaults.min_rows)?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        Env(move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn reads_and_names_missing_or_bad_values() {
+        let c = ModelConfig::from_env(&env(&[("LAKE_BUCKET", "b"), ("MODEL_NAME", "m"), ("MODEL_VERSION", "v3")]))
+            .expect("complete");
+        assert_eq!(c.model_version, 3);
+        let e = ModelConfig::from_env(&env(&[("LAKE_BUCKET", "b"), ("MODEL_NAME", "m")])).expect_err("missing");
+        assert_eq!(e.to_string(), "configuration: environment variable MODEL_VERSION is not set");
+        let e = DriftCheckConfig::from_env(&env(&[
+            ("LAKE_BUCKET", "b"),
+            ("MODEL_NAME", "m"),
+            ("MODEL_VERSION", "1"),
+            ("DRIFT_PSI_THRESHOLD", "high"),
+        ]))
+        .expect_err("bad number");
+        assert!(e.to_string().contains("DRIFT_PSI_THRESHOLD=\"high\" is not a valid f64"), "{e}");
+    }
+}

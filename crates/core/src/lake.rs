@@ -1,0 +1,135 @@
+//! The S3 key layout of the lake and the model registry.
+//!
+//! ```text
+//! raw/<dataset>/...                                  drop zone; only this prefix notifies ingest
+//! curated/<dataset>/dt=YYYY-MM-DD/<batch>.csv        valid rows, typed
+//! quarantine/<dataset>/dt=YYYY-MM-DD/<batch>.jsonl   one line per bad row
+//! profiles/<dataset>/dt=YYYY-MM-DD/<batch>.json      mergeable statistics of the batch
+//! models/<name>/v<N>/model.onnx|manifest.json|contract.yaml|baseline.json
+//! datasets/<dataset>/contract.yaml|baseline.json     the dataset's active contract and bins
+//! reports/drift/<dataset>/<timestamp>.json
+//! ```
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::contract::is_path_segment;
+
+pub const RAW_PREFIX: &str = "raw/";
+
+/// A source object under `raw/<dataset>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawKey<'a> {
+    pub dataset: &'a str,
+    /// The rest of the key after `raw/<dataset>/`.
+    pub name: &'a str,
+}
+
+/// Splits `raw/<dataset>/<name>`; any other key is not a drop-zone object.
+pub fn parse_raw_key(key: &str) -> Option<RawKey<'_>> {
+    let rest = key.strip_prefix(RAW_PREFIX)?;
+    let (dataset, name) = rest.split_once('/')?;
+    (is_path_segment(dataset) && !name.is_empty() && !name.ends_with('/')).then_some(RawKey { dataset, name })
+}
+
+/// The batch id of a source object: its file stem and a digest of key and ETag, so a
+/// redelivered event maps to the same outputs and a rewritten object to new ones.
+pub fn batch_id(source_key: &str, etag: &str) -> String {
+    let file = source_key.rsplit('/').next().unwrap_or(source_key);
+    let stem: String = file
+        .split('.')
+        .next()
+        .unwrap_or(file)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(64)
+        .collect();
+    let digest = Sha256::new().chain_update(source_key).chain_update(b"\0").chain_update(etag.trim_matches('"')).finalize();
+    format!("{stem}-{}", &hex::encode(digest)[..12])
+}
+
+/// Where the outputs of one batch go.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BatchKeys {
+    pub curated: String,
+    pub quarantine: String,
+    pub profile: String,
+}
+
+impl BatchKeys {
+    pub fn new(dataset: &str, dt: NaiveDate, batch: &str) -> BatchKeys {
+        let part = format!("{dataset}/dt={}/{batch}", dt.format("%Y-%m-%d"));
+        BatchKeys {
+            curated: format!("curated/{part}.csv"),
+            quarantine: format!("quarantine/{part}.jsonl"),
+            profile: format!("profiles/{part}.json"),
+        }
+    }
+}
+
+/// The prefix holding a dataset's profiles of one day.
+pub fn profiles_prefix(dataset: &str, dt: NaiveDate) -> String {
+    format!("profiles/{dataset}/dt={}/", dt.format("%Y-%m-%d"))
+}
+
+/// The prefix of every version of a model.
+pub fn model_root(name: &str) -> String {
+    format!("models/{name}/")
+}
+
+/// The key of one file of a model version.
+pub fn model_file(name: &str, version: u32, file: &str) -> String {
+    format!("models/{name}/v{version}/{file}")
+}
+
+/// Parses the version out of a key under `models/<name>/v<N>/`.
+pub fn model_version_of(name: &str, key: &str) -> Option<u32> {
+    key.strip_prefix(&model_root(name))?.strip_prefix('v')?.split('/').next()?.parse().ok()
+}
+
+pub fn dataset_contract(dataset: &str) -> String {
+    format!("datasets/{dataset}/contract.yaml")
+}
+
+pub fn dataset_baseline(dataset: &str) -> String {
+    format!("datasets/{dataset}/baseline.json")
+}
+
+pub fn drift_report(dataset: &str, at: DateTime<Utc>) -> String {
+    format!("reports/drift/{dataset}/{}.json", at.format("%Y-%m-%dT%H-%M-%SZ"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_keys() {
+        assert_eq!(parse_raw_key("raw/penguins/a/b.csv"), Some(RawKey { dataset: "penguins", name: "a/b.csv" }));
+        assert_eq!(parse_raw_key("curated/penguins/x.csv"), None);
+        assert_eq!(parse_raw_key("raw/penguins/"), None);
+        assert_eq!(parse_raw_key("raw/x.csv"), None);
+        assert_eq!(parse_raw_key("raw/../x.csv"), None);
+    }
+
+    #[test]
+    fn batch_ids_follow_key_and_etag() {
+        let a = batch_id("raw/p/batch-01.csv", "\"abc\"");
+        assert_eq!(a, batch_id("raw/p/batch-01.csv", "abc"));
+        assert!(a.starts_with("batch-01-"));
+        assert_ne!(a, batch_id("raw/p/batch-01.csv", "abd"));
+        assert_ne!(a, batch_id("raw/q/batch-01.csv", "abc"));
+    }
+
+    #[test]
+    fn layout() {
+        let dt = NaiveDate::from_ymd_opt(2026, 1, 2).expect("date");
+        let keys = BatchKeys::new("p", dt, "b-1");
+        assert_eq!(keys.curated, "curated/p/dt=2026-01-02/b-1.csv");
+        assert_eq!(keys.quarantine, "quarantine/p/dt=2026-01-02/b-1.jsonl");
+        assert_eq!(keys.profile, "profiles/p/dt=2026-01-02/b-1.json");
+        assert_eq!(model_file("m", 3, "model.onnx"), "models/m/v3/model.onnx");
+        assert_eq!(model_version_of("m", "models/m/v12/manifest.json"), Some(12));
+        assert_eq!(model_version_of("m", "models/mm/v1/manifest.json"), None);
+    }
+}

@@ -1,0 +1,25 @@
+//! mlops-core: the domain library of lambda-mlops.
+//!
+//! It knows data contracts, validation, profiles, drift, ONNX models, the model registry
+//! and the lake's key layout. It knows nothing of Lambda: the function crates turn events
+//! into calls of this library.
+
+pub mod config;
+pub mod contract;
+pub mod drift;
+pub mod error;
+pub mod ingest;
+pub mod lake;
+pub mod model;
+pub mod profile;
+pub mod reading;
+pub mod registry;
+pub mod storage;
+pub mod validate;
+pub mod monitor;
+
+pub use contract::Contract;
+pub use error::{Error, Result};
+pub use model::Model;
+pub use profile::Profile;
+pub use storage::Lake;

@@ -1,0 +1,187 @@
+//! ONNX models: loading with tract, describing inputs and outputs, and running batches.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+use crate::error::{Error, Result};
+
+/// A model's input or output: its ONNX name, element type and shape (`N` for a free axis).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub dtype: String,
+    pub shape: Vec<String>,
+}
+
+/// An ONNX model ready to run: parsed, type-checked and optimised once, then shared.
+#[derive(Clone)]
+pub struct Model {
+    plan: Arc<TypedRunnableModel>,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("inputs", &self.inputs).field("outputs", &self.outputs).finish()
+    }
+}
+
+/// The outputs of one run, row by row: each row maps output names to JSON values.
+pub type RowOutputs = Vec<serde_json::Map<String, serde_json::Value>>;
+
+fn model_error(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::Model(format!("{context}: {e}"))
+}
+
+impl Model {
+    /// Parses, types and optimises an ONNX model from its bytes.
+    pub fn load(bytes: &[u8]) -> Result<Model> {
+        let mut reader = bytes;
+        let mut inference = tract_onnx::onnx()
+            .model_for_read(&mut reader)
+            .map_err(|e| model_error("the file is not an ONNX model tract can read", format!("{e:#}")))?;
+        name_free_axes(&mut inference).map_err(|e| model_error("reading the input shapes", e))?;
+        let typed = inference
+            .into_typed()
+            .map_err(|e| model_error("the model's types could not be inferred", format!("{e:#}")))?;
+        let specs = |outlets: &[OutletId]| -> Result<Vec<TensorSpec>> {
+            outlets
+                .iter()
+                .map(|&o| {
+                    let fact = typed.outlet_fact(o).map_err(|e| model_error("reading a tensor type", e))?;
+                    let name = typed.outlet_label(o).unwrap_or(&typed.node(o.node).name).to_string();
+                    Ok(TensorSpec {
+                        name,
+                        dtype: format!("{:?}", fact.datum_type).to_lowercase(),
+                        shape: fact.shape.iter().map(|d| d.to_string()).collect(),
+                    })
+                })
+                .collect()
+        };
+        let inputs = specs(typed.input_outlets().map_err(|e| model_error("inputs", e))?)?;
+        let outputs = specs(typed.output_outlets().map_err(|e| model_error("outputs", e))?)?;
+        let plan = typed
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| model_error("the model could not be optimised for running", format!("{e:#}")))?;
+        Ok(Model { plan, inputs, outputs })
+    }
+
+    pub fn inputs(&self) -> &[TensorSpec] {
+        &self.inputs
+    }
+
+    pub fn outputs(&self) -> &[TensorSpec] {
+        &self.outputs
+    }
+
+    /// The number of features of a model with one float matrix input `[N, F]`.
+    pub fn feature_count(&self) -> Result<usize> {
+        match self.inputs.as_slice() {
+            [input] if input.dtype == "f32" && input.shape.len() == 2 => input.shape[1].parse().map_err(|_| {
+                Error::Model(format!("input {:?} has no fixed feature count (shape {:?})", input.name, input.shape))
+            }),
+            _ => Err(Error::Model(format!(
+                "expected one f32 input of shape [N, features], found {}",
+                self.inputs.iter().map(|i| format!("{} {} {:?}", i.name, i.dtype, i.shape)).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    /// Runs `rows` rows of features (row-major, `rows × feature_count` values) and returns
+    /// each row's outputs by ONNX output name.
+    pub fn predict(&self, features: &[f32], rows: usize) -> Result<RowOutputs> {
+        let width = self.feature_count()?;
+        if features.len() != rows * width {
+            return Err(Error::Model(format!(
+                "{} values do not make {rows} rows of {width} features",
+                features.len()
+            )));
+        }
+        let input = Tensor::from_shape(&[rows, width], features).map_err(|e| model_error("building the input", e))?;
+        let outputs = self
+            .plan
+            .run(tvec!(input.into_tvalue()))
+            .map_err(|e| model_error("running the model", format!("{e:#}")))?;
+        let mut result: RowOutputs = vec![serde_json::Map::new(); rows];
+        for (spec, value) in self.outputs.iter().zip(outputs.iter()) {
+            let columns = row_values(value, rows).map_err(|e| model_error(&format!("output {:?}", spec.name), e))?;
+            for (row, v) in result.iter_mut().zip(columns) {
+                row.insert(spec.name.clone(), v);
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// Exporters often leave the batch axis without a name (`[?, 4]`); tract needs a symbol to
+/// type such a graph, so every unknown input axis becomes the batch symbol `N`.
+fn name_free_axes(model: &mut InferenceModel) -> TractResult<()> {
+    let batch = model.symbols.sym("N");
+    for ix in 0..model.input_outlets()?.len() {
+        let fact = model.input_fact(ix)?.clone();
+        let Some(dt) = fact.datum_type.concretize() else { continue };
+        if fact.shape.is_open() {
+            continue;
+        }
+        let dims: Vec<TDim> = fact.shape.dims().map(|d| d.concretize().unwrap_or_else(|| batch.to_dim())).collect();
+        model.set_input_fact(ix, InferenceFact::dt_shape(dt, dims))?;
+    }
+    Ok(())
+}
+
+/// Splits an output tensor `[rows, …]` into one JSON value per row: a scalar for `[rows]`, a
+/// flat array otherwise.
+fn row_values(tensor: &Tensor, rows: usize) -> std::result::Result<Vec<serde_json::Value>, String> {
+    use serde_json::Value as J;
+    let shape = tensor.shape();
+    if shape.first() != Some(&rows) {
+        return Err(format!("expected {rows} rows, got shape {shape:?}"));
+    }
+    let per_row: usize = shape[1..].iter().product();
+    let scalar = shape.len() == 1;
+    let values: Vec<J> = match tensor.datum_type() {
+        DatumType::I64 => collect::<i64>(tensor, |v| J::from(*v))?,
+        DatumType::I32 => collect::<i32>(tensor, |v| J::from(*v))?,
+        DatumType::F32 => collect::<f32>(tensor, |v| float(f64::from(*v)))?,
+        DatumType::F64 => collect::<f64>(tensor, |v| float(*v))?,
+        DatumType::Bool => collect::<bool>(tensor, |v| J::from(*v))?,
+        DatumType::String => collect::<String>(tensor, |v| J::from(v.as_str()))?,
+        other => return Err(format!("element type {other:?} is not supported in outputs")),
+    };
+    if per_row == 0 {
+        return Ok(vec![J::Array(Vec::new()); rows]);
+    }
+    Ok(values
+        .chunks(per_row)
+        .map(|chunk| if scalar { chunk[0].clone() } else { J::Array(chunk.to_vec()) })
+        .collect())
+}
+
+fn collect<T: Datum>(
+    tensor: &Tensor,
+    convert: impl Fn(&T) -> serde_json::Value,
+) -> std::result::Result<Vec<serde_json::Value>, String> {
+    Ok(tensor.to_plain_array_view::<T>().map_err(|e| e.to_string())?.iter().map(convert).collect())
+}
+
+/// JSON has no NaN or infinity; those become null rather than failing the response.
+fn float(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bytes_that_are_not_onnx() {
+        let e = Model::load(b"definitely not a protobuf").expect_err("garbage");
+        assert!(e.to_string().starts_with("model: the file is not an ONNX model"), "{e}");
+    }
+}

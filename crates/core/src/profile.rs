@@ -1,0 +1,342 @@
+//! Mergeable statistics of a batch of rows.
+//!
+//! A profile holds, per numeric column, count, nulls, min, max, mean and the sum of squared
+//! deviations (merged with Chan's formula) and a histogram on bin edges fixed by the
+//! baseline; per categorical column, value counts. Profiles of batches that share the
+//! baseline's edges merge in any order.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::contract::{Column, ColumnType, Contract};
+use crate::error::{Error, Result};
+use crate::validate::Value;
+
+/// Number of equal-frequency bins a baseline cuts each numeric column into.
+pub const BASELINE_BINS: usize = 10;
+
+/// Statistics of a set of rows, per profiled column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub dataset: String,
+    /// Rows observed (valid rows only).
+    pub rows: u64,
+    pub columns: BTreeMap<String, ColumnProfile>,
+}
+
+/// The statistics of one column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ColumnProfile {
+    Numeric(NumericProfile),
+    Categorical(CategoricalProfile),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumericProfile {
+    /// Non-null values.
+    pub count: u64,
+    pub nulls: u64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+    pub histogram: Histogram,
+}
+
+/// Counts of values in the bins cut by `edges`: bin `i` holds values in
+/// `(edges[i-1], edges[i]]`, with open outer bins, so there is one more bin than edges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalProfile {
+    pub count: u64,
+    pub nulls: u64,
+    pub counts: BTreeMap<String, u64>,
+}
+
+impl Histogram {
+    pub fn new(edges: Vec<f64>) -> Histogram {
+        let counts = vec![0; edges.len() + 1];
+        Histogram { edges, counts }
+    }
+
+    pub fn add(&mut self, v: f64) {
+        let bin = self.edges.partition_point(|e| *e < v);
+        self.counts[bin] += 1;
+    }
+}
+
+impl NumericProfile {
+    pub fn new(edges: Vec<f64>) -> NumericProfile {
+        NumericProfile { count: 0, nulls: 0, min: None, max: None, mean: 0.0, m2: 0.0, histogram: Histogram::new(edges) }
+    }
+
+    pub fn add(&mut self, v: f64) {
+        self.count += 1;
+        let delta = v - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (v - self.mean);
+        self.min = Some(self.min.map_or(v, |m| m.min(v)));
+        self.max = Some(self.max.map_or(v, |m| m.max(v)));
+        self.histogram.add(v);
+    }
+
+    /// Sample variance (n − 1 denominator); `None` below two values.
+    pub fn variance(&self) -> Option<f64> {
+        (self.count > 1).then(|| self.m2 / (self.count - 1) as f64)
+    }
+
+    fn merge(&mut self, other: &NumericProfile, column: &str) -> Result<()> {
+        if self.histogram.edges != other.histogram.edges {
+            return Err(Error::Profile(format!(
+                "column {column:?}: profiles use different histogram edges and cannot be merged"
+            )));
+        }
+        let (n1, n2) = (self.count as f64, other.count as f64);
+        if other.count > 0 {
+            let n = n1 + n2;
+            let delta = other.mean - self.mean;
+            self.mean += delta * n2 / n;
+            self.m2 += other.m2 + delta * delta * n1 * n2 / n;
+        }
+        self.count += other.count;
+        self.nulls += other.nulls;
+        self.min = min_opt(self.min, other.min, f64::min);
+        self.max = min_opt(self.max, other.max, f64::max);
+        for (a, b) in self.histogram.counts.iter_mut().zip(&other.histogram.counts) {
+            *a += b;
+        }
+        Ok(())
+    }
+}
+
+fn min_opt(a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(pick(a, b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Whether a column is profiled, and how.
+fn profiled_as_numeric(column: &Column) -> Option<bool> {
+    match column.kind {
+        ColumnType::Float | ColumnType::Int => Some(true),
+        ColumnType::Category | ColumnType::Bool => Some(false),
+        ColumnType::String | ColumnType::Timestamp => None,
+    }
+}
+
+impl Profile {
+    /// An empty profile of the contract's columns, with numeric bins cut at `baseline`'s edges.
+    pub fn empty_like(contract: &Contract, baseline: &Profile) -> Profile {
+        let edges = |name: &str| match baseline.columns.get(name) {
+            Some(ColumnProfile::Numeric(n)) => n.histogram.edges.clone(),
+            _ => Vec::new(),
+        };
+        Profile::with_edges(contract, edges)
+    }
+
+    fn with_edges(contract: &Contract, edges: impl Fn(&str) -> Vec<f64>) -> Profile {
+        let columns = contract
+            .columns
+            .iter()
+            .filter_map(|c| {
+                let profile = match profiled_as_numeric(c)? {
+                    true => ColumnProfile::Numeric(NumericProfile::new(edges(&c.name))),
+                    false => ColumnProfile::Categorical(CategoricalProfile::default()),
+                };
+                Some((c.name.clone(), profile))
+            })
+            .collect();
+        Profile { dataset: contract.dataset.clone(), rows: 0, columns }
+    }
+
+    /// Computes a baseline from training rows: bin edges are the deciles of each numeric
+    /// column (linear interpolation, as numpy's default), then every row is observed.
+    pub fn baseline(contract: &Contract, rows: &[Vec<Value>]) -> Profile {
+        let mut values: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for (i, column) in contract.columns.iter().enumerate() {
+            if column.kind.is_numeric() {
+                let mut v: Vec<f64> = rows.iter().filter_map(|r| r.get(i).and_then(Value::as_f64)).collect();
+                v.sort_by(f64::total_cmp);
+                values.insert(&column.name, v);
+            }
+        }
+        let mut profile = Profile::with_edges(contract, |name| {
+            values.get(name).map(|v| decile_edges(v)).unwrap_or_default()
+        });
+        for row in rows {
+            profile.observe(contract, row);
+        }
+        profile
+    }
+
+    /// Adds one valid row (values in contract column order).
+    pub fn observe(&mut self, contract: &Contract, row: &[Value]) {
+        self.rows += 1;
+        for (column, value) in contract.columns.iter().zip(row) {
+            let Some(profile) = self.columns.get_mut(&column.name) else { continue };
+            match (profile, value) {
+                (ColumnProfile::Numeric(p), Value::Null) => p.nulls += 1,
+                (ColumnProfile::Numeric(p), v) => {
+                    if let Some(x) = v.as_f64() {
+                        p.add(x);
+                    }
+                }
+                (ColumnProfile::Categorical(p), Value::Null) => p.nulls += 1,
+                (ColumnProfile::Categorical(p), v) => {
+                    p.count += 1;
+                    *p.counts.entry(v.to_text()).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+
+    /// Merges `other` into `self`. Both must profile the same dataset on the same edges.
+    pub fn merge(&mut self, other: &Profile) -> Result<()> {
+        if self.dataset != other.dataset {
+            return Err(Error::Profile(format!(
+                "cannot merge a profile of {:?} into one of {:?}",
+                other.dataset, self.dataset
+            )));
+        }
+        self.rows += other.rows;
+        for (name, theirs) in &other.columns {
+            match (self.columns.get_mut(name), theirs) {
+                (None, _) => {
+                    self.columns.insert(name.clone(), theirs.clone());
+                }
+                (Some(ColumnProfile::Numeric(a)), ColumnProfile::Numeric(b)) => a.merge(b, name)?,
+                (Some(ColumnProfile::Categorical(a)), ColumnProfile::Categorical(b)) => {
+                    a.count += b.count;
+                    a.nulls += b.nulls;
+                    for (k, v) in &b.counts {
+                        *a.counts.entry(k.clone()).or_insert(0) += v;
+                    }
+                }
+                _ => {
+                    return Err(Error::Profile(format!(
+                        "column {name:?} is numeric in one profile and categorical in the other"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Profiles hold only finite numbers and strings; serialisation cannot fail.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8], what: &str) -> Result<Profile> {
+        serde_json::from_slice(bytes).map_err(|e| Error::json(format!("profile {what}"), e))
+    }
+}
+
+/// Deciles of sorted values with linear interpolation, without repeats.
+fn decile_edges(sorted: &[f64]) -> Vec<f64> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    let mut edges: Vec<f64> = (1..BASELINE_BINS)
+        .map(|i| quantile_sorted(sorted, i as f64 / BASELINE_BINS as f64))
+        .collect();
+    edges.dedup();
+    edges
+}
+
+fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract() -> Contract {
+        Contract::from_yaml(
+            "dataset: d\ncolumns:\n  - {name: x, type: float, nullable: true}\n  - {name: k, type: category}\n",
+            "t.yaml",
+        )
+        .expect("contract")
+    }
+
+    fn rows(xs: &[Option<f64>]) -> Vec<Vec<Value>> {
+        xs.iter()
+            .enumerate()
+            .map(|(i, x)| vec![x.map_or(Value::Null, Value::Float), Value::Text(["a", "b"][i % 2].into())])
+            .collect()
+    }
+
+    fn numeric(p: &Profile) -> &NumericProfile {
+        match &p.columns["x"] {
+            ColumnProfile::Numeric(n) => n,
+            ColumnProfile::Categorical(_) => panic!("x is numeric"),
+        }
+    }
+
+    #[test]
+    fn baseline_statistics_match_direct_computation() {
+        let xs: Vec<Option<f64>> = (1..=100).map(|i| Some(i as f64)).chain([None]).collect();
+        let p = Profile::baseline(&contract(), &rows(&xs));
+        let n = numeric(&p);
+        assert_eq!((n.count, n.nulls, n.min, n.max), (100, 1, Some(1.0), Some(100.0)));
+        assert!((n.mean - 50.5).abs() < 1e-12);
+        // Variance of 1..=100 with n-1 denominator is 841.666…
+        assert!((n.variance().expect("var") - 841.666_666_666_666_6).abs() < 1e-9);
+        // numpy.quantile(range(1, 101), 0.1) == 10.9
+        assert!((n.histogram.edges[0] - 10.9).abs() < 1e-12);
+        assert_eq!(n.histogram.counts.iter().sum::<u64>(), 100);
+        assert_eq!(n.histogram.counts, vec![10; 10]);
+    }
+
+    #[test]
+    fn merging_in_any_order_equals_one_pass() {
+        let c = contract();
+        let all: Vec<Option<f64>> = (0..90).map(|i| if i % 17 == 0 { None } else { Some((i * 37 % 101) as f64 / 3.0) }).collect();
+        let base = Profile::baseline(&c, &rows(&all));
+        let parts: Vec<Profile> = all
+            .chunks(25)
+            .map(|chunk| {
+                let mut p = Profile::empty_like(&c, &base);
+                for r in rows(chunk) {
+                    p.observe(&c, &r);
+                }
+                p
+            })
+            .collect();
+        for order in [[0, 1, 2, 3], [3, 1, 0, 2], [2, 3, 1, 0]] {
+            let mut merged = Profile::empty_like(&c, &base);
+            for i in order {
+                merged.merge(&parts[i]).expect("same edges");
+            }
+            let (m, b) = (numeric(&merged), numeric(&base));
+            assert_eq!((m.count, m.nulls, m.min, m.max), (b.count, b.nulls, b.min, b.max));
+            assert!((m.mean - b.mean).abs() < 1e-9);
+            assert!((m.m2 - b.m2).abs() < 1e-6 * b.m2);
+            assert_eq!(m.histogram, b.histogram);
+            assert_eq!(merged.columns["k"], base.columns["k"]);
+            assert_eq!(merged.rows, base.rows);
+        }
+    }
+
+    #[test]
+    fn refuses_to_merge_profiles_on_other_edges() {
+        let c = contract();
+        let a = Profile::baseline(&c, &rows(&[Some(1.0), Some(2.0), Some(3.0)]));
+        let mut b = Profile::baseline(&c, &rows(&[Some(10.0), Some(20.0), Some(30.0)]));
+        let e = b.merge(&a).expect_err("other edges");
+        assert!(e.to_string().contains("different histogram edges"), "{e}");
+    }
+}

@@ -1,0 +1,116 @@
+//! The lake bucket behind aws-sdk-s3.
+//!
+//! Clients are built from aws-config, so `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`)
+//! points them at any S3-compatible endpoint; path-style addressing is used whenever an
+//! endpoint is set. Nothing here knows whether that endpoint is AWS or a local server.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::error::{Error, Result};
+
+/// Loads the AWS configuration from the environment and builds an S3 client for it.
+pub async fn client_from_env() -> Client {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let endpoint_set = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    client(&sdk, endpoint_set)
+}
+
+/// Builds an S3 client from an SDK configuration; `path_style` is needed by endpoints that
+/// are not AWS (they do not resolve `<bucket>.<host>` names).
+pub fn client(sdk: &aws_config::SdkConfig, path_style: bool) -> Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(path_style || sdk.endpoint_url().is_some())
+        .build();
+    Client::from_conf(config)
+}
+
+/// An object read from the lake.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub bytes: Vec<u8>,
+    pub etag: Option<String>,
+}
+
+/// One bucket of the lake.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    client: Client,
+    bucket: String,
+}
+
+impl Lake {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Lake {
+        Lake { client, bucket: bucket.into() }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The same S3 client on another bucket.
+    pub fn with_bucket(&self, bucket: &str) -> Lake {
+        Lake { client: self.client.clone(), bucket: bucket.to_string() }
+    }
+
+    fn failed(&self, operation: &'static str, key: &str, e: impl std::error::Error) -> Error {
+        Error::Storage {
+            operation,
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+        }
+    }
+
+    /// Reads a whole object.
+    pub async fn get(&self, key: &str) -> Result<Object> {
+        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                Error::NotFound { bucket: self.bucket.clone(), key: key.to_string() }
+            } else {
+                self.failed("GetObject", key, e)
+            }
+        })?;
+        let etag = out.e_tag.clone();
+        let bytes = out.body.collect().await.map_err(|e| self.failed("GetObject", key, e))?.to_vec();
+        Ok(Object { bytes, etag })
+    }
+
+    /// Writes a whole object and returns its ETag.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| self.failed("PutObject", key, e))?;
+        Ok(out.e_tag)
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, key: &str) -> Result<bool> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(self.failed("HeadObject", key, e)),
+        }
+    }
+
+    /// Every key under `prefix`, in key order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.failed("ListObjectsV2", prefix, e))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}

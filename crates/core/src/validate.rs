@@ -1,0 +1,250 @@
+//! Checking single values against a contract column.
+//!
+//! Text fields (CSV) and JSON values (prediction requests) go through the same rules, so a
+//! row that ingest would quarantine is also one that predict rejects, with the same reason.
+
+use serde::{Deserialize, Serialize};
+
+use crate::contract::{Column, ColumnType};
+
+/// A typed value that passed its column's type check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Float(f64),
+    Int(i64),
+    Bool(bool),
+    /// Category, string and timestamp values keep their text.
+    Text(String),
+}
+
+impl Value {
+    /// The value as a number, for numeric columns.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Float(v) => Some(*v),
+            Value::Int(v) => Some(*v as f64),
+            _ => None,
+        }
+    }
+
+    /// Writes the value as CSV text (`Null` is the empty field).
+    pub fn to_text(&self) -> String {
+        match self {
+            Value::Null => String::new(),
+            Value::Float(v) => v.to_string(),
+            Value::Int(v) => v.to_string(),
+            Value::Bool(v) => v.to_string(),
+            Value::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// One broken rule: which column, which rule, and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The column at fault; absent for row-level problems such as a wrong field count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// A stable rule name: `type`, `nullable`, `min`, `max`, `allowed`, `fields`, `unknown`.
+    pub rule: String,
+    pub message: String,
+}
+
+impl Reason {
+    pub fn column(column: &str, rule: &str, message: String) -> Reason {
+        Reason { column: Some(column.to_string()), rule: rule.to_string(), message }
+    }
+
+    pub fn row(rule: &str, message: String) -> Reason {
+        Reason { column: None, rule: rule.to_string(), message }
+    }
+}
+
+/// Parses a CSV field and checks it against every rule of its column.
+pub fn check_text(column: &Column, raw: &str) -> Result<Value, Vec<Reason>> {
+    let text = raw.trim();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        parse_text(column, text).map_err(|r| vec![r])?
+    };
+    check_rules(column, value)
+}
+
+/// Checks a JSON value (from a prediction request) against every rule of its column.
+pub fn check_json(column: &Column, json: &serde_json::Value) -> Result<Value, Vec<Reason>> {
+    let value = from_json(column, json).map_err(|r| vec![r])?;
+    check_rules(column, value)
+}
+
+fn parse_text(column: &Column, text: &str) -> Result<Value, Reason> {
+    let name = &column.name;
+    match column.kind {
+        ColumnType::Float => match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Value::Float(v)),
+            Ok(_) => Err(Reason::column(name, "type", format!("{name}: {text:?} is not a finite number"))),
+            Err(_) => Err(Reason::column(name, "type", format!("{name}: {text:?} is not a number"))),
+        },
+        ColumnType::Int => text.parse::<i64>().map(Value::Int).map_err(|_| {
+            Reason::column(name, "type", format!("{name}: {text:?} is not a whole number"))
+        }),
+        ColumnType::Bool => match text.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Value::Bool(true)),
+            "false" | "0" | "no" => Ok(Value::Bool(false)),
+            _ => Err(Reason::column(name, "type", format!("{name}: {text:?} is not true or false"))),
+        },
+        ColumnType::Timestamp => {
+            let ok = chrono::DateTime::parse_from_rfc3339(text).is_ok()
+                || chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
+                || chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
+                || chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").is_ok();
+            if ok {
+                Ok(Value::Text(text.to_string()))
+            } else {
+                Err(Reason::column(
+                    name,
+                    "type",
+                    format!("{name}: {text:?} is not a date or RFC 3339 timestamp"),
+                ))
+            }
+        }
+        ColumnType::Category | ColumnType::String => Ok(Value::Text(text.to_string())),
+    }
+}
+
+fn from_json(column: &Column, json: &serde_json::Value) -> Result<Value, Reason> {
+    use serde_json::Value as J;
+    let name = &column.name;
+    let wrong = |expected: &str| {
+        Reason::column(name, "type", format!("{name}: expected {expected}, got {}", json_kind(json)))
+    };
+    match (column.kind, json) {
+        (_, J::Null) => Ok(Value::Null),
+        (ColumnType::Float, J::Number(n)) => n.as_f64().map(Value::Float).ok_or_else(|| wrong("a number")),
+        (ColumnType::Float, _) => Err(wrong("a number")),
+        (ColumnType::Int, J::Number(n)) => match n.as_i64() {
+            Some(v) => Ok(Value::Int(v)),
+            None => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Value::Int(f as i64)),
+                _ => Err(wrong("a whole number")),
+            },
+        },
+        (ColumnType::Int, _) => Err(wrong("a whole number")),
+        (ColumnType::Bool, J::Bool(b)) => Ok(Value::Bool(*b)),
+        (ColumnType::Bool, _) => Err(wrong("true or false")),
+        (ColumnType::Timestamp, J::String(s)) => parse_text(column, s),
+        (ColumnType::Category | ColumnType::String, J::String(s)) => {
+            Ok(Value::Text(s.clone()))
+        }
+        (ColumnType::Category | ColumnType::String | ColumnType::Timestamp, _) => Err(wrong("a string")),
+    }
+}
+
+fn json_kind(json: &serde_json::Value) -> &'static str {
+    match json {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn check_rules(column: &Column, value: Value) -> Result<Value, Vec<Reason>> {
+    let name = &column.name;
+    let mut reasons = Vec::new();
+    match &value {
+        Value::Null if !column.nullable => {
+            reasons.push(Reason::column(name, "nullable", format!("{name}: a value is required")));
+        }
+        Value::Null => {}
+        _ => {
+            if let Some(v) = value.as_f64() {
+                if let Some(min) = column.min.filter(|min| v < *min) {
+                    reasons.push(Reason::column(name, "min", format!("{name}: {v} is below the minimum {min}")));
+                }
+                if let Some(max) = column.max.filter(|max| v > *max) {
+                    reasons.push(Reason::column(name, "max", format!("{name}: {v} is above the maximum {max}")));
+                }
+            }
+            if let (Value::Text(s), Some(allowed)) = (&value, &column.allowed) {
+                if !allowed.iter().any(|a| a == s) {
+                    reasons.push(Reason::column(
+                        name,
+                        "allowed",
+                        format!("{name}: {s:?} is not one of {}", allowed.join(", ")),
+                    ));
+                }
+            }
+        }
+    }
+    if reasons.is_empty() { Ok(value) } else { Err(reasons) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(kind: ColumnType) -> Column {
+        Column {
+            name: "c".into(),
+            kind,
+            nullable: false,
+            min: None,
+            max: None,
+            allowed: None,
+            description: None,
+        }
+    }
+
+    fn rules(result: Result<Value, Vec<Reason>>) -> Vec<String> {
+        result.expect_err("must fail").into_iter().map(|r| r.rule).collect()
+    }
+
+    #[test]
+    fn parses_each_type() {
+        assert_eq!(check_text(&col(ColumnType::Float), " 3.5 "), Ok(Value::Float(3.5)));
+        assert_eq!(check_text(&col(ColumnType::Int), "42"), Ok(Value::Int(42)));
+        assert_eq!(check_text(&col(ColumnType::Bool), "Yes"), Ok(Value::Bool(true)));
+        assert_eq!(check_text(&col(ColumnType::Timestamp), "2024-01-02"), Ok(Value::Text("2024-01-02".into())));
+        assert_eq!(check_text(&col(ColumnType::Category), "a"), Ok(Value::Text("a".into())));
+    }
+
+    #[test]
+    fn rejects_bad_text_with_readable_reasons() {
+        let e = check_text(&col(ColumnType::Float), "abc").expect_err("not a number");
+        assert_eq!(e[0].message, "c: \"abc\" is not a number");
+        assert_eq!(rules(check_text(&col(ColumnType::Float), "NaN")), ["type"]);
+        assert_eq!(rules(check_text(&col(ColumnType::Float), "inf")), ["type"]);
+        assert_eq!(rules(check_text(&col(ColumnType::Int), "1.5")), ["type"]);
+        assert_eq!(rules(check_text(&col(ColumnType::Float), "")), ["nullable"]);
+        assert_eq!(rules(check_text(&col(ColumnType::Timestamp), "yesterday")), ["type"]);
+    }
+
+    #[test]
+    fn reports_every_broken_rule() {
+        let mut c = col(ColumnType::Float);
+        c.min = Some(10.0);
+        c.max = Some(5.0); // Contradictory on purpose: both rules must be reported.
+        assert_eq!(rules(check_text(&c, "7")), ["min", "max"]);
+        let mut c = col(ColumnType::Category);
+        c.allowed = Some(vec!["a".into(), "b".into()]);
+        let e = check_text(&c, "z").expect_err("not allowed");
+        assert_eq!(e[0].message, "c: \"z\" is not one of a, b");
+    }
+
+    #[test]
+    fn checks_json_types() {
+        use serde_json::json;
+        assert_eq!(check_json(&col(ColumnType::Float), &json!(2)), Ok(Value::Float(2.0)));
+        assert_eq!(check_json(&col(ColumnType::Int), &json!(2.0)), Ok(Value::Int(2)));
+        let e = check_json(&col(ColumnType::Float), &json!("2")).expect_err("string");
+        assert_eq!(e[0].message, "c: expected a number, got a string");
+        assert_eq!(rules(check_json(&col(ColumnType::Float), &json!(null))), ["nullable"]);
+        let mut nullable = col(ColumnType::Float);
+        nullable.nullable = true;
+        assert_eq!(check_json(&nullable, &json!(null)), Ok(Value::Null));
+    }
+}

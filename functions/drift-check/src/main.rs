@@ -1,0 +1,18 @@
+//! The drift-check Lambda: wires configuration and the S3 client, then runs the handler.
+
+use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
+use lambda_runtime::{LambdaEvent, service_fn};
+use mlops_core::config::{DriftCheckConfig, process_env};
+use mlops_core::storage::{Lake, client_from_env};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = DriftCheckConfig::from_env(&process_env())?;
+    let lake = Lake::new(client_from_env().await, &config.model.bucket);
+    let (lake, config) = (&lake, &config);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<CloudWatchEvent>| async move {
+        drift_check::handle(lake, config, event.payload).await
+    }))
+    .await
+}

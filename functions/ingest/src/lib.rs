@@ -1,0 +1,139 @@
+//! `ingest`: S3 `ObjectCreated` events on `raw/<dataset>/` → curated, quarantine, profile.
+
+use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
+use mlops_core::ingest::{IngestOutcome, Source, ingest_object};
+use mlops_core::storage::Lake;
+
+/// Failures of an invocation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the event is not an S3 notification: {0}")]
+    Event(String),
+    /// Some records failed; the others were processed. Lambda retries the event, and since
+    /// ingest is idempotent the records that succeeded are rewritten unchanged.
+    #[error("{failed} of {total} records failed: {messages}")]
+    Records { failed: usize, total: usize, messages: String },
+}
+
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(e: Error) -> Self {
+        let error_type = match e {
+            Error::Event(_) => "InvalidEvent",
+            Error::Records { .. } => "RecordsFailed",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
+/// Processes every record of an S3 event, each independently of the others.
+pub async fn handle(lake: &Lake, event: S3Event) -> Result<Vec<IngestOutcome>, Error> {
+    let total = event.records.len();
+    let mut outcomes = Vec::with_capacity(total);
+    let mut failures = Vec::new();
+    for record in &event.records {
+        match handle_record(lake, record).await {
+            Ok(outcome) => {
+                match &outcome {
+                    IngestOutcome::Ingested(s) => tracing::info!(
+                        source = %s.source, batch = %s.batch, rows_read = s.counts.rows_read,
+                        curated = s.counts.curated, quarantined = s.counts.quarantined,
+                        batch_error = s.batch_error.as_deref().unwrap_or(""), "batch ingested"
+                    ),
+                    IngestOutcome::Skipped { key, reason } => tracing::warn!(%key, %reason, "object skipped"),
+                }
+                outcomes.push(outcome);
+            }
+            Err(message) => {
+                tracing::error!(%message, "record failed");
+                failures.push(message);
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(outcomes)
+    } else {
+        Err(Error::Records { failed: failures.len(), total, messages: failures.join("; ") })
+    }
+}
+
+async fn handle_record(lake: &Lake, record: &S3EventRecord) -> Result<IngestOutcome, String> {
+    let bucket = record.s3.bucket.name.as_deref().ok_or("a record has no bucket name")?;
+    let encoded = record.s3.object.key.as_deref().ok_or("a record has no object key")?;
+    let key = decode_key(encoded)?;
+    let source = Source { key: &key, etag: record.s3.object.e_tag.as_deref(), dt: record.event_time.date_naive() };
+    ingest_object(&lake.with_bucket(bucket), &source).await.map_err(|e| format!("s3://{bucket}/{key}: {e}"))
+}
+
+/// S3 event keys are URL-encoded with `+` for spaces.
+fn decode_key(encoded: &str) -> Result<String, String> {
+    percent_encoding::percent_decode_str(&encoded.replace('+', " "))
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .map_err(|_| format!("object key {encoded:?} does not decode to UTF-8"))
+}
+
+/// Runs one S3 event given as JSON, as Lambda would, and returns the outcomes as JSON.
+pub async fn invoke(lake: &Lake, event: &str) -> Result<serde_json::Value, Error> {
+    let event: S3Event = serde_json::from_str(event).map_err(|e| Error::Event(e.to_string()))?;
+    let outcomes = handle(lake, event).await?;
+    serde_json::to_value(outcomes).map_err(|e| Error::Event(e.to_string()))
+}
+
+/// Characters S3 leaves unencoded in event keys, besides letters and digits.
+const KEY_ENCODING: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// An `ObjectCreated:Put` notification for one object, in the shape S3 delivers (the
+/// shape of `events/s3-put.json`), for local runs that stand in for the bucket notification.
+pub fn object_created_event(
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    size: u64,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<String, Error> {
+    let mut event: serde_json::Value =
+        serde_json::from_str(include_str!("../../../events/s3-put.json")).map_err(|e| Error::Event(e.to_string()))?;
+    let record = &mut event["Records"][0];
+    record["eventTime"] = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string().into();
+    record["s3"]["bucket"]["name"] = bucket.into();
+    record["s3"]["bucket"]["arn"] = format!("arn:aws:s3:::{bucket}").into();
+    let encoded: String = key
+        .split('/')
+        .map(|part| percent_encoding::utf8_percent_encode(part, KEY_ENCODING).to_string())
+        .collect::<Vec<_>>()
+        .join("/");
+    record["s3"]["object"]["key"] = encoded.into();
+    record["s3"]["object"]["eTag"] = etag.trim_matches('"').into();
+    record["s3"]["object"]["size"] = size.into();
+    Ok(event.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_event_keys() {
+        assert_eq!(decode_key("raw/penguins/my+batch%2B1.csv"), Ok("raw/penguins/my batch+1.csv".to_string()));
+        assert!(decode_key("raw/%FF.csv").is_err());
+    }
+
+    #[test]
+    fn builds_events_that_decode_back() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-04T05:06:07Z").expect("time").to_utc();
+        let json = object_created_event("b", "raw/p/a b+c.csv", "\"e1\"", 12, at).expect("event");
+        let event: S3Event = serde_json::from_str(&json).expect("S3 event");
+        let record = &event.records[0];
+        let key = decode_key(record.s3.object.key.as_deref().expect("key")).expect("decodes");
+        assert_eq!(key, "raw/p/a b+c.csv");
+        assert_eq!(record.s3.object.e_tag.as_deref(), Some("e1"));
+        assert_eq!(record.event_time, at);
+    }
+
+    #[test]
+    fn reads_the_sample_event() {
+        let event: S3Event = serde_json::from_str(include_str!("../../../events/s3-put.json")).expect("S3 event");
+        assert_eq!(event.records[0].s3.object.key.as_deref(), Some("raw/penguins/batch-01.csv"));
+    }
+}

@@ -1,0 +1,18 @@
+//! The ingest Lambda: wires configuration and the S3 client, then runs the handler.
+
+use aws_lambda_events::event::s3::S3Event;
+use lambda_runtime::{LambdaEvent, service_fn};
+use mlops_core::config::{IngestConfig, process_env};
+use mlops_core::storage::{Lake, client_from_env};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = IngestConfig::from_env(&process_env())?;
+    let lake = Lake::new(client_from_env().await, &config.bucket);
+    let lake = &lake;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
+        ingest::handle(lake, event.payload).await
+    }))
+    .await
+}

@@ -1,0 +1,138 @@
+//! Reading `{"instances": [...]}` against the contract's features.
+
+use axum::http::StatusCode;
+use mlops_core::Contract;
+use mlops_core::validate::{Value, check_json};
+use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// One problem with a request: where (a JSON path) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Instances turned into the model's feature matrix.
+#[derive(Debug)]
+pub struct Batch {
+    pub rows: usize,
+    /// Row-major, `rows × features`; nulls of nullable features are NaN.
+    pub features: Vec<f32>,
+}
+
+/// Parses and validates a request body. Every invalid field is reported, not only the first.
+pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<Batch, ApiError> {
+    let bad = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, message);
+    let doc: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
+    let Some(instances) = doc.get("instances") else {
+        return Err(bad("the body must be an object with an \"instances\" array"));
+    };
+    let Some(instances) = instances.as_array() else {
+        return Err(bad("\"instances\" must be an array of objects"));
+    };
+    if instances.is_empty() {
+        return Err(bad("\"instances\" is empty"));
+    }
+    if instances.len() > max_instances {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{} instances exceed the limit of {max_instances} per request", instances.len()),
+        ));
+    }
+    let mut features = Vec::with_capacity(instances.len() * contract.features.len());
+    let mut details = Vec::new();
+    for (i, instance) in instances.iter().enumerate() {
+        let Some(fields) = instance.as_object() else {
+            details.push(Detail { path: format!("instances[{i}]"), reason: "must be an object of feature values".into() });
+            continue;
+        };
+        for name in fields.keys() {
+            if contract.column(name).is_none() {
+                details.push(Detail {
+                    path: format!("instances[{i}].{name}"),
+                    reason: format!("unknown field; the model takes {}", contract.features.join(", ")),
+                });
+            }
+        }
+        for column in contract.feature_columns() {
+            let path = format!("instances[{i}].{}", column.name);
+            let value = fields.get(&column.name).unwrap_or(&serde_json::Value::Null);
+            match check_json(column, value) {
+                Ok(v) => features.push(to_feature(&v)),
+                Err(reasons) => {
+                    let missing = !fields.contains_key(&column.name);
+                    details.extend(reasons.into_iter().map(|r| Detail {
+                        path: path.clone(),
+                        reason: if missing && r.rule == "nullable" { "is required".to_string() } else { r.message },
+                    }));
+                }
+            }
+        }
+    }
+    if !details.is_empty() {
+        let mut e = bad("some instances are invalid");
+        e.details = details;
+        return Err(e);
+    }
+    Ok(Batch { rows: instances.len(), features })
+}
+
+fn to_feature(value: &Value) -> f32 {
+    match value {
+        Value::Float(v) => *v as f32,
+        Value::Int(v) => *v as f32,
+        Value::Bool(b) => f32::from(u8::from(*b)),
+        Value::Null | Value::Text(_) => f32::NAN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract() -> Contract {
+        Contract::from_yaml(
+            "dataset: d\nfeatures: [a, b]\ncolumns:\n  - {name: a, type: float, max: 10}\n  - {name: b, type: int, nullable: true}\n  - {name: label, type: category}\n",
+            "t.yaml",
+        )
+        .expect("contract")
+    }
+
+    #[test]
+    fn builds_the_feature_matrix_in_contract_order() {
+        let batch = parse(&contract(), br#"{"instances":[{"b":2,"a":1.5},{"a":3,"b":null,"label":"x"}]}"#, 10)
+            .expect("valid");
+        assert_eq!(batch.rows, 2);
+        assert_eq!(&batch.features[..3], &[1.5, 2.0, 3.0]);
+        assert!(batch.features[3].is_nan());
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let e = parse(&contract(), br#"{"instances":[{"a":"x","zzz":1},{"a":11},{"b":1},7]}"#, 10).expect_err("invalid");
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let paths: Vec<(&str, &str)> = e.details.iter().map(|d| (d.path.as_str(), d.reason.as_str())).collect();
+        assert_eq!(
+            paths,
+            [
+                ("instances[0].zzz", "unknown field; the model takes a, b"),
+                ("instances[0].a", "a: expected a number, got a string"),
+                ("instances[1].a", "a: 11 is above the maximum 10"),
+                ("instances[2].a", "is required"),
+                ("instances[3]", "must be an object of feature values"),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_shapes_and_too_many_instances() {
+        for body in [&b"nope"[..], br#"{"rows":[]}"#, br#"{"instances":{}}"#, br#"{"instances":[]}"#] {
+            assert_eq!(parse(&contract(), body, 10).expect_err("bad").status, StatusCode::BAD_REQUEST);
+        }
+        let e = parse(&contract(), br#"{"instances":[{"a":1},{"a":2}]}"#, 1).expect_err("too many");
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

@@ -1,0 +1,212 @@
+//! `mlops demo`: the whole loop on the penguins example, in a temporary embedded lake.
+//!
+//! Register the model → score the sample API event → drop the batches into `raw/` and run
+//! ingest on their notifications → run drift-check on two days → print what happened.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Duration, Utc};
+use mlops_core::Lake;
+use mlops_core::config::Env;
+use mlops_core::ingest::IngestOutcome;
+
+use crate::invoke::{Function, invoke};
+use crate::lake_server::{EmbeddedLake, ensure_bucket};
+use crate::register::{RegisterArgs, register};
+
+const MODEL: &str = "penguins";
+
+/// Where the demo finds its inputs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The example directory (contract, model, training data, batches).
+    pub example: PathBuf,
+    /// The directory of sample events.
+    pub events: PathBuf,
+    /// Keep the lake here instead of a temporary directory.
+    pub keep: Option<PathBuf>,
+}
+
+impl DemoOptions {
+    /// The repository's own example and events, found from the working directory or,
+    /// failing that, from where this crate was built.
+    pub fn from_repository() -> DemoOptions {
+        let base = if Path::new("examples/penguins").is_dir() {
+            PathBuf::from(".")
+        } else {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        };
+        DemoOptions { example: base.join("examples/penguins"), events: base.join("events"), keep: None }
+    }
+}
+
+/// What the demo saw, for callers that check it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoSummary {
+    pub predictions: Vec<serde_json::Value>,
+    /// Per batch file: rows read, curated, quarantined.
+    pub batches: Vec<(String, u64, u64, u64)>,
+    /// Per day checked: dataset drift and the PSI of each feature.
+    pub drift: Vec<(bool, Vec<(String, Option<f64>)>)>,
+}
+
+/// Runs the demo, writing a readable account to `out`.
+pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<DemoSummary> {
+    let temp = tempfile::tempdir()?;
+    let root = options.keep.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let server = EmbeddedLake::start(&root, 0).await?;
+    let bucket = crate::DEFAULT_BUCKET;
+    let client = server.client();
+    ensure_bucket(&client, bucket).await?;
+    let lake = Lake::new(client, bucket);
+    writeln!(out, "lambda-mlops demo")?;
+    writeln!(out, "  lake       {} (s3://{bucket}, files in {})", server.endpoint(), root.display())?;
+
+    let example = &options.example;
+    let contract = mlops_core::Contract::load(&example.join("contract.yaml"))?;
+    let class_labels = contract
+        .target
+        .as_deref()
+        .and_then(|t| contract.column(t))
+        .and_then(|c| c.allowed.clone());
+    let manifest = register(
+        &lake,
+        &RegisterArgs {
+            name: MODEL.into(),
+            model: example.join("model.onnx"),
+            contract: example.join("contract.yaml"),
+            train: example.join("train.csv"),
+            metrics: Some(example.join("metrics.json")).filter(|p| p.exists()),
+            class_labels,
+        },
+    )
+    .await?;
+    writeln!(
+        out,
+        "  registered {} v{} (model.onnx {} bytes, sha256 {}…)",
+        manifest.name,
+        manifest.version,
+        manifest.model_bytes,
+        &manifest.model_sha256[..12]
+    )?;
+
+    let version = manifest.version.to_string();
+    let env = Env(move |name: &str| match name {
+        "LAKE_BUCKET" => Some(bucket.to_string()),
+        "MODEL_NAME" => Some(MODEL.to_string()),
+        "MODEL_VERSION" => Some(version.clone()),
+        "DRIFT_WINDOW_DAYS" => Some("1".to_string()),
+        _ => None,
+    });
+
+    let predictions = demo_predict(&lake, &options.events, &env, out).await?;
+    let today = Utc::now();
+    let yesterday = today - Duration::days(1);
+    let plan = [
+        ("batch-01.csv", yesterday),
+        ("batch-02.csv", yesterday),
+        ("batch-03-shifted.csv", today),
+    ];
+    writeln!(out, "\ningest (S3 notifications for objects put under raw/{}/)", contract.dataset)?;
+    writeln!(out, "  {:<22} {:>6} {:>8} {:>12}", "batch", "rows", "curated", "quarantined")?;
+    let mut batches = Vec::new();
+    for (file, at) in plan {
+        let path = example.join("batches").join(file);
+        let counts = demo_ingest(&lake, &contract.dataset, &path, at, &env, out).await?;
+        batches.push((file.to_string(), counts.0, counts.1, counts.2));
+    }
+
+    writeln!(out, "\ndrift-check (PSI of each feature against the training baseline; drift at >= 0.2)")?;
+    let mut drift = Vec::new();
+    for (label, at) in [("yesterday: batch-01 + batch-02", yesterday), ("today: batch-03-shifted", today)] {
+        let event = drift_check::scheduled_event(at)?;
+        let summary = invoke(&lake, Function::DriftCheck, &event, &env).await?;
+        let key = summary["report_key"].as_str().unwrap_or_default().to_string();
+        let report: serde_json::Value = serde_json::from_slice(&lake.get(&key).await?.bytes)?;
+        let mut psi = Vec::new();
+        writeln!(out, "  {label}")?;
+        for column in report["columns"].as_array().into_iter().flatten() {
+            let name = column["column"].as_str().unwrap_or_default().to_string();
+            let value = column["statistic"].as_f64();
+            let verdict = column["verdict"].as_str().unwrap_or_default();
+            writeln!(out, "    {name:<20} PSI {:>6}  {verdict}", value.map_or("-".into(), |v| format!("{v:.3}")))?;
+            psi.push((name, value));
+        }
+        let dataset_drift = report["dataset_drift"].as_bool().unwrap_or(false);
+        writeln!(
+            out,
+            "    dataset drift: {} ({} of {} features)  report s3://{bucket}/{key}",
+            if dataset_drift { "YES" } else { "no" },
+            report["drifted_columns"],
+            report["checked_columns"],
+        )?;
+        drift.push((dataset_drift, psi));
+    }
+    if let Some(keep) = &options.keep {
+        writeln!(out, "\nThe lake is kept in {}.", keep.display())?;
+    }
+    Ok(DemoSummary { predictions, batches, drift })
+}
+
+async fn demo_predict<F: Fn(&str) -> Option<String>>(
+    lake: &Lake,
+    events: &Path,
+    env: &Env<F>,
+    out: &mut impl Write,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let path = events.join("api-predict.json");
+    let event = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let response = invoke(lake, Function::Predict, &event, env).await?;
+    let status = response["statusCode"].as_u64().unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_str(response["body"].as_str().unwrap_or("null"))?;
+    let request: serde_json::Value = serde_json::from_str(
+        &serde_json::from_str::<serde_json::Value>(&event)?["body"].as_str().unwrap_or("null").to_string(),
+    )?;
+    writeln!(out, "\npredict (events/api-predict.json through the API Gateway adapter) -> HTTP {status}")?;
+    let predictions = body["predictions"].as_array().cloned().unwrap_or_default();
+    for (instance, p) in request["instances"].as_array().into_iter().flatten().zip(&predictions) {
+        let best = p["probabilities"]
+            .as_array()
+            .and_then(|ps| ps.iter().filter_map(|v| v.as_f64()).reduce(f64::max))
+            .unwrap_or(f64::NAN);
+        writeln!(out, "  {instance} -> {} (p = {best:.2})", p["class"].as_str().unwrap_or(&p["label"].to_string()))?;
+    }
+    if status != 200 {
+        anyhow::bail!("predict answered {status}: {body}");
+    }
+    Ok(predictions)
+}
+
+async fn demo_ingest<F: Fn(&str) -> Option<String>>(
+    lake: &Lake,
+    dataset: &str,
+    path: &Path,
+    at: DateTime<Utc>,
+    env: &Env<F>,
+    out: &mut impl Write,
+) -> anyhow::Result<(u64, u64, u64)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("batch.csv");
+    let key = format!("raw/{dataset}/{file}");
+    let size = bytes.len() as u64;
+    let etag = lake.put(&key, bytes, "text/csv").await?.unwrap_or_default();
+    let event = ingest::object_created_event(lake.bucket(), &key, &etag, size, at)?;
+    let result = invoke(lake, Function::Ingest, &event, env).await?;
+    let outcomes: Vec<IngestOutcome> = serde_json::from_value(result)?;
+    let Some(IngestOutcome::Ingested(summary)) = outcomes.into_iter().next() else {
+        anyhow::bail!("ingest skipped {key}");
+    };
+    let c = summary.counts;
+    writeln!(out, "  {file:<22} {:>6} {:>8} {:>12}", c.rows_read, c.curated, c.quarantined)?;
+    if c.quarantined > 0 {
+        let quarantine = lake.get(&summary.quarantine_key).await?;
+        for line in String::from_utf8_lossy(&quarantine.bytes).lines() {
+            let record: mlops_core::ingest::QuarantineRecord = serde_json::from_str(line)?;
+            let reasons: Vec<String> = record.reasons.into_iter().map(|r| r.message).collect();
+            writeln!(out, "      line {:>4}: {}", record.line.unwrap_or_default(), reasons.join("; "))?;
+        }
+    }
+    Ok((c.rows_read, c.curated, c.quarantined))
+}

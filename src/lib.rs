@@ -1,0 +1,12 @@
+//! `mlops`: the lambda-mlops loop on a laptop.
+//!
+//! An embedded S3-compatible server stands in for the lake bucket; the functions' own
+//! handlers run in-process against it through the real aws-sdk-s3.
+
+pub mod demo;
+pub mod invoke;
+pub mod lake_server;
+pub mod register;
+
+/// The bucket used when neither `--bucket` nor `LAKE_BUCKET` names one.
+pub const DEFAULT_BUCKET: &str = "mlops-lake";

@@ -1,0 +1,157 @@
+//! The `mlops` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use mlops::invoke::Function;
+use mlops::lake_server::{EmbeddedLake, ensure_bucket};
+use mlops::register::RegisterArgs;
+use mlops_core::Lake;
+use mlops_core::config::process_env;
+
+/// Serverless MLOps, locally: an embedded S3 lake, the model registry, and the Lambda
+/// handlers run in-process.
+#[derive(Debug, Parser)]
+#[command(name = "mlops", version, about, long_about = None)]
+struct Cli {
+    /// The lake bucket.
+    #[arg(long, global = true, env = "LAKE_BUCKET", default_value = mlops::DEFAULT_BUCKET)]
+    bucket: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with the lake.
+    Lake {
+        #[command(subcommand)]
+        command: LakeCommand,
+    },
+    /// Work with the model registry (in the lake that AWS_ENDPOINT_URL_S3 or AWS points to).
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Run one event through a function's handler in-process, like `sam local invoke`
+    /// without Docker. Reads LAKE_BUCKET, MODEL_NAME, MODEL_VERSION and the DRIFT_*
+    /// variables as the deployed function does.
+    Invoke {
+        /// The function to run.
+        #[arg(value_enum)]
+        function: Function,
+        /// A JSON event file, e.g. events/api-predict.json.
+        #[arg(long)]
+        event: PathBuf,
+    },
+    /// Run the whole loop on the penguins example in a temporary embedded lake.
+    Demo {
+        /// Keep the lake in this directory instead of a temporary one.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LakeCommand {
+    /// Serve a directory as an S3-compatible endpoint on 127.0.0.1 until interrupted.
+    Serve {
+        /// Directory holding the buckets (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Port to listen on; 0 picks a free one.
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Upload a model with its contract, a baseline computed from its training data and a
+    /// manifest, as the next immutable version.
+    Register {
+        /// Model name, e.g. penguins.
+        #[arg(long)]
+        name: String,
+        /// The ONNX file.
+        #[arg(long)]
+        model: PathBuf,
+        /// The data contract (YAML).
+        #[arg(long)]
+        contract: PathBuf,
+        /// The training data (CSV with a header) the baseline is computed from.
+        #[arg(long)]
+        train: PathBuf,
+        /// Metrics to record in the manifest (a JSON file).
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        /// Class names indexed by the model's integer labels, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        class_labels: Option<Vec<String>>,
+    },
+    /// List the registered versions of a model.
+    List {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Lake { command: LakeCommand::Serve { dir, port } } => serve(&dir, port, &cli.bucket).await,
+        Command::Model { command } => {
+            let lake = Lake::new(mlops_core::storage::client_from_env().await, &cli.bucket);
+            match command {
+                ModelCommand::Register { name, model, contract, train, metrics, class_labels } => {
+                    let args = RegisterArgs { name, model, contract, train, metrics, class_labels };
+                    let manifest = mlops::register::register(&lake, &args).await?;
+                    println!("{}", serde_json::to_string_pretty(&manifest)?);
+                    eprintln!("registered {} v{} in s3://{}", manifest.name, manifest.version, cli.bucket);
+                    Ok(())
+                }
+                ModelCommand::List { name } => {
+                    for v in mlops_core::registry::versions(&lake, &name).await? {
+                        println!("{name} v{v}");
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Command::Invoke { function, event } => {
+            let text = std::fs::read_to_string(&event).with_context(|| format!("reading {}", event.display()))?;
+            let lake = Lake::new(mlops_core::storage::client_from_env().await, &cli.bucket);
+            let response = mlops::invoke::invoke(&lake, function, &text, &process_env()).await?;
+            println!("{}", serde_json::to_string_pretty(&response)?);
+            Ok(())
+        }
+        Command::Demo { keep } => {
+            let options = mlops::demo::DemoOptions { keep, ..mlops::demo::DemoOptions::from_repository() };
+            let mut stdout = std::io::stdout();
+            mlops::demo::run(&options, &mut stdout).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(dir: &std::path::Path, port: u16, bucket: &str) -> anyhow::Result<()> {
+    let server = EmbeddedLake::start(dir, port).await?;
+    ensure_bucket(&server.client(), bucket).await?;
+    println!("Embedded S3 lake serving {} at {}", dir.display(), server.endpoint());
+    println!("Bucket: {bucket}. Point the AWS SDKs, the CLI and the functions at it with:\n");
+    for (name, value) in server.env_vars() {
+        println!("  export {name}={value}");
+    }
+    println!("  export LAKE_BUCKET={bucket}");
+    println!("\nPress Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
