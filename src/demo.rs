@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use mlops_core::Lake;
 use mlops_core::config::Env;
-use mlops_core::ingest::IngestOutcome;
+use mlops_core::ingest::{Counts, IngestOutcome};
 
 use crate::invoke::{Function, invoke};
 use crate::lake_server::{EmbeddedLake, ensure_bucket};
@@ -46,10 +46,18 @@ impl DemoOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DemoSummary {
     pub predictions: Vec<serde_json::Value>,
-    /// Per batch file: rows read, curated, quarantined.
-    pub batches: Vec<(String, u64, u64, u64)>,
-    /// Per day checked: dataset drift and the PSI of each feature.
-    pub drift: Vec<(bool, Vec<(String, Option<f64>)>)>,
+    /// Per batch file: its name and row accounting.
+    pub batches: Vec<(String, Counts)>,
+    /// Per day checked.
+    pub drift: Vec<DayDrift>,
+}
+
+/// The outcome of one day's drift check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayDrift {
+    pub dataset_drift: bool,
+    /// PSI per feature; `None` where there was too little data.
+    pub psi: Vec<(String, Option<f64>)>,
 }
 
 /// Runs the demo, writing a readable account to `out`.
@@ -66,11 +74,7 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
 
     let example = &options.example;
     let contract = mlops_core::Contract::load(&example.join("contract.yaml"))?;
-    let class_labels = contract
-        .target
-        .as_deref()
-        .and_then(|t| contract.column(t))
-        .and_then(|c| c.allowed.clone());
+    let class_labels = contract.target.as_deref().and_then(|t| contract.column(t)).and_then(|c| c.allowed.clone());
     let manifest = register(
         &lake,
         &RegisterArgs {
@@ -104,18 +108,14 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
     let predictions = demo_predict(&lake, &options.events, &env, out).await?;
     let today = Utc::now();
     let yesterday = today - Duration::days(1);
-    let plan = [
-        ("batch-01.csv", yesterday),
-        ("batch-02.csv", yesterday),
-        ("batch-03-shifted.csv", today),
-    ];
+    let plan = [("batch-01.csv", yesterday), ("batch-02.csv", yesterday), ("batch-03-shifted.csv", today)];
     writeln!(out, "\ningest (S3 notifications for objects put under raw/{}/)", contract.dataset)?;
     writeln!(out, "  {:<22} {:>6} {:>8} {:>12}", "batch", "rows", "curated", "quarantined")?;
     let mut batches = Vec::new();
     for (file, at) in plan {
         let path = example.join("batches").join(file);
         let counts = demo_ingest(&lake, &contract.dataset, &path, at, &env, out).await?;
-        batches.push((file.to_string(), counts.0, counts.1, counts.2));
+        batches.push((file.to_string(), counts));
     }
 
     writeln!(out, "\ndrift-check (PSI of each feature against the training baseline; drift at >= 0.2)")?;
@@ -142,7 +142,7 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
             report["drifted_columns"],
             report["checked_columns"],
         )?;
-        drift.push((dataset_drift, psi));
+        drift.push(DayDrift { dataset_drift, psi });
     }
     if let Some(keep) = &options.keep {
         writeln!(out, "\nThe lake is kept in {}.", keep.display())?;
@@ -161,9 +161,8 @@ async fn demo_predict<F: Fn(&str) -> Option<String>>(
     let response = invoke(lake, Function::Predict, &event, env).await?;
     let status = response["statusCode"].as_u64().unwrap_or_default();
     let body: serde_json::Value = serde_json::from_str(response["body"].as_str().unwrap_or("null"))?;
-    let request: serde_json::Value = serde_json::from_str(
-        &serde_json::from_str::<serde_json::Value>(&event)?["body"].as_str().unwrap_or("null").to_string(),
-    )?;
+    let request: serde_json::Value =
+        serde_json::from_str(serde_json::from_str::<serde_json::Value>(&event)?["body"].as_str().unwrap_or("null"))?;
     writeln!(out, "\npredict (events/api-predict.json through the API Gateway adapter) -> HTTP {status}")?;
     let predictions = body["predictions"].as_array().cloned().unwrap_or_default();
     for (instance, p) in request["instances"].as_array().into_iter().flatten().zip(&predictions) {
@@ -186,7 +185,7 @@ async fn demo_ingest<F: Fn(&str) -> Option<String>>(
     at: DateTime<Utc>,
     env: &Env<F>,
     out: &mut impl Write,
-) -> anyhow::Result<(u64, u64, u64)> {
+) -> anyhow::Result<Counts> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("batch.csv");
     let key = format!("raw/{dataset}/{file}");
@@ -208,5 +207,5 @@ async fn demo_ingest<F: Fn(&str) -> Option<String>>(
             writeln!(out, "      line {:>4}: {}", record.line.unwrap_or_default(), reasons.join("; "))?;
         }
     }
-    Ok((c.rows_read, c.curated, c.quarantined))
+    Ok(c)
 }

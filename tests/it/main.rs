@@ -1,1 +1,11 @@
+//! Whole-loop tests: the functions' handlers against the embedded S3 lake, through the real
+//! aws-sdk-s3, fed with the sample events in `events/`.
 
+mod common;
+
+mod cli;
+mod demo;
+mod drift;
+mod ingest;
+mod lake;
+mod predict;

@@ -26,7 +26,10 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     pub fn parsed<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T> {
         match (self.0)(name) {
             Some(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
-                Error::Config(format!("environment variable {name}={v:?} is not a valid {}", std::any::type_name::<T>()))
+                Error::Config(format!(
+                    "environment variable {name}={v:?} is not a valid {}",
+                    std::any::type_name::<T>()
+                ))
             }),
             _ => Ok(default),
         }

@@ -137,10 +137,10 @@ impl Contract {
             }
             column.check().map_err(|rule| format!("column {:?}: {rule}", column.name))?;
         }
-        if let Some(target) = &self.target {
-            if self.column(target).is_none() {
-                return Err(format!("target {target:?} is not a declared column"));
-            }
+        if let Some(target) = &self.target
+            && self.column(target).is_none()
+        {
+            return Err(format!("target {target:?} is not a declared column"));
         }
         let mut seen = HashSet::new();
         for feature in &self.features {
@@ -168,17 +168,14 @@ impl Column {
                 return Err(format!("{rule} must be a finite number"));
             }
         }
-        if let (Some(min), Some(max)) = (self.min, self.max) {
-            if min > max {
-                return Err(format!("min {min} is greater than max {max}"));
-            }
+        if let (Some(min), Some(max)) = (self.min, self.max)
+            && min > max
+        {
+            return Err(format!("min {min} is greater than max {max}"));
         }
         if let Some(allowed) = &self.allowed {
             if !matches!(self.kind, ColumnType::Category | ColumnType::String) {
-                return Err(format!(
-                    "allowed values apply to category and string columns, not {}",
-                    self.kind.name()
-                ));
+                return Err(format!("allowed values apply to category and string columns, not {}", self.kind.name()));
             }
             if allowed.is_empty() {
                 return Err("allowed is an empty list".into());

@@ -112,7 +112,12 @@ pub fn compare(contract: &Contract, reference: &Profile, current: &Profile, conf
     }
 }
 
-fn column_drift(name: &str, reference: &ColumnProfile, current: Option<&ColumnProfile>, config: &DriftConfig) -> ColumnDrift {
+fn column_drift(
+    name: &str,
+    reference: &ColumnProfile,
+    current: Option<&ColumnProfile>,
+    config: &DriftConfig,
+) -> ColumnDrift {
     let (reference_count, current_count, statistic) = match (reference, current) {
         (ColumnProfile::Numeric(r), Some(ColumnProfile::Numeric(c))) if r.histogram.edges == c.histogram.edges => {
             (r.count, c.count, Some(psi(&r.histogram.counts, &c.histogram.counts)))

@@ -127,7 +127,10 @@ fn data_lines(bytes: &[u8]) -> u64 {
 pub enum IngestOutcome {
     Ingested(IngestSummary),
     /// The object is not one ingest handles (outside `raw/`, or an unknown dataset).
-    Skipped { key: String, reason: String },
+    Skipped {
+        key: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

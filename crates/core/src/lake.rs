@@ -44,7 +44,8 @@ pub fn batch_id(source_key: &str, etag: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .take(64)
         .collect();
-    let digest = Sha256::new().chain_update(source_key).chain_update(b"\0").chain_update(etag.trim_matches('"')).finalize();
+    let digest =
+        Sha256::new().chain_update(source_key).chain_update(b"\0").chain_update(etag.trim_matches('"')).finalize();
     format!("{stem}-{}", &hex::encode(digest)[..12])
 }
 

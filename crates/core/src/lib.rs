@@ -11,12 +11,12 @@ pub mod error;
 pub mod ingest;
 pub mod lake;
 pub mod model;
+pub mod monitor;
 pub mod profile;
 pub mod reading;
 pub mod registry;
 pub mod storage;
 pub mod validate;
-pub mod monitor;
 
 pub use contract::Contract;
 pub use error::{Error, Result};

@@ -88,7 +88,11 @@ impl Model {
             }),
             _ => Err(Error::Model(format!(
                 "expected one f32 input of shape [N, features], found {}",
-                self.inputs.iter().map(|i| format!("{} {} {:?}", i.name, i.dtype, i.shape)).collect::<Vec<_>>().join(", ")
+                self.inputs
+                    .iter()
+                    .map(|i| format!("{} {} {:?}", i.name, i.dtype, i.shape))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
@@ -98,10 +102,7 @@ impl Model {
     pub fn predict(&self, features: &[f32], rows: usize) -> Result<RowOutputs> {
         let width = self.feature_count()?;
         if features.len() != rows * width {
-            return Err(Error::Model(format!(
-                "{} values do not make {rows} rows of {width} features",
-                features.len()
-            )));
+            return Err(Error::Model(format!("{} values do not make {rows} rows of {width} features", features.len())));
         }
         let input = Tensor::from_shape(&[rows, width], features).map_err(|e| model_error("building the input", e))?;
         let outputs = self
@@ -157,10 +158,7 @@ fn row_values(tensor: &Tensor, rows: usize) -> std::result::Result<Vec<serde_jso
     if per_row == 0 {
         return Ok(vec![J::Array(Vec::new()); rows]);
     }
-    Ok(values
-        .chunks(per_row)
-        .map(|chunk| if scalar { chunk[0].clone() } else { J::Array(chunk.to_vec()) })
-        .collect())
+    Ok(values.chunks(per_row).map(|chunk| if scalar { chunk[0].clone() } else { J::Array(chunk.to_vec()) }).collect())
 }
 
 fn collect<T: Datum>(

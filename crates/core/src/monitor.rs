@@ -32,7 +32,11 @@ pub struct Window {
 
 /// Runs a drift check as of `at` and writes the report under `reports/drift/`. Returns the
 /// report and its key.
-pub async fn run_drift_check(lake: &Lake, config: &DriftCheckConfig, at: DateTime<Utc>) -> Result<(DriftCheck, String)> {
+pub async fn run_drift_check(
+    lake: &Lake,
+    config: &DriftCheckConfig,
+    at: DateTime<Utc>,
+) -> Result<(DriftCheck, String)> {
     let model = &config.model;
     let reference = registry::load_reference(lake, &model.model_name, model.model_version).await?;
     let dataset = reference.contract.dataset.clone();

@@ -75,7 +75,15 @@ impl Histogram {
 
 impl NumericProfile {
     pub fn new(edges: Vec<f64>) -> NumericProfile {
-        NumericProfile { count: 0, nulls: 0, min: None, max: None, mean: 0.0, m2: 0.0, histogram: Histogram::new(edges) }
+        NumericProfile {
+            count: 0,
+            nulls: 0,
+            min: None,
+            max: None,
+            mean: 0.0,
+            m2: 0.0,
+            histogram: Histogram::new(edges),
+        }
     }
 
     pub fn add(&mut self, v: f64) {
@@ -169,9 +177,8 @@ impl Profile {
                 values.insert(&column.name, v);
             }
         }
-        let mut profile = Profile::with_edges(contract, |name| {
-            values.get(name).map(|v| decile_edges(v)).unwrap_or_default()
-        });
+        let mut profile =
+            Profile::with_edges(contract, |name| values.get(name).map(|v| decile_edges(v)).unwrap_or_default());
         for row in rows {
             profile.observe(contract, row);
         }
@@ -246,9 +253,8 @@ fn decile_edges(sorted: &[f64]) -> Vec<f64> {
     if sorted.is_empty() {
         return Vec::new();
     }
-    let mut edges: Vec<f64> = (1..BASELINE_BINS)
-        .map(|i| quantile_sorted(sorted, i as f64 / BASELINE_BINS as f64))
-        .collect();
+    let mut edges: Vec<f64> =
+        (1..BASELINE_BINS).map(|i| quantile_sorted(sorted, i as f64 / BASELINE_BINS as f64)).collect();
     edges.dedup();
     edges
 }
@@ -304,14 +310,16 @@ mod tests {
     #[test]
     fn merging_in_any_order_equals_one_pass() {
         let c = contract();
-        let all: Vec<Option<f64>> = (0..90).map(|i| if i % 17 == 0 { None } else { Some((i * 37 % 101) as f64 / 3.0) }).collect();
-        let base = Profile::baseline(&c, &rows(&all));
+        let all: Vec<Option<f64>> =
+            (0..90).map(|i| if i % 17 == 0 { None } else { Some((i * 37 % 101) as f64 / 3.0) }).collect();
+        let all = rows(&all);
+        let base = Profile::baseline(&c, &all);
         let parts: Vec<Profile> = all
             .chunks(25)
             .map(|chunk| {
                 let mut p = Profile::empty_like(&c, &base);
-                for r in rows(chunk) {
-                    p.observe(&c, &r);
+                for r in chunk {
+                    p.observe(&c, r);
                 }
                 p
             })

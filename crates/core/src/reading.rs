@@ -26,11 +26,7 @@ pub struct BatchError(pub String);
 /// Values come back in contract column order. Extra columns in the file are ignored; a
 /// contract column missing from the header, a repeated header name or an unreadable header
 /// reject the whole batch.
-pub fn read_csv(
-    contract: &Contract,
-    bytes: &[u8],
-    mut on_row: impl FnMut(Row),
-) -> Result<(), BatchError> {
+pub fn read_csv(contract: &Contract, bytes: &[u8], mut on_row: impl FnMut(Row)) -> Result<(), BatchError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
     let mut record = csv::ByteRecord::new();
@@ -54,9 +50,10 @@ pub fn read_csv(
         .columns
         .iter()
         .map(|c| {
-            names.iter().position(|n| *n == c.name).ok_or_else(|| {
-                BatchError(format!("the header lacks column {:?} required by the contract", c.name))
-            })
+            names
+                .iter()
+                .position(|n| *n == c.name)
+                .ok_or_else(|| BatchError(format!("the header lacks column {:?} required by the contract", c.name)))
         })
         .collect::<Result<Vec<usize>, _>>()?;
 
@@ -67,7 +64,7 @@ pub fn read_csv(
             Ok(false) => break,
             Ok(true) => {
                 let end = reader.position().byte() as usize;
-                let raw = raw_text(&bytes[start..end.min(bytes.len())]);
+                let (line, raw) = span(&bytes[start..end.min(bytes.len())], line);
                 let outcome = check_record(contract, &positions, names.len(), &record);
                 on_row(Row { line, raw, outcome });
             }
@@ -76,7 +73,7 @@ pub fn read_csv(
                 // errors; with byte records this is unreachable for in-memory input, but a
                 // row is never dropped silently.
                 let end = reader.position().byte() as usize;
-                let raw = raw_text(&bytes[start..end.min(bytes.len())]);
+                let (line, raw) = span(&bytes[start..end.min(bytes.len())], line);
                 on_row(Row { line, raw, outcome: Err(vec![Reason::row("fields", format!("unreadable row: {e}"))]) });
                 if end <= start {
                     break;
@@ -117,6 +114,16 @@ fn check_record(
         }
     }
     if reasons.is_empty() { Ok(values) } else { Err(reasons) }
+}
+
+/// The first line and the text of a row from the bytes the reader consumed for it.
+///
+/// With CRLF endings the reader stops between '\r' and '\n', so a row's bytes can start
+/// with the previous row's '\n'; the line number moves past it.
+fn span(bytes: &[u8], line: u64) -> (u64, String) {
+    let start = bytes.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(bytes.len());
+    let skipped = bytes[..start].iter().filter(|b| **b == b'\n').count() as u64;
+    (line + skipped, raw_text(&bytes[start..]))
 }
 
 fn raw_text(bytes: &[u8]) -> String {

@@ -75,7 +75,10 @@ pub async fn versions(lake: &Lake, name: &str) -> Result<Vec<u32>> {
 /// the manifest. The dataset's active contract and baseline are updated too.
 pub async fn register(lake: &Lake, reg: &Registration<'_>) -> Result<Manifest> {
     if !is_path_segment(reg.name) {
-        return Err(Error::Registry(format!("model name {:?} must use only letters, digits, '-', '_' and '.'", reg.name)));
+        return Err(Error::Registry(format!(
+            "model name {:?} must use only letters, digits, '-', '_' and '.'",
+            reg.name
+        )));
     }
     let model = Model::load(reg.model)?;
     check_fits(&model, reg.contract)?;
@@ -99,7 +102,8 @@ pub async fn register(lake: &Lake, reg: &Registration<'_>) -> Result<Manifest> {
     };
     let contract_yaml = reg.contract.to_yaml().into_bytes();
     let baseline = reg.baseline.to_json();
-    lake.put(&lake::model_file(reg.name, version, "model.onnx"), reg.model.to_vec(), "application/octet-stream").await?;
+    lake.put(&lake::model_file(reg.name, version, "model.onnx"), reg.model.to_vec(), "application/octet-stream")
+        .await?;
     lake.put(&lake::model_file(reg.name, version, "contract.yaml"), contract_yaml.clone(), "application/yaml").await?;
     lake.put(&lake::model_file(reg.name, version, "baseline.json"), baseline.clone(), "application/json").await?;
     let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json("manifest", e))?;
@@ -120,7 +124,9 @@ pub fn check_fits(model: &Model, contract: &Contract) -> Result<()> {
             contract.features.join(", ")
         )));
     }
-    if let Some(c) = contract.feature_columns().find(|c| !c.kind.is_numeric() && c.kind != crate::contract::ColumnType::Bool) {
+    if let Some(c) =
+        contract.feature_columns().find(|c| !c.kind.is_numeric() && c.kind != crate::contract::ColumnType::Bool)
+    {
         return Err(Error::Registry(format!(
             "feature {:?} is a {} column; a single float input takes numeric and bool features only",
             c.name,

@@ -12,18 +12,16 @@ use crate::error::{Error, Result};
 /// Loads the AWS configuration from the environment and builds an S3 client for it.
 pub async fn client_from_env() -> Client {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let endpoint_set = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    let endpoint_set =
+        ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"].iter().any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
     client(&sdk, endpoint_set)
 }
 
 /// Builds an S3 client from an SDK configuration; `path_style` is needed by endpoints that
 /// are not AWS (they do not resolve `<bucket>.<host>` names).
 pub fn client(sdk: &aws_config::SdkConfig, path_style: bool) -> Client {
-    let config = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(path_style || sdk.endpoint_url().is_some())
-        .build();
+    let config =
+        aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style || sdk.endpoint_url().is_some()).build();
     Client::from_conf(config)
 }
 

@@ -64,11 +64,7 @@ impl Reason {
 /// Parses a CSV field and checks it against every rule of its column.
 pub fn check_text(column: &Column, raw: &str) -> Result<Value, Vec<Reason>> {
     let text = raw.trim();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        parse_text(column, text).map_err(|r| vec![r])?
-    };
+    let value = if text.is_empty() { Value::Null } else { parse_text(column, text).map_err(|r| vec![r])? };
     check_rules(column, value)
 }
 
@@ -86,9 +82,10 @@ fn parse_text(column: &Column, text: &str) -> Result<Value, Reason> {
             Ok(_) => Err(Reason::column(name, "type", format!("{name}: {text:?} is not a finite number"))),
             Err(_) => Err(Reason::column(name, "type", format!("{name}: {text:?} is not a number"))),
         },
-        ColumnType::Int => text.parse::<i64>().map(Value::Int).map_err(|_| {
-            Reason::column(name, "type", format!("{name}: {text:?} is not a whole number"))
-        }),
+        ColumnType::Int => text
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| Reason::column(name, "type", format!("{name}: {text:?} is not a whole number"))),
         ColumnType::Bool => match text.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(Value::Bool(true)),
             "false" | "0" | "no" => Ok(Value::Bool(false)),
@@ -102,11 +99,7 @@ fn parse_text(column: &Column, text: &str) -> Result<Value, Reason> {
             if ok {
                 Ok(Value::Text(text.to_string()))
             } else {
-                Err(Reason::column(
-                    name,
-                    "type",
-                    format!("{name}: {text:?} is not a date or RFC 3339 timestamp"),
-                ))
+                Err(Reason::column(name, "type", format!("{name}: {text:?} is not a date or RFC 3339 timestamp")))
             }
         }
         ColumnType::Category | ColumnType::String => Ok(Value::Text(text.to_string())),
@@ -116,9 +109,8 @@ fn parse_text(column: &Column, text: &str) -> Result<Value, Reason> {
 fn from_json(column: &Column, json: &serde_json::Value) -> Result<Value, Reason> {
     use serde_json::Value as J;
     let name = &column.name;
-    let wrong = |expected: &str| {
-        Reason::column(name, "type", format!("{name}: expected {expected}, got {}", json_kind(json)))
-    };
+    let wrong =
+        |expected: &str| Reason::column(name, "type", format!("{name}: expected {expected}, got {}", json_kind(json)));
     match (column.kind, json) {
         (_, J::Null) => Ok(Value::Null),
         (ColumnType::Float, J::Number(n)) => n.as_f64().map(Value::Float).ok_or_else(|| wrong("a number")),
@@ -134,9 +126,7 @@ fn from_json(column: &Column, json: &serde_json::Value) -> Result<Value, Reason>
         (ColumnType::Bool, J::Bool(b)) => Ok(Value::Bool(*b)),
         (ColumnType::Bool, _) => Err(wrong("true or false")),
         (ColumnType::Timestamp, J::String(s)) => parse_text(column, s),
-        (ColumnType::Category | ColumnType::String, J::String(s)) => {
-            Ok(Value::Text(s.clone()))
-        }
+        (ColumnType::Category | ColumnType::String, J::String(s)) => Ok(Value::Text(s.clone())),
         (ColumnType::Category | ColumnType::String | ColumnType::Timestamp, _) => Err(wrong("a string")),
     }
 }
@@ -169,14 +159,14 @@ fn check_rules(column: &Column, value: Value) -> Result<Value, Vec<Reason>> {
                     reasons.push(Reason::column(name, "max", format!("{name}: {v} is above the maximum {max}")));
                 }
             }
-            if let (Value::Text(s), Some(allowed)) = (&value, &column.allowed) {
-                if !allowed.iter().any(|a| a == s) {
-                    reasons.push(Reason::column(
-                        name,
-                        "allowed",
-                        format!("{name}: {s:?} is not one of {}", allowed.join(", ")),
-                    ));
-                }
+            if let (Value::Text(s), Some(allowed)) = (&value, &column.allowed)
+                && !allowed.iter().any(|a| a == s)
+            {
+                reasons.push(Reason::column(
+                    name,
+                    "allowed",
+                    format!("{name}: {s:?} is not one of {}", allowed.join(", ")),
+                ));
             }
         }
     }
@@ -188,15 +178,7 @@ mod tests {
     use super::*;
 
     fn col(kind: ColumnType) -> Column {
-        Column {
-            name: "c".into(),
-            kind,
-            nullable: false,
-            min: None,
-            max: None,
-            allowed: None,
-            description: None,
-        }
+        Column { name: "c".into(), kind, nullable: false, min: None, max: None, allowed: None, description: None }
     }
 
     fn rules(result: Result<Value, Vec<Reason>>) -> Vec<String> {

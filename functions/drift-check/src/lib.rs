@@ -78,7 +78,8 @@ mod tests {
 
     #[test]
     fn reads_the_sample_event() {
-        let event: CloudWatchEvent = serde_json::from_str(include_str!("../../../events/schedule.json")).expect("event");
+        let event: CloudWatchEvent =
+            serde_json::from_str(include_str!("../../../events/schedule.json")).expect("event");
         assert_eq!(event.detail_type.as_deref(), Some("Scheduled Event"));
     }
 }

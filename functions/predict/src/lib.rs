@@ -64,11 +64,7 @@ impl App {
 
 /// The HTTP routes: `POST /predict` and `GET /model`.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/predict", post(predict))
-        .route("/model", get(model_info))
-        .fallback(not_found)
-        .with_state(app)
+    Router::new().route("/predict", post(predict)).route("/model", get(model_info)).fallback(not_found).with_state(app)
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -123,9 +119,9 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
 }
 
 async fn score(app: &App, request: Request) -> Result<(usize, serde_json::Value), (usize, ApiError)> {
-    let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
-        .await
-        .map_err(|_| (0, ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the body exceeds {MAX_BODY_BYTES} bytes"))))?;
+    let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
+        (0, ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the body exceeds {MAX_BODY_BYTES} bytes")))
+    })?;
     let contract = &app.version.contract;
     let batch = request::parse(contract, &body, app.limits.max_instances).map_err(|e| (0, e))?;
     let rows = batch.rows;
@@ -168,10 +164,8 @@ pub async fn invoke(router: Router, event: &str) -> Result<serde_json::Value, Er
     // lambda_http's Adapter is the conversion `lambda_http::run` applies on Lambda; using it
     // here keeps local invocations byte-for-byte the same as deployed ones.
     let mut adapter = lambda_http::Adapter::from(router);
-    let response = adapter
-        .call(lambda_http::LambdaEvent::new(request, context))
-        .await
-        .map_err(|e| Error::Event(e.to_string()))?;
+    let response =
+        adapter.call(lambda_http::LambdaEvent::new(request, context)).await.map_err(|e| Error::Event(e.to_string()))?;
     serde_json::to_value(response).map_err(|e| Error::Event(e.to_string()))
 }
 

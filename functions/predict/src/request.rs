@@ -46,7 +46,8 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
     let mut details = Vec::new();
     for (i, instance) in instances.iter().enumerate() {
         let Some(fields) = instance.as_object() else {
-            details.push(Detail { path: format!("instances[{i}]"), reason: "must be an object of feature values".into() });
+            details
+                .push(Detail { path: format!("instances[{i}]"), reason: "must be an object of feature values".into() });
             continue;
         };
         for name in fields.keys() {
@@ -103,8 +104,8 @@ mod tests {
 
     #[test]
     fn builds_the_feature_matrix_in_contract_order() {
-        let batch = parse(&contract(), br#"{"instances":[{"b":2,"a":1.5},{"a":3,"b":null,"label":"x"}]}"#, 10)
-            .expect("valid");
+        let batch =
+            parse(&contract(), br#"{"instances":[{"b":2,"a":1.5},{"a":3,"b":null,"label":"x"}]}"#, 10).expect("valid");
         assert_eq!(batch.rows, 2);
         assert_eq!(&batch.features[..3], &[1.5, 2.0, 3.0]);
         assert!(batch.features[3].is_nan());
@@ -112,7 +113,8 @@ mod tests {
 
     #[test]
     fn reports_every_problem_with_its_path() {
-        let e = parse(&contract(), br#"{"instances":[{"a":"x","zzz":1},{"a":11},{"b":1},7]}"#, 10).expect_err("invalid");
+        let e =
+            parse(&contract(), br#"{"instances":[{"a":"x","zzz":1},{"a":11},{"b":1},7]}"#, 10).expect_err("invalid");
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         let paths: Vec<(&str, &str)> = e.details.iter().map(|d| (d.path.as_str(), d.reason.as_str())).collect();
         assert_eq!(

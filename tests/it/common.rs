@@ -1,0 +1,88 @@
+//! Shared helpers: a fresh embedded lake per test and the penguins example.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use mlops::lake_server::{EmbeddedLake, ensure_bucket};
+use mlops::register::{RegisterArgs, register};
+use mlops_core::Lake;
+use mlops_core::config::Env;
+use mlops_core::ingest::{IngestOutcome, IngestSummary};
+
+pub const BUCKET: &str = "mlops-lake";
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn example(file: &str) -> PathBuf {
+    repo().join("examples/penguins").join(file)
+}
+
+/// An embedded lake in a temporary directory, with the bucket created.
+pub struct TestLake {
+    pub server: EmbeddedLake,
+    pub lake: Lake,
+    _dir: tempfile::TempDir,
+}
+
+impl TestLake {
+    pub async fn start() -> TestLake {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = EmbeddedLake::start(dir.path(), 0).await.expect("embedded lake starts");
+        let client = server.client();
+        ensure_bucket(&client, BUCKET).await.expect("bucket");
+        TestLake { server, lake: Lake::new(client, BUCKET), _dir: dir }
+    }
+
+    /// A lake with the penguins model registered as v1.
+    pub async fn with_penguins() -> TestLake {
+        let t = TestLake::start().await;
+        let manifest = register(
+            &t.lake,
+            &RegisterArgs {
+                name: "penguins".into(),
+                model: example("model.onnx"),
+                contract: example("contract.yaml"),
+                train: example("train.csv"),
+                metrics: Some(example("metrics.json")),
+                class_labels: Some(vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into()]),
+            },
+        )
+        .await
+        .expect("penguins registers");
+        assert_eq!(manifest.version, 1);
+        t
+    }
+
+    /// Puts a batch file under `raw/penguins/` and runs ingest on its notification.
+    pub async fn ingest_batch(&self, file: &str, at: DateTime<Utc>) -> IngestSummary {
+        let bytes = std::fs::read(example(&format!("batches/{file}"))).expect("batch file");
+        let key = format!("raw/penguins/{file}");
+        let size = bytes.len() as u64;
+        let etag = self.lake.put(&key, bytes, "text/csv").await.expect("put").expect("etag");
+        let event = ingest::object_created_event(BUCKET, &key, &etag, size, at).expect("event");
+        let outcomes = ingest::invoke(&self.lake, &event).await.expect("ingest succeeds");
+        let mut outcomes: Vec<IngestOutcome> = serde_json::from_value(outcomes).expect("outcomes");
+        match outcomes.pop() {
+            Some(IngestOutcome::Ingested(summary)) => summary,
+            other => panic!("expected an ingested batch, got {other:?}"),
+        }
+    }
+}
+
+/// Function configuration as the template sets it, without touching the process environment.
+pub fn env(extra: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) -> Option<String>> {
+    Env(move |name: &str| {
+        extra.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()).or_else(|| match name {
+            "LAKE_BUCKET" => Some(BUCKET.into()),
+            "MODEL_NAME" => Some("penguins".into()),
+            "MODEL_VERSION" => Some("1".into()),
+            _ => None,
+        })
+    })
+}
+
+pub fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339).expect("timestamp").to_utc()
+}

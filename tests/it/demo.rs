@@ -1,0 +1,21 @@
+//! `mlops demo` runs the whole loop and reports it.
+
+use mlops::demo::{DemoOptions, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_the_loop() {
+    let mut out = Vec::new();
+    let summary = run(&DemoOptions::from_repository(), &mut out).await.expect("demo succeeds");
+    let text = String::from_utf8(out).expect("UTF-8");
+    assert_eq!(summary.predictions.len(), 3, "{text}");
+    let batches: Vec<(&str, u64, u64, u64)> =
+        summary.batches.iter().map(|(f, c)| (f.as_str(), c.rows_read, c.curated, c.quarantined)).collect();
+    assert_eq!(
+        batches,
+        [("batch-01.csv", 300, 300, 0), ("batch-02.csv", 306, 300, 6), ("batch-03-shifted.csv", 300, 300, 0)]
+    );
+    let verdicts: Vec<bool> = summary.drift.iter().map(|d| d.dataset_drift).collect();
+    assert_eq!(verdicts, [false, true]);
+    assert!(text.contains("line   18: bill_length_mm: \"abc\" is not a number"), "{text}");
+    assert!(text.contains("dataset drift: YES (3 of 4 features)"), "{text}");
+}

@@ -1,0 +1,112 @@
+//! ingest: every row curated or quarantined, idempotent, records isolated.
+
+use mlops_core::ingest::{IngestOutcome, QuarantineRecord};
+
+use crate::common::{BUCKET, TestLake, at};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_row_is_curated_or_quarantined_with_its_reason() {
+    let t = TestLake::with_penguins().await;
+    let s = t.ingest_batch("batch-02.csv", at("2026-03-01T10:00:00Z")).await;
+    assert_eq!((s.counts.rows_read, s.counts.curated, s.counts.quarantined), (306, 300, 6));
+    assert_eq!(s.counts.rows_read, s.counts.curated + s.counts.quarantined);
+    assert!(s.curated_key.starts_with("curated/penguins/dt=2026-03-01/batch-02-"), "{}", s.curated_key);
+
+    let curated = t.lake.get(&s.curated_key).await.expect("curated").bytes;
+    let curated = String::from_utf8(curated).expect("UTF-8");
+    assert_eq!(curated.lines().count(), 301, "header + 300 rows");
+    assert!(
+        curated.starts_with("species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex,year\n")
+    );
+
+    let quarantine = t.lake.get(&s.quarantine_key).await.expect("quarantine").bytes;
+    let records: Vec<QuarantineRecord> =
+        String::from_utf8_lossy(&quarantine).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let lines: Vec<u64> = records.iter().filter_map(|r| r.line).collect();
+    assert_eq!(lines, [18, 67, 124, 183, 241, 299]);
+    let first: Vec<&str> = records.iter().map(|r| r.reasons[0].message.as_str()).collect();
+    assert_eq!(
+        first,
+        [
+            "bill_length_mm: \"abc\" is not a number",
+            "island: \"Atlantis\" is not one of Biscoe, Dream, Torgersen",
+            "body_mass_g: -3650 is below the minimum 2000",
+            "flipper_length_mm: 1950 is above the maximum 250",
+            "island: a value is required",
+            "the row has 5 fields but the header has 8",
+        ]
+    );
+    assert!(records.iter().all(|r| r.source == "raw/penguins/batch-02.csv" && r.raw.is_some()));
+
+    let profile = t.lake.get(&s.profile_key).await.expect("profile").bytes;
+    let profile = mlops_core::Profile::from_json(&profile, "profile").expect("profile JSON");
+    assert_eq!(profile.rows, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_event_rewrites_the_same_objects() {
+    let t = TestLake::with_penguins().await;
+    let first = t.ingest_batch("batch-01.csv", at("2026-03-01T10:00:00Z")).await;
+    let outputs = |t: &TestLake| {
+        let lake = t.lake.clone();
+        async move {
+            let mut all = Vec::new();
+            for prefix in ["curated/", "quarantine/", "profiles/"] {
+                for key in lake.list(prefix).await.expect("list") {
+                    let bytes = lake.get(&key).await.expect("get").bytes;
+                    all.push((key, bytes));
+                }
+            }
+            all
+        }
+    };
+    let before = outputs(&t).await;
+    // Same object, same ETag, same event time: the redelivery of the same notification.
+    let again = t.ingest_batch("batch-01.csv", at("2026-03-01T10:00:00Z")).await;
+    assert_eq!(first, again);
+    assert_eq!(before, outputs(&t).await, "no new objects and identical contents");
+    assert_eq!(before.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_s3_event_ingests_its_object() {
+    let t = TestLake::with_penguins().await;
+    let bytes = std::fs::read(crate::common::example("batches/batch-01.csv")).expect("batch");
+    t.lake.put("raw/penguins/batch-01.csv", bytes, "text/csv").await.expect("put");
+    let out = ingest::invoke(&t.lake, include_str!("../../events/s3-put.json")).await.expect("ingest");
+    assert_eq!(out[0]["status"], "ingested", "{out}");
+    assert_eq!(out[0]["counts"]["curated"], 300);
+    assert!(out[0]["profile_key"].as_str().expect("key").starts_with("profiles/penguins/dt=2026-01-01/"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_keys_are_skipped_and_one_failure_spares_the_others() {
+    let t = TestLake::with_penguins().await;
+    let when = at("2026-03-01T10:00:00Z");
+    for key in ["notes/readme.txt", "raw/unknown-dataset/x.csv"] {
+        t.lake.put(key, b"a,b\n1,2\n".to_vec(), "text/csv").await.expect("put");
+        let event = ingest::object_created_event(BUCKET, key, "e", 8, when).expect("event");
+        let out: Vec<IngestOutcome> =
+            serde_json::from_value(ingest::invoke(&t.lake, &event).await.expect("no error")).expect("outcomes");
+        assert!(matches!(&out[0], IngestOutcome::Skipped { key: k, .. } if k.as_str() == key), "{out:?}");
+    }
+
+    // Two records in one event: a missing object and a good one.
+    let good = std::fs::read(crate::common::example("batches/batch-01.csv")).expect("batch");
+    t.lake.put("raw/penguins/good.csv", good, "text/csv").await.expect("put");
+    let missing: serde_json::Value = serde_json::from_str(
+        &ingest::object_created_event(BUCKET, "raw/penguins/gone.csv", "e", 1, when).expect("event"),
+    )
+    .expect("json");
+    let mut event: serde_json::Value = serde_json::from_str(
+        &ingest::object_created_event(BUCKET, "raw/penguins/good.csv", "e", 1, when).expect("event"),
+    )
+    .expect("json");
+    event["Records"].as_array_mut().expect("records").insert(0, missing["Records"][0].clone());
+    let e = ingest::invoke(&t.lake, &event.to_string()).await.expect_err("one record fails");
+    let message = e.to_string();
+    assert!(message.starts_with("1 of 2 records failed: s3://mlops-lake/raw/penguins/gone.csv"), "{message}");
+    let curated = t.lake.list("curated/penguins/").await.expect("list");
+    assert_eq!(curated.len(), 1, "the good record was processed");
+    assert!(curated[0].contains("/good-"));
+}
