@@ -149,7 +149,7 @@ fn row_values(tensor: &Tensor, rows: usize) -> std::result::Result<Vec<serde_jso
     let values: Vec<J> = match tensor.datum_type() {
         DatumType::I64 => collect::<i64>(tensor, |v| J::from(*v))?,
         DatumType::I32 => collect::<i32>(tensor, |v| J::from(*v))?,
-        DatumType::F32 => collect::<f32>(tensor, |v| float(f64::from(*v)))?,
+        DatumType::F32 => collect::<f32>(tensor, |v| float(shortest(*v)))?,
         DatumType::F64 => collect::<f64>(tensor, |v| float(*v))?,
         DatumType::Bool => collect::<bool>(tensor, |v| J::from(*v))?,
         DatumType::String => collect::<String>(tensor, |v| J::from(v.as_str()))?,
@@ -166,6 +166,12 @@ fn collect<T: Datum>(
     convert: impl Fn(&T) -> serde_json::Value,
 ) -> std::result::Result<Vec<serde_json::Value>, String> {
     Ok(tensor.to_plain_array_view::<T>().map_err(|e| e.to_string())?.iter().map(convert).collect())
+}
+
+/// The f64 with the shortest decimal form that rounds to the same f32 (0.9853279, not
+/// 0.9853278994560242), so JSON shows the value the model computed and nothing more.
+fn shortest(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
 }
 
 /// JSON has no NaN or infinity; those become null rather than failing the response.

@@ -6,7 +6,7 @@ use mlops_core::config::{DriftCheckConfig, process_env};
 use mlops_core::storage::{Lake, client_from_env};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> anyhow::Result<()> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = DriftCheckConfig::from_env(&process_env())?;
     let lake = Lake::new(client_from_env().await, &config.model.bucket);
@@ -15,4 +15,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         drift_check::handle(lake, config, event.payload).await
     }))
     .await
+    .map_err(|e| anyhow::anyhow!(e))
 }

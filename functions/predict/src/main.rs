@@ -9,7 +9,7 @@ use mlops_core::config::{ModelConfig, process_env};
 use mlops_core::storage::{Lake, client_from_env};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> anyhow::Result<()> {
     lambda_http::tracing::init_default_subscriber();
     let env = process_env();
     let config = ModelConfig::from_env(&env)?;
@@ -18,7 +18,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let app = predict::App::load(&lake, &config, limits).await?;
     let router = predict::router(Arc::new(app));
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        lambda_http::run(router).await
+        lambda_http::run(router).await.map_err(|e| anyhow::anyhow!(e))
     } else {
         let port = env.parsed("PORT", 8080u16)?;
         predict::serve_local(router, SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
