@@ -1,5 +1,7 @@
 //! ONNX models: loading with tract, describing inputs and outputs, and running batches.
 
+pub mod onnx_ml;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -42,7 +44,9 @@ impl Model {
     /// Parses, types and optimises an ONNX model from its bytes.
     pub fn load(bytes: &[u8]) -> Result<Model> {
         let mut reader = bytes;
-        let mut inference = tract_onnx::onnx()
+        let mut onnx = tract_onnx::onnx();
+        onnx_ml::register(&mut onnx.op_register);
+        let mut inference = onnx
             .model_for_read(&mut reader)
             .map_err(|e| model_error("the file is not an ONNX model tract can read", format!("{e:#}")))?;
         name_free_axes(&mut inference).map_err(|e| model_error("reading the input shapes", e))?;
