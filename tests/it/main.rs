@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod conformance;
 mod demo;
 mod drift;
 mod ingest;

@@ -33,6 +33,69 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// The values of a tensor, by element type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorData {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    Str(Vec<String>),
+}
+
+impl TensorData {
+    pub fn len(&self) -> usize {
+        match self {
+            TensorData::F32(v) => v.len(),
+            TensorData::F64(v) => v.len(),
+            TensorData::I64(v) => v.len(),
+            TensorData::Str(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A tensor with its ONNX name, shape and values (row-major).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: TensorData,
+}
+
+impl NamedTensor {
+    fn to_tract(&self) -> std::result::Result<Tensor, String> {
+        let err = |e: TractError| e.to_string();
+        match &self.data {
+            TensorData::F32(v) => Tensor::from_shape(&self.shape, v).map_err(err),
+            TensorData::F64(v) => Tensor::from_shape(&self.shape, v).map_err(err),
+            TensorData::I64(v) => Tensor::from_shape(&self.shape, v).map_err(err),
+            TensorData::Str(v) => tract_ndarray::ArrayD::from_shape_vec(self.shape.clone(), v.clone())
+                .map(|a| a.into_tensor())
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn from_tract(name: &str, t: &Tensor) -> std::result::Result<NamedTensor, String> {
+        let view = |e: TractError| e.to_string();
+        let data = match t.datum_type() {
+            DatumType::F32 => TensorData::F32(t.to_plain_array_view::<f32>().map_err(view)?.iter().copied().collect()),
+            DatumType::F64 => TensorData::F64(t.to_plain_array_view::<f64>().map_err(view)?.iter().copied().collect()),
+            DatumType::String => {
+                TensorData::Str(t.to_plain_array_view::<String>().map_err(view)?.iter().cloned().collect())
+            }
+            DatumType::I64 | DatumType::I32 | DatumType::Bool | DatumType::U8 | DatumType::I8 | DatumType::TDim => {
+                let t = t.cast_to::<i64>().map_err(view)?;
+                TensorData::I64(t.to_plain_array_view::<i64>().map_err(view)?.iter().copied().collect())
+            }
+            other => return Err(format!("element type {other:?} is not supported in outputs")),
+        };
+        Ok(NamedTensor { name: name.to_string(), shape: t.shape().to_vec(), data })
+    }
+}
+
 /// The outputs of one run, row by row: each row maps output names to JSON values.
 pub type RowOutputs = Vec<serde_json::Map<String, serde_json::Value>>;
 
@@ -99,6 +162,28 @@ impl Model {
                     .join(", ")
             ))),
         }
+    }
+
+    /// Runs the model on named inputs (matched to the model's inputs by name) and returns
+    /// every output by name, in the model's output order.
+    pub fn run(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>> {
+        let mut values = TVec::new();
+        for spec in &self.inputs {
+            let input = inputs
+                .iter()
+                .find(|i| i.name == spec.name)
+                .ok_or_else(|| Error::Model(format!("input {:?} is missing", spec.name)))?;
+            let tensor = input.to_tract().map_err(|e| model_error(&format!("input {:?}", spec.name), e))?;
+            values.push(tensor.into_tvalue());
+        }
+        let outputs = self.plan.run(values).map_err(|e| model_error("running the model", format!("{e:#}")))?;
+        self.outputs
+            .iter()
+            .zip(outputs.iter())
+            .map(|(spec, t)| {
+                NamedTensor::from_tract(&spec.name, t).map_err(|e| model_error(&format!("output {:?}", spec.name), e))
+            })
+            .collect()
     }
 
     /// Runs `rows` rows of features (row-major, `rows × feature_count` values) and returns

@@ -66,3 +66,73 @@ impl Kernel for ArrayFeatureExtractor {
         Ok(tvec!(out.into_tvalue()))
     }
 }
+
+/// `OneHotEncoder`: each value becomes a 0/1 vector over the categories, on a new last axis.
+///
+/// tract 0.23 does not implement it; scikit-learn's OneHotEncoder exports it.
+#[derive(Debug)]
+struct OneHotEncoder {
+    strings: Vec<String>,
+    ints: Vec<i64>,
+    /// Whether an unknown category yields all zeros (`zeros=1`) rather than an error.
+    zeros: bool,
+}
+
+pub fn one_hot_encoder(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let strings = node.get_attr_opt_vec::<String>("cats_strings")?.unwrap_or_default();
+    let ints = node.get_attr_opt_vec::<i64>("cats_int64s")?.unwrap_or_default();
+    if strings.is_empty() == ints.is_empty() {
+        bail!("OneHotEncoder {:?}: needs exactly one of cats_strings and cats_int64s", node.name);
+    }
+    let zeros = node.get_attr_opt::<i64>("zeros")?.unwrap_or(1) != 0;
+    Ok((expand_kernel(OneHotEncoder { strings, ints, zeros }), vec![]))
+}
+
+impl OneHotEncoder {
+    fn categories(&self) -> usize {
+        self.strings.len().max(self.ints.len())
+    }
+}
+
+impl Kernel for OneHotEncoder {
+    fn name(&self) -> &'static str {
+        "OneHotEncoder"
+    }
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let mut shape: TVec<TDim> = inputs[0].shape.iter().cloned().collect();
+        shape.push(self.categories().to_dim());
+        Ok(tvec!(f32::fact(shape)))
+    }
+
+    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = &inputs[0];
+        let n = self.categories();
+        let positions: Vec<Option<usize>> = if x.datum_type() == DatumType::String {
+            if self.strings.is_empty() {
+                bail!("OneHotEncoder: string input but integer categories");
+            }
+            x.to_plain_array_view::<String>()?.iter().map(|s| self.strings.iter().position(|c| c == s)).collect()
+        } else {
+            if self.ints.is_empty() {
+                bail!("OneHotEncoder: numeric input but string categories");
+            }
+            x.cast_to::<i64>()?
+                .to_plain_array_view::<i64>()?
+                .iter()
+                .map(|v| self.ints.iter().position(|c| c == v))
+                .collect()
+        };
+        let mut out = vec![0f32; positions.len() * n];
+        for (i, p) in positions.iter().enumerate() {
+            match p {
+                Some(p) => out[i * n + p] = 1.0,
+                None if self.zeros => {}
+                None => bail!("OneHotEncoder: a value is not among the categories and zeros=0"),
+            }
+        }
+        let mut shape = x.shape().to_vec();
+        shape.push(n);
+        Ok(tvec!(tract_ndarray::ArrayD::from_shape_vec(shape, out)?.into_tensor().into_tvalue()))
+    }
+}

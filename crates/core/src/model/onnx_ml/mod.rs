@@ -8,6 +8,7 @@
 
 mod elementwise;
 mod features;
+mod label_encoder;
 pub mod transform;
 mod tree;
 
@@ -26,6 +27,8 @@ pub fn register(registry: &mut OnnxOpRegister) {
     registry.insert("Imputer", elementwise::imputer);
     registry.insert("Binarizer", elementwise::binarizer);
     registry.insert("ArrayFeatureExtractor", features::array_feature_extractor);
+    registry.insert("LabelEncoder", label_encoder::label_encoder);
+    registry.insert("OneHotEncoder", features::one_hot_encoder);
     registry.insert("ZipMap", zipmap);
 }
 
