@@ -7,6 +7,7 @@ pub mod demo;
 pub mod invoke;
 pub mod lake_server;
 pub mod register;
+pub mod score;
 
 /// The bucket used when neither `--bucket` nor `LAKE_BUCKET` names one.
 pub const DEFAULT_BUCKET: &str = "mlops-lake";

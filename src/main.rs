@@ -45,6 +45,23 @@ enum Command {
         #[arg(long)]
         event: PathBuf,
     },
+    /// Score a CSV or JSON Lines file with a model: one output record per input row, holding
+    /// every model output by its ONNX name. A single-matrix model takes the CSV columns in
+    /// order (JSON Lines: arrays); a model with named inputs takes them by column name.
+    Score {
+        /// An ONNX file, or name@version from the registry (e.g. penguins@1).
+        #[arg(long)]
+        model: String,
+        /// Rows to score: .csv (with a header) or .jsonl.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the records: .jsonl or .csv.
+        #[arg(long)]
+        output: PathBuf,
+        /// Rows per model run.
+        #[arg(long, default_value_t = 1024)]
+        batch_size: usize,
+    },
     /// Run the whole loop on the penguins example in a temporary embedded lake.
     Demo {
         /// Keep the lake in this directory instead of a temporary one.
@@ -129,6 +146,23 @@ async fn main() -> anyhow::Result<()> {
             let lake = Lake::new(mlops_core::storage::client_from_env().await, &cli.bucket);
             let response = mlops::invoke::invoke(&lake, function, &text, &process_env()).await?;
             println!("{}", serde_json::to_string_pretty(&response)?);
+            Ok(())
+        }
+        Command::Score { model, input, output, batch_size } => {
+            let bucket = cli.bucket.clone();
+            let scorer = mlops::score::Scorer::load(&model, async || {
+                Lake::new(mlops_core::storage::client_from_env().await, &bucket)
+            })
+            .await?;
+            let args = mlops::score::ScoreArgs { model, input, output, batch_size };
+            let summary = tokio::task::block_in_place(|| mlops::score::score_file(&scorer, &args))?;
+            eprintln!(
+                "scored {} of {} rows into {} ({} failed)",
+                summary.scored,
+                summary.rows,
+                args.output.display(),
+                summary.failed
+            );
             Ok(())
         }
         Command::Demo { keep } => {

@@ -17,5 +17,5 @@ async fn the_demo_runs_the_loop() {
     let verdicts: Vec<bool> = summary.drift.iter().map(|d| d.dataset_drift).collect();
     assert_eq!(verdicts, [false, true]);
     assert!(text.contains("line   18: bill_length_mm: \"abc\" is not a number"), "{text}");
-    assert!(text.contains("dataset drift: YES (3 of 4 features)"), "{text}");
+    assert!(text.contains("dataset drift: YES (3 of 6 features)"), "{text}");
 }

@@ -25,10 +25,9 @@ async fn objects_round_trip_through_the_sdk() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn model_versions_are_numbered_and_never_overwritten() {
-    let t = TestLake::with_penguins().await;
-    let again = mlops::register::register(
+/// Registers the penguins model once more, as the next version.
+pub async fn register_again(t: &TestLake) -> mlops_core::registry::Manifest {
+    mlops::register::register(
         &t.lake,
         &mlops::register::RegisterArgs {
             name: "penguins".into(),
@@ -40,7 +39,13 @@ async fn model_versions_are_numbered_and_never_overwritten() {
         },
     )
     .await
-    .expect("second version");
+    .expect("another version")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_versions_are_numbered_and_never_overwritten() {
+    let t = TestLake::with_penguins().await;
+    let again = register_again(&t).await;
     assert_eq!(again.version, 2);
     assert_eq!(mlops_core::registry::versions(&t.lake, "penguins").await.expect("versions"), [1, 2]);
     let v1 = mlops_core::registry::load(&t.lake, "penguins", 1).await.expect("v1 still loads");

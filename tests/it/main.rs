@@ -10,3 +10,4 @@ mod drift;
 mod ingest;
 mod lake;
 mod predict;
+mod score;

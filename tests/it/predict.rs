@@ -13,7 +13,9 @@ use crate::common::{BUCKET, TestLake, env, example};
 
 async fn router(t: &TestLake) -> axum::Router {
     let config = ModelConfig::from_env(&env(&[])).expect("config");
-    let app = predict::App::load(&t.lake, &config, predict::Limits { max_instances: 50 }).await.expect("model loads");
+    let app = predict::App::load(&t.lake, &config, predict::Limits { max_instances: 50, ..Default::default() })
+        .await
+        .expect("model loads");
     predict::router(Arc::new(app))
 }
 
@@ -63,8 +65,9 @@ async fn invalid_instances_get_400_with_every_field_error() {
     let t = TestLake::with_penguins().await;
     let router = router(&t).await;
     let body = json!({"instances": [
-        {"bill_length_mm": "long", "bill_depth_mm": 18.7, "flipper_length_mm": 181, "body_mass_g": 3750},
-        {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 900, "body_mass_g": 3750, "colour": "red"}
+        {"island": "Dream", "bill_length_mm": "long", "bill_depth_mm": 18.7, "flipper_length_mm": 181, "body_mass_g": 3750},
+        {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 900, "body_mass_g": 3750, "colour": "red"},
+        {"island": "Atlantis", "sex": 1}
     ]});
     let (status, body) = call(&router, "POST", "/predict", body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -73,10 +76,17 @@ async fn invalid_instances_get_400_with_every_field_error() {
         body["details"],
         json!([
             {"path": "instances[0].bill_length_mm", "reason": "bill_length_mm: expected a number, got a string"},
-            {"path": "instances[1].colour", "reason": "unknown field; the model takes bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g"},
-            {"path": "instances[1].flipper_length_mm", "reason": "flipper_length_mm: 900 is above the maximum 250"}
+            {"path": "instances[1].colour", "reason": "unknown field; the model takes island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, sex"},
+            {"path": "instances[1].island", "reason": "is required"},
+            {"path": "instances[1].flipper_length_mm", "reason": "flipper_length_mm: 900 is above the maximum 250"},
+            {"path": "instances[2].island", "reason": "island: \"Atlantis\" is not one of Biscoe, Dream, Torgersen"},
+            {"path": "instances[2].sex", "reason": "sex: expected a string, got a number"}
         ])
     );
+    let (status, body) =
+        call(&router, "POST", "/predict", json!({"instance": {"island": "Biscoe", "sex": null}})).await;
+    assert_eq!(status, StatusCode::OK, "a single instance with missing nullable features is scored: {body}");
+    assert_eq!(body["predictions"].as_array().map(Vec::len), Some(1));
     let many: Vec<Value> = (0..51).map(|_| json!({"bill_length_mm": 39.1})).collect();
     let (status, body) = call(&router, "POST", "/predict", json!({"instances": many})).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
@@ -102,15 +112,19 @@ async fn sample_api_gateway_events_get_api_gateway_responses() {
     assert_eq!(response["statusCode"], 200, "{response}");
     let body: Value = serde_json::from_str(response["body"].as_str().expect("text body")).expect("JSON");
     assert_eq!(body["name"], "penguins");
-    assert_eq!(body["inputs"][0]["name"], "features");
-    assert_eq!(body["inputs"][0]["shape"], json!(["N", "4"]));
+    let inputs: Vec<&str> =
+        body["inputs"].as_array().expect("inputs").iter().filter_map(|i| i["name"].as_str()).collect();
+    assert_eq!(inputs, ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"]);
+    assert_eq!(body["inputs"][0]["type"], "string");
+    assert_eq!(body["input_layout"]["kind"], "named");
     assert_eq!(body["contract"]["dataset"], "penguins");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_fails_clearly_for_a_missing_or_corrupt_version() {
     let t = TestLake::with_penguins().await;
-    let missing = ModelConfig { bucket: BUCKET.into(), model_name: "penguins".into(), model_version: 9 };
+    let missing =
+        ModelConfig { bucket: BUCKET.into(), model_name: "penguins".into(), model_version: 9, shadow_version: None };
     let e = predict::App::load(&t.lake, &missing, predict::Limits::default()).await.expect_err("no v9");
     assert_eq!(
         e.to_string(),
@@ -123,4 +137,24 @@ async fn load_fails_clearly_for_a_missing_or_corrupt_version() {
     let config = ModelConfig { model_version: 1, ..missing };
     let e = predict::App::load(&t.lake, &config, predict::Limits::default()).await.expect_err("corrupt");
     assert!(e.to_string().contains("model.onnx of penguins v1 has SHA-256"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_model_never_changes_the_answer() {
+    let t = TestLake::with_penguins().await;
+    crate::lake::register_again(&t).await;
+    let plain = router(&t).await;
+    let config = ModelConfig::from_env(&env(&[("SHADOW_MODEL_VERSION", "2")])).expect("config");
+    assert_eq!(config.shadow_version, Some(2));
+    for budget in [std::time::Duration::from_secs(5), std::time::Duration::ZERO] {
+        let limits = predict::Limits { shadow_budget: budget, ..Default::default() };
+        let app = predict::App::load(&t.lake, &config, limits).await.expect("champion and shadow load");
+        assert_eq!(app.shadow.as_ref().map(|s| s.version.manifest.version), Some(2));
+        let shadowed = predict::router(Arc::new(app));
+        let body = json!({"instances": [{"island": "Dream", "bill_length_mm": 46.5, "sex": "female"}]});
+        let (status, with_shadow) = call(&shadowed, "POST", "/predict", body.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, without) = call(&plain, "POST", "/predict", body).await;
+        assert_eq!(with_shadow, without, "the champion's answer, and only it, is returned");
+    }
 }

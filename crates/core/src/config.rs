@@ -35,10 +35,10 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
-    fn model_version(&self) -> Result<u32> {
-        let raw = self.required("MODEL_VERSION")?;
+    fn version(&self, name: &str) -> Result<u32> {
+        let raw = self.required(name)?;
         raw.trim_start_matches('v').parse().map_err(|_| {
-            Error::Config(format!("environment variable MODEL_VERSION={raw:?} is not a version number such as 1"))
+            Error::Config(format!("environment variable {name}={raw:?} is not a version number such as 1"))
         })
     }
 }
@@ -54,15 +54,21 @@ pub struct ModelConfig {
     pub bucket: String,
     pub model_name: String,
     pub model_version: u32,
+    /// A second version of the same model scored beside the first, for comparison only.
+    pub shadow_version: Option<u32>,
 }
 
 impl ModelConfig {
-    /// `LAKE_BUCKET`, `MODEL_NAME`, `MODEL_VERSION`.
+    /// `LAKE_BUCKET`, `MODEL_NAME`, `MODEL_VERSION` and the optional `SHADOW_MODEL_VERSION`.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ModelConfig> {
         Ok(ModelConfig {
             bucket: env.required("LAKE_BUCKET")?,
             model_name: env.required("MODEL_NAME")?,
-            model_version: env.model_version()?,
+            model_version: env.version("MODEL_VERSION")?,
+            shadow_version: match (env.0)("SHADOW_MODEL_VERSION") {
+                Some(v) if !v.trim().is_empty() => Some(env.version("SHADOW_MODEL_VERSION")?),
+                _ => None,
+            },
         })
     }
 }

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::contract::{Contract, is_path_segment};
 use crate::error::{Error, Result};
 use crate::lake;
-use crate::model::{Model, TensorSpec};
+use crate::model::{Layout, Model, TensorSpec};
 use crate::profile::Profile;
 use crate::storage::Lake;
 
@@ -113,27 +113,25 @@ pub async fn register(lake: &Lake, reg: &Registration<'_>) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// Checks that a model takes the contract's features as its single float input.
-pub fn check_fits(model: &Model, contract: &Contract) -> Result<()> {
-    let width = model.feature_count()?;
-    if width != contract.features.len() {
-        return Err(Error::Registry(format!(
-            "the model takes {width} features but contract {} lists {} ({})",
-            contract.dataset,
-            contract.features.len(),
-            contract.features.join(", ")
-        )));
+/// Adds `class` beside a model's integer label when the manifest names the classes.
+pub fn add_class_names(manifest: &Manifest, rows: &mut crate::model::RowOutputs) {
+    let Some(labels) = &manifest.class_labels else { return };
+    let Some(label) = manifest.outputs.iter().find(|o| o.dtype == "i64" && o.shape.len() == 1) else { return };
+    for row in rows.iter_mut() {
+        let class = row.get(&label.name).and_then(|v| v.as_u64()).and_then(|i| labels.get(i as usize)).cloned();
+        if let Some(class) = class {
+            row.insert("class".into(), class.into());
+        }
     }
-    if let Some(c) =
-        contract.feature_columns().find(|c| !c.kind.is_numeric() && c.kind != crate::contract::ColumnType::Bool)
-    {
-        return Err(Error::Registry(format!(
-            "feature {:?} is a {} column; a single float input takes numeric and bool features only",
-            c.name,
-            c.kind.name()
-        )));
-    }
-    Ok(())
+}
+
+/// Checks that a model takes exactly the contract's features, and returns its input layout.
+pub fn check_fits(model: &Model, contract: &Contract) -> Result<Layout> {
+    let layout = Layout::of(model)?;
+    layout
+        .feature_order(contract)
+        .map_err(|e| Error::Registry(e.to_string().trim_start_matches("model: ").to_string()))?;
+    Ok(layout)
 }
 
 /// Computes a baseline profile from a training CSV. Rows the contract rejects are left out

@@ -8,7 +8,7 @@ mod request;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -16,8 +16,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mlops_core::config::{Env, ModelConfig};
+use mlops_core::model::{Cell, Layout, RowOutputs, rows_json};
 use mlops_core::registry::{self, ModelVersion};
 use mlops_core::storage::Lake;
+use mlops_core::validate::Value;
 use serde_json::json;
 
 pub use error::{ApiError, Error};
@@ -31,34 +33,75 @@ const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 pub struct Limits {
     /// Most instances one request may carry; more get 413.
     pub max_instances: usize,
+    /// How long a request may wait for the shadow model after the champion has answered.
+    pub shadow_budget: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_instances: 1000 }
+        Limits { max_instances: 1000, shadow_budget: Duration::from_millis(50) }
     }
 }
 
 impl Limits {
-    /// `PREDICT_MAX_INSTANCES` (default 1000).
+    /// `PREDICT_MAX_INSTANCES` (default 1000) and `SHADOW_BUDGET_MS` (default 50).
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> mlops_core::Result<Limits> {
-        Ok(Limits { max_instances: env.parsed("PREDICT_MAX_INSTANCES", Limits::default().max_instances)? })
+        let defaults = Limits::default();
+        Ok(Limits {
+            max_instances: env.parsed("PREDICT_MAX_INSTANCES", defaults.max_instances)?,
+            shadow_budget: Duration::from_millis(env.parsed("SHADOW_BUDGET_MS", 50u64)?),
+        })
     }
 }
 
-/// What the handlers share: the loaded model version and the limits.
+/// A loaded model version with its input layout.
+#[derive(Debug)]
+pub struct Served {
+    pub version: ModelVersion,
+    pub layout: Layout,
+    /// For each layout column, its index among the contract's features.
+    pub order: Vec<usize>,
+}
+
+impl Served {
+    async fn load(lake: &Lake, name: &str, version: u32) -> Result<Served, Error> {
+        let version = registry::load(lake, name, version).await?;
+        let layout = registry::check_fits(&version.model, &version.contract)?;
+        let order = layout.feature_order(&version.contract)?;
+        Ok(Served { version, layout, order })
+    }
+
+    /// Scores validated rows (contract feature order) and returns each row's outputs.
+    pub fn score(&self, rows: &[Vec<Value>]) -> mlops_core::Result<RowOutputs> {
+        let cells: Vec<Vec<Cell>> =
+            rows.iter().map(|r| self.order.iter().map(|&i| Cell::from(&r[i])).collect()).collect();
+        let inputs = self.layout.encode(&cells)?;
+        let outputs = self.version.model.run(&inputs)?;
+        let mut rows_out = rows_json(&outputs, rows.len())?;
+        registry::add_class_names(&self.version.manifest, &mut rows_out);
+        Ok(rows_out)
+    }
+}
+
+/// What the handlers share: the champion, an optional shadow, and the limits.
 #[derive(Debug)]
 pub struct App {
-    pub version: ModelVersion,
+    pub champion: Served,
+    /// Scored on the same input and logged beside the champion's answer; never returned.
+    pub shadow: Option<Arc<Served>>,
     pub limits: Limits,
 }
 
 impl App {
-    /// Loads the configured model version from the registry (once per cold start).
+    /// Loads the configured model version (and the shadow version, if any) from the
+    /// registry, once per cold start.
     pub async fn load(lake: &Lake, config: &ModelConfig, limits: Limits) -> Result<App, Error> {
-        let version = registry::load(lake, &config.model_name, config.model_version).await?;
-        registry::check_fits(&version.model, &version.contract)?;
-        Ok(App { version, limits })
+        let champion = Served::load(lake, &config.model_name, config.model_version).await?;
+        let shadow = match config.shadow_version {
+            Some(v) => Some(Arc::new(Served::load(lake, &config.model_name, v).await?)),
+            None => None,
+        };
+        Ok(App { champion, shadow, limits })
     }
 }
 
@@ -75,7 +118,7 @@ async fn not_found(request: Request) -> ApiError {
 }
 
 async fn model_info(State(app): State<Arc<App>>) -> Response {
-    let v = &app.version;
+    let v = &app.champion.version;
     axum::Json(json!({
         "name": v.manifest.name,
         "version": v.manifest.version,
@@ -87,6 +130,8 @@ async fn model_info(State(app): State<Arc<App>>) -> Response {
         "class_labels": v.manifest.class_labels,
         "metrics": v.manifest.metrics,
         "contract": v.contract,
+        "input_layout": app.champion.layout,
+        "shadow_version": app.shadow.as_ref().map(|s| s.version.manifest.version),
     }))
     .into_response()
 }
@@ -99,11 +144,11 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
         .map(|c| c.request_id.clone())
         .or_else(|| request.headers().get("x-request-id").and_then(|h| h.to_str().ok()).map(str::to_string))
         .unwrap_or_default();
-    let (rows, response) = match score(&app, request).await {
+    let (rows, response) = match score(&app, request, &request_id).await {
         Ok((rows, body)) => (rows, (StatusCode::OK, axum::Json(body)).into_response()),
         Err((rows, e)) => (rows, e.into_response()),
     };
-    let manifest = &app.version.manifest;
+    let manifest = &app.champion.version.manifest;
     tracing::info!(
         target: "audit",
         request_id = %request_id,
@@ -118,38 +163,75 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
     response
 }
 
-async fn score(app: &App, request: Request) -> Result<(usize, serde_json::Value), (usize, ApiError)> {
+async fn score(app: &App, request: Request, request_id: &str) -> Result<(usize, serde_json::Value), (usize, ApiError)> {
     let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
         (0, ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the body exceeds {MAX_BODY_BYTES} bytes")))
     })?;
-    let contract = &app.version.contract;
-    let batch = request::parse(contract, &body, app.limits.max_instances).map_err(|e| (0, e))?;
-    let rows = batch.rows;
-    let mut outputs = app.version.model.predict(&batch.features, rows).map_err(|e| {
+    let champion = &app.champion;
+    let batch = request::parse(&champion.version.contract, &body, app.limits.max_instances).map_err(|e| (0, e))?;
+    let rows = Arc::new(batch.rows);
+    let n = rows.len();
+    let shadow = app.shadow.clone().map(|shadow| {
+        let rows = Arc::clone(&rows);
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            (shadow.score(&rows), started.elapsed())
+        })
+    });
+    let outputs = champion.score(&rows).map_err(|e| {
         tracing::error!(error = %e, "model run failed");
-        (rows, ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the model could not score these instances"))
+        (n, ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the model could not score these instances"))
     })?;
-    add_class_names(app, &mut outputs);
-    let manifest = &app.version.manifest;
-    Ok((
-        rows,
-        json!({
-            "model": {"name": manifest.name, "version": manifest.version},
-            "predictions": outputs,
-        }),
-    ))
+    if let (Some(task), Some(shadow)) = (shadow, &app.shadow) {
+        log_shadow(request_id, champion, shadow, &outputs, task, app.limits.shadow_budget).await;
+    }
+    let manifest = &champion.version.manifest;
+    Ok((n, json!({"model": {"name": manifest.name, "version": manifest.version}, "predictions": outputs})))
 }
 
-/// Adds `class` beside the model's integer label when the version names its classes.
-fn add_class_names(app: &App, outputs: &mut mlops_core::model::RowOutputs) {
-    let manifest = &app.version.manifest;
-    let Some(labels) = &manifest.class_labels else { return };
-    let Some(label) = manifest.outputs.iter().find(|o| o.dtype == "i64" && o.shape.len() == 1) else { return };
-    for row in outputs.iter_mut() {
-        let class = row.get(&label.name).and_then(|v| v.as_u64()).and_then(|i| labels.get(i as usize)).cloned();
-        if let Some(class) = class {
-            row.insert("class".into(), class.into());
+/// Waits for the shadow's answer within its budget and logs it beside the champion's. A
+/// shadow that fails or runs late is logged and otherwise ignored.
+async fn log_shadow(
+    request_id: &str,
+    champion: &Served,
+    shadow: &Served,
+    answer: &RowOutputs,
+    task: tokio::task::JoinHandle<(mlops_core::Result<RowOutputs>, Duration)>,
+    budget: Duration,
+) {
+    let (champion_version, shadow_version) = (champion.version.manifest.version, shadow.version.manifest.version);
+    match tokio::time::timeout(budget, task).await {
+        Ok(Ok((Ok(shadow_answer), took))) => {
+            let label = |row: &serde_json::Map<String, serde_json::Value>| {
+                row.get("class").or_else(|| row.get("label")).cloned()
+            };
+            let agree = answer.iter().zip(&shadow_answer).filter(|(a, b)| label(a) == label(b)).count();
+            tracing::info!(
+                target: "shadow",
+                request_id = %request_id,
+                champion_version,
+                shadow_version,
+                rows = answer.len(),
+                agreement = agree as f64 / answer.len().max(1) as f64,
+                latency_ms = took.as_secs_f64() * 1e3,
+                champion = %serde_json::Value::from(answer.clone()),
+                shadow = %serde_json::Value::from(shadow_answer),
+                "shadow prediction"
+            );
         }
+        Ok(Ok((Err(e), _))) => {
+            tracing::warn!(target: "shadow", request_id = %request_id, shadow_version, error = %e, "shadow model failed")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(target: "shadow", request_id = %request_id, shadow_version, error = %e, "shadow task failed")
+        }
+        Err(_) => tracing::warn!(
+            target: "shadow",
+            request_id = %request_id,
+            shadow_version,
+            budget_ms = budget.as_millis() as u64,
+            "shadow model exceeded its budget"
+        ),
     }
 }
 

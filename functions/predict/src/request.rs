@@ -14,12 +14,10 @@ pub struct Detail {
     pub reason: String,
 }
 
-/// Instances turned into the model's feature matrix.
+/// Validated instances: per instance, the contract's feature values in feature order.
 #[derive(Debug)]
 pub struct Batch {
-    pub rows: usize,
-    /// Row-major, `rows × features`; nulls of nullable features are NaN.
-    pub features: Vec<f32>,
+    pub rows: Vec<Vec<Value>>,
 }
 
 /// Parses and validates a request body. Every invalid field is reported, not only the first.
@@ -27,11 +25,15 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
     let bad = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, message);
     let doc: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
-    let Some(instances) = doc.get("instances") else {
-        return Err(bad("the body must be an object with an \"instances\" array"));
+    let usage = "the body must be {\"instances\": [{feature: value, …}, …]} or {\"instance\": {feature: value, …}}";
+    let serde_json::Value::Object(mut fields) = doc else {
+        return Err(bad(usage));
     };
-    let Some(instances) = instances.as_array() else {
-        return Err(bad("\"instances\" must be an array of objects"));
+    let instances = match (fields.remove("instances"), fields.remove("instance")) {
+        (Some(serde_json::Value::Array(list)), None) => list,
+        (Some(_), None) => return Err(bad("\"instances\" must be an array of objects")),
+        (None, Some(one)) => vec![one],
+        _ => return Err(bad(usage)),
     };
     if instances.is_empty() {
         return Err(bad("\"instances\" is empty"));
@@ -42,7 +44,7 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
             format!("{} instances exceed the limit of {max_instances} per request", instances.len()),
         ));
     }
-    let mut features = Vec::with_capacity(instances.len() * contract.features.len());
+    let mut rows = Vec::with_capacity(instances.len());
     let mut details = Vec::new();
     for (i, instance) in instances.iter().enumerate() {
         let Some(fields) = instance.as_object() else {
@@ -58,11 +60,12 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
                 });
             }
         }
+        let mut row = Vec::with_capacity(contract.features.len());
         for column in contract.feature_columns() {
             let path = format!("instances[{i}].{}", column.name);
             let value = fields.get(&column.name).unwrap_or(&serde_json::Value::Null);
             match check_json(column, value) {
-                Ok(v) => features.push(to_feature(&v)),
+                Ok(v) => row.push(v),
                 Err(reasons) => {
                     let missing = !fields.contains_key(&column.name);
                     details.extend(reasons.into_iter().map(|r| Detail {
@@ -72,22 +75,14 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
                 }
             }
         }
+        rows.push(row);
     }
     if !details.is_empty() {
         let mut e = bad("some instances are invalid");
         e.details = details;
         return Err(e);
     }
-    Ok(Batch { rows: instances.len(), features })
-}
-
-fn to_feature(value: &Value) -> f32 {
-    match value {
-        Value::Float(v) => *v as f32,
-        Value::Int(v) => *v as f32,
-        Value::Bool(b) => f32::from(u8::from(*b)),
-        Value::Null | Value::Text(_) => f32::NAN,
-    }
+    Ok(Batch { rows })
 }
 
 #[cfg(test)]
@@ -106,9 +101,7 @@ mod tests {
     fn builds_the_feature_matrix_in_contract_order() {
         let batch =
             parse(&contract(), br#"{"instances":[{"b":2,"a":1.5},{"a":3,"b":null,"label":"x"}]}"#, 10).expect("valid");
-        assert_eq!(batch.rows, 2);
-        assert_eq!(&batch.features[..3], &[1.5, 2.0, 3.0]);
-        assert!(batch.features[3].is_nan());
+        assert_eq!(batch.rows, [vec![Value::Float(1.5), Value::Int(2)], vec![Value::Float(3.0), Value::Null]]);
     }
 
     #[test]
@@ -131,7 +124,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes_and_too_many_instances() {
-        for body in [&b"nope"[..], br#"{"rows":[]}"#, br#"{"instances":{}}"#, br#"{"instances":[]}"#] {
+        let single = parse(&contract(), br#"{"instance":{"a":1}}"#, 10).expect("single instance");
+        assert_eq!(single.rows.len(), 1);
+        for body in [&b"nope"[..], br#"{"rows":[]}"#, br#"{"instances":{}}"#, br#"{"instances":[]}"#, br#"[1]"#] {
             assert_eq!(parse(&contract(), body, 10).expect_err("bad").status, StatusCode::BAD_REQUEST);
         }
         let e = parse(&contract(), br#"{"instances":[{"a":1},{"a":2}]}"#, 1).expect_err("too many");

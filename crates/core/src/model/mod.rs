@@ -1,6 +1,9 @@
 //! ONNX models: loading with tract, describing inputs and outputs, and running batches.
 
+pub mod layout;
 pub mod onnx_ml;
+
+pub use layout::{Cell, Layout, RowOutputs, rows_json};
 
 use std::sync::Arc;
 
@@ -96,9 +99,6 @@ impl NamedTensor {
     }
 }
 
-/// The outputs of one run, row by row: each row maps output names to JSON values.
-pub type RowOutputs = Vec<serde_json::Map<String, serde_json::Value>>;
-
 fn model_error(context: &str, e: impl std::fmt::Display) -> Error {
     Error::Model(format!("{context}: {e}"))
 }
@@ -147,23 +147,6 @@ impl Model {
         &self.outputs
     }
 
-    /// The number of features of a model with one float matrix input `[N, F]`.
-    pub fn feature_count(&self) -> Result<usize> {
-        match self.inputs.as_slice() {
-            [input] if input.dtype == "f32" && input.shape.len() == 2 => input.shape[1].parse().map_err(|_| {
-                Error::Model(format!("input {:?} has no fixed feature count (shape {:?})", input.name, input.shape))
-            }),
-            _ => Err(Error::Model(format!(
-                "expected one f32 input of shape [N, features], found {}",
-                self.inputs
-                    .iter()
-                    .map(|i| format!("{} {} {:?}", i.name, i.dtype, i.shape))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
-    }
-
     /// Runs the model on named inputs (matched to the model's inputs by name) and returns
     /// every output by name, in the model's output order.
     pub fn run(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>> {
@@ -185,28 +168,6 @@ impl Model {
             })
             .collect()
     }
-
-    /// Runs `rows` rows of features (row-major, `rows × feature_count` values) and returns
-    /// each row's outputs by ONNX output name.
-    pub fn predict(&self, features: &[f32], rows: usize) -> Result<RowOutputs> {
-        let width = self.feature_count()?;
-        if features.len() != rows * width {
-            return Err(Error::Model(format!("{} values do not make {rows} rows of {width} features", features.len())));
-        }
-        let input = Tensor::from_shape(&[rows, width], features).map_err(|e| model_error("building the input", e))?;
-        let outputs = self
-            .plan
-            .run(tvec!(input.into_tvalue()))
-            .map_err(|e| model_error("running the model", format!("{e:#}")))?;
-        let mut result: RowOutputs = vec![serde_json::Map::new(); rows];
-        for (spec, value) in self.outputs.iter().zip(outputs.iter()) {
-            let columns = row_values(value, rows).map_err(|e| model_error(&format!("output {:?}", spec.name), e))?;
-            for (row, v) in result.iter_mut().zip(columns) {
-                row.insert(spec.name.clone(), v);
-            }
-        }
-        Ok(result)
-    }
 }
 
 /// Exporters often leave the batch axis without a name (`[?, 4]`); tract needs a symbol to
@@ -223,49 +184,6 @@ fn name_free_axes(model: &mut InferenceModel) -> TractResult<()> {
         model.set_input_fact(ix, InferenceFact::dt_shape(dt, dims))?;
     }
     Ok(())
-}
-
-/// Splits an output tensor `[rows, …]` into one JSON value per row: a scalar for `[rows]`, a
-/// flat array otherwise.
-fn row_values(tensor: &Tensor, rows: usize) -> std::result::Result<Vec<serde_json::Value>, String> {
-    use serde_json::Value as J;
-    let shape = tensor.shape();
-    if shape.first() != Some(&rows) {
-        return Err(format!("expected {rows} rows, got shape {shape:?}"));
-    }
-    let per_row: usize = shape[1..].iter().product();
-    let scalar = shape.len() == 1;
-    let values: Vec<J> = match tensor.datum_type() {
-        DatumType::I64 => collect::<i64>(tensor, |v| J::from(*v))?,
-        DatumType::I32 => collect::<i32>(tensor, |v| J::from(*v))?,
-        DatumType::F32 => collect::<f32>(tensor, |v| float(shortest(*v)))?,
-        DatumType::F64 => collect::<f64>(tensor, |v| float(*v))?,
-        DatumType::Bool => collect::<bool>(tensor, |v| J::from(*v))?,
-        DatumType::String => collect::<String>(tensor, |v| J::from(v.as_str()))?,
-        other => return Err(format!("element type {other:?} is not supported in outputs")),
-    };
-    if per_row == 0 {
-        return Ok(vec![J::Array(Vec::new()); rows]);
-    }
-    Ok(values.chunks(per_row).map(|chunk| if scalar { chunk[0].clone() } else { J::Array(chunk.to_vec()) }).collect())
-}
-
-fn collect<T: Datum>(
-    tensor: &Tensor,
-    convert: impl Fn(&T) -> serde_json::Value,
-) -> std::result::Result<Vec<serde_json::Value>, String> {
-    Ok(tensor.to_plain_array_view::<T>().map_err(|e| e.to_string())?.iter().map(convert).collect())
-}
-
-/// The f64 with the shortest decimal form that rounds to the same f32 (0.9853279, not
-/// 0.9853278994560242), so JSON shows the value the model computed and nothing more.
-fn shortest(v: f32) -> f64 {
-    v.to_string().parse().unwrap_or(f64::from(v))
-}
-
-/// JSON has no NaN or infinity; those become null rather than failing the response.
-fn float(v: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub fn array_feature_extractor(
 }
 
 fn gather<T: Datum>(x: &Tensor, indices: &[usize], width: usize) -> TractResult<Tensor> {
-    let rows = if width == 0 { 0 } else { x.len() / width };
+    let rows = x.len().checked_div(width).unwrap_or(0);
     let values = x.to_plain_array_view::<T>()?;
     let flat: Vec<T> = values.iter().cloned().collect();
     let mut out = Vec::with_capacity(rows * indices.len());
