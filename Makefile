@@ -41,7 +41,7 @@ lint:
 	$(SAM_ENV) $(BIN)/sam validate --lint --template template.yaml
 
 test:
-	cargo test --workspace --locked
+	cargo test --workspace --locked -- --show-output
 
 build: install-build
 	PATH=$(BIN):$$PATH cargo lambda build --release --locked $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)

@@ -149,3 +149,36 @@ impl Kernel for Binarizer {
         Ok(tvec!(y.into_tvalue()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::onnx_ml::tests::eval;
+
+    fn values(t: &TValue) -> Vec<f32> {
+        t.to_plain_array_view::<f32>().expect("f32").iter().copied().collect()
+    }
+
+    #[test]
+    fn scaler_subtracts_then_multiplies_per_column() {
+        let k = Scaler { offset: vec![1.0, 10.0], scale: vec![2.0, 0.5] };
+        assert_eq!(values(&eval(&k, tensor2(&[[3.0f32, 14.0], [1.0, 10.0]]))[0]), [4.0, 2.0, 0.0, 0.0]);
+        let e = k.eval(tvec!(tensor2(&[[1.0f32, 2.0, 3.0]]).into_tvalue())).expect_err("3 columns");
+        assert!(e.to_string().contains("offset has 2 values for 3 columns"), "{e}");
+    }
+
+    #[test]
+    fn imputer_replaces_nan_per_column_and_sentinels() {
+        let k = Imputer { floats: vec![7.0, 8.0], replaced_float: f32::NAN, ints: vec![], replaced_int: 0 };
+        assert_eq!(values(&eval(&k, tensor2(&[[f32::NAN, 1.0], [2.0, f32::NAN]]))[0]), [7.0, 1.0, 2.0, 8.0]);
+        let k = Imputer { floats: vec![], replaced_float: f32::NAN, ints: vec![5], replaced_int: -1 };
+        let out = eval(&k, tensor2(&[[-1i64, 3]]));
+        assert_eq!(out[0].to_plain_array_view::<i64>().expect("i64").as_slice(), Some(&[5, 3][..]));
+    }
+
+    #[test]
+    fn binarizer_is_strictly_greater_than() {
+        let k = Binarizer { threshold: 0.5 };
+        assert_eq!(values(&eval(&k, tensor2(&[[0.5f32, 0.6, -1.0]]))[0]), [0.0, 1.0, 0.0]);
+    }
+}

@@ -136,3 +136,35 @@ impl Kernel for OneHotEncoder {
         Ok(tvec!(tract_ndarray::ArrayD::from_shape_vec(shape, out)?.into_tensor().into_tvalue()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_feature_extractor_gathers_columns() {
+        let out = ArrayFeatureExtractor
+            .eval(tvec!(
+                tensor2(&[[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]]).into_tvalue(),
+                tensor1(&[2i64, 0]).into_tvalue()
+            ))
+            .expect("gathers");
+        assert_eq!(out[0].shape(), &[2, 2]);
+        assert_eq!(out[0].to_plain_array_view::<f32>().expect("f32").as_slice(), Some(&[3.0, 1.0, 6.0, 4.0][..]));
+        let e = ArrayFeatureExtractor
+            .eval(tvec!(tensor2(&[[1.0f32]]).into_tvalue(), tensor1(&[3i64]).into_tvalue()))
+            .expect_err("out of range");
+        assert!(e.to_string().contains("outside 0..1"), "{e}");
+    }
+
+    #[test]
+    fn one_hot_encoder_handles_unknown_categories_as_configured() {
+        let k = OneHotEncoder { strings: vec!["a".into(), "b".into()], ints: vec![], zeros: true };
+        let input = tract_ndarray::arr2(&[["b".to_string()], ["zzz".to_string()]]).into_tensor();
+        let out = k.eval(tvec!(input.clone().into_tvalue())).expect("encodes");
+        assert_eq!(out[0].shape(), &[2, 1, 2]);
+        assert_eq!(out[0].to_plain_array_view::<f32>().expect("f32").as_slice(), Some(&[0.0, 1.0, 0.0, 0.0][..]));
+        let strict = OneHotEncoder { zeros: false, ..k };
+        assert!(strict.eval(tvec!(input.into_tvalue())).is_err());
+    }
+}

@@ -37,6 +37,10 @@ struct LabelEncoder {
 }
 
 pub fn label_encoder(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((expand_kernel(label_encoder_kernel(node)?), vec![]))
+}
+
+fn label_encoder_kernel(node: &NodeProto) -> TractResult<LabelEncoder> {
     let keys: Vec<Key> = if let Some(k) = node.get_attr_opt_vec::<String>("keys_strings")? {
         k.into_iter().map(Key::Str).collect()
     } else if let Some(k) = node.get_attr_opt_vec::<i64>("keys_int64s")? {
@@ -70,7 +74,7 @@ pub fn label_encoder(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Bo
     for (i, k) in keys.into_iter().enumerate() {
         index.entry(k).or_insert(i);
     }
-    Ok((expand_kernel(LabelEncoder { index, values }), vec![]))
+    Ok(LabelEncoder { index, values })
 }
 
 impl LabelEncoder {
@@ -117,5 +121,30 @@ impl Kernel for LabelEncoder {
             }
         };
         Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::onnx_ml::tests::{floats, ints, node, strings};
+
+    #[test]
+    fn maps_keys_to_values_with_defaults() {
+        let n = node("LabelEncoder", vec![strings("keys_strings", &["x", "y"]), ints("values_int64s", &[10, 20])]);
+        let (op, _) = label_encoder_kernel(&n).map(|k| (k, ())).expect("parses");
+        let input = tract_ndarray::arr1(&["y".to_string(), "q".to_string()]).into_tensor();
+        let out = op.eval(tvec!(input.into_tvalue())).expect("maps");
+        assert_eq!(out[0].to_plain_array_view::<i64>().expect("i64").as_slice(), Some(&[20, -1][..]));
+        let n = node(
+            "LabelEncoder",
+            vec![floats("keys_floats", &[f32::NAN, 1.0]), strings("values_strings", &["nan", "one"])],
+        );
+        let k = label_encoder_kernel(&n).expect("parses");
+        let out = k.eval(tvec!(tensor1(&[f32::NAN, 1.0, 2.0]).into_tvalue())).expect("maps");
+        let got: Vec<String> = out[0].to_plain_array_view::<String>().expect("str").iter().cloned().collect();
+        assert_eq!(got, ["nan", "one", "_Unused"]);
+        let bad = node("LabelEncoder", vec![strings("keys_strings", &["x"]), ints("values_int64s", &[1, 2])]);
+        assert!(label_encoder_kernel(&bad).expect_err("mismatch").to_string().contains("1 keys but 2 values"));
     }
 }

@@ -160,3 +160,57 @@ pub(crate) fn f32_rows(value: &Tensor) -> TractResult<(usize, usize, Vec<f32>)> 
     let values = cast.to_plain_array_view::<f32>()?.iter().copied().collect();
     Ok((rows, width, values))
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use tract_onnx::pb::{AttributeProto, NodeProto, attribute_proto::AttributeType};
+
+    use super::*;
+
+    pub fn node(op: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+        NodeProto { op_type: op.into(), name: format!("test_{op}"), attribute, ..Default::default() }
+    }
+
+    fn attr(name: &str, kind: AttributeType) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: kind as i32, ..Default::default() }
+    }
+
+    pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto { ints: v.to_vec(), ..attr(name, AttributeType::Ints) }
+    }
+
+    pub fn floats(name: &str, v: &[f32]) -> AttributeProto {
+        AttributeProto { floats: v.to_vec(), ..attr(name, AttributeType::Floats) }
+    }
+
+    pub fn strings(name: &str, v: &[&str]) -> AttributeProto {
+        AttributeProto {
+            strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            ..attr(name, AttributeType::Strings)
+        }
+    }
+
+    pub fn text(name: &str, v: &str) -> AttributeProto {
+        AttributeProto { s: v.as_bytes().to_vec(), ..attr(name, AttributeType::String) }
+    }
+
+    pub fn eval(kernel: &dyn Kernel, input: Tensor) -> TVec<TValue> {
+        kernel.eval(tvec!(input.into_tvalue())).expect("evaluates")
+    }
+
+    #[test]
+    fn zipmap_is_refused_with_the_export_option_to_use() {
+        let model = tract_onnx::pb::ModelProto::default();
+        let onnx = tract_onnx::onnx();
+        let ctx = ParsingContext {
+            onnx_operator_set_version: 17,
+            framework: &onnx,
+            model: &model,
+            parent_graphs: vec![],
+            model_dir: None,
+            template: InferenceModel::default(),
+        };
+        let e = zipmap(&ctx, &node("ZipMap", vec![])).err().expect("refused").to_string();
+        assert!(e.contains("\"zipmap\": False") && e.contains("zipmap=False"), "{e}");
+    }
+}

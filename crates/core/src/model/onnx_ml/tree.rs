@@ -196,6 +196,10 @@ fn parse_aggregate(node: &NodeProto) -> TractResult<Aggregate> {
 
 /// Builds a `TreeEnsembleClassifier`.
 pub fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((expand_kernel(parse_classifier(node)?), vec![]))
+}
+
+fn parse_classifier(node: &NodeProto) -> TractResult<TreeEnsemble> {
     let trees = parse_trees(node, "class")?;
     let labels = match (
         node.get_attr_opt_vec::<i64>("classlabels_int64s")?,
@@ -220,11 +224,15 @@ pub fn classifier(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<d
         post_transform: transform::parse(node)?,
         labels: Some(labels),
     };
-    Ok((expand_kernel(ensemble), vec![]))
+    Ok(ensemble)
 }
 
 /// Builds a `TreeEnsembleRegressor`.
 pub fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((expand_kernel(parse_regressor(node)?), vec![]))
+}
+
+fn parse_regressor(node: &NodeProto) -> TractResult<TreeEnsemble> {
     let trees = parse_trees(node, "target")?;
     let n_outputs = node.get_attr_opt::<i64>("n_targets")?.unwrap_or(1).max(1) as usize;
     if trees.weights.iter().any(|(t, _)| *t >= n_outputs) {
@@ -240,7 +248,7 @@ pub fn regressor(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dy
         binary_case: false,
         weights_all_positive: true,
     };
-    Ok((expand_kernel(ensemble), vec![]))
+    Ok(ensemble)
 }
 
 /// Accumulated scores of one row: value and whether any leaf contributed.
@@ -434,5 +442,123 @@ impl Kernel for TreeEnsemble {
                 tvec!(tensor1(&labels).into_tvalue(), scores.into_tvalue())
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::onnx_ml::tests::{eval, floats, ints, node, strings, text};
+
+    /// Two stumps on feature 0 (x <= 0.5 goes left); `weights` gives each leaf's
+    /// (target, weight) pairs: tree 0 left, tree 0 right, tree 1 left, tree 1 right.
+    fn stumps(op: &str, prefix: &str, weights: &[(i64, f32)], extra: Vec<tract_onnx::pb::AttributeProto>) -> NodeProto {
+        let mut attrs = vec![
+            ints("nodes_treeids", &[0, 0, 0, 1, 1, 1]),
+            ints("nodes_nodeids", &[0, 1, 2, 0, 1, 2]),
+            ints("nodes_featureids", &[0, 0, 0, 0, 0, 0]),
+            floats("nodes_values", &[0.5, 0.0, 0.0, 0.5, 0.0, 0.0]),
+            strings("nodes_modes", &["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_LEQ", "LEAF", "LEAF"]),
+            ints("nodes_truenodeids", &[1, 0, 0, 1, 0, 0]),
+            ints("nodes_falsenodeids", &[2, 0, 0, 2, 0, 0]),
+            ints("nodes_missing_value_tracks_true", &[1, 0, 0, 0, 0, 0]),
+        ];
+        let leaf_nodes = [(0, 1), (0, 2), (1, 1), (1, 2)];
+        let per_leaf = weights.len() / 4;
+        let (mut t, mut n, mut ids, mut w) = (vec![], vec![], vec![], vec![]);
+        for (k, (tree, nd)) in leaf_nodes.iter().enumerate() {
+            for (id, weight) in &weights[k * per_leaf..(k + 1) * per_leaf] {
+                t.push(*tree);
+                n.push(*nd);
+                ids.push(*id);
+                w.push(*weight);
+            }
+        }
+        attrs.push(ints(&format!("{prefix}_treeids"), &t));
+        attrs.push(ints(&format!("{prefix}_nodeids"), &n));
+        attrs.push(ints(&format!("{prefix}_ids"), &ids));
+        attrs.push(floats(&format!("{prefix}_weights"), &w));
+        attrs.extend(extra);
+        node(op, attrs)
+    }
+
+    #[test]
+    fn regressor_averages_and_adds_the_base_value() {
+        let n = stumps(
+            "TreeEnsembleRegressor",
+            "target",
+            &[(0, 1.0), (0, 3.0), (0, 5.0), (0, 7.0)],
+            vec![text("aggregate_function", "AVERAGE"), floats("base_values", &[10.0])],
+        );
+        let e = parse_regressor(&n).expect("parses");
+        let out = eval(&e, tensor2(&[[0.0f32], [1.0], [f32::NAN]]));
+        // Left leaves: (1 + 5) / 2 + 10 = 13; right: (3 + 7) / 2 + 10 = 15. NaN goes left in
+        // tree 0 (missing tracks true) and right in tree 1: (1 + 7) / 2 + 10 = 14.
+        assert_eq!(out[0].to_plain_array_view::<f32>().expect("f32").as_slice(), Some(&[13.0, 15.0, 14.0][..]));
+    }
+
+    #[test]
+    fn binary_boosting_with_one_base_value_and_logistic() {
+        // Gradient boosting exports: one class weighted, one base value, LOGISTIC.
+        let n = stumps(
+            "TreeEnsembleClassifier",
+            "class",
+            &[(0, -1.0), (0, 1.0), (0, -0.5), (0, 0.5)],
+            vec![
+                ints("classlabels_int64s", &[0, 1]),
+                floats("base_values", &[0.25]),
+                text("post_transform", "LOGISTIC"),
+            ],
+        );
+        let e = parse_classifier(&n).expect("parses");
+        let out = eval(&e, tensor2(&[[0.0f32], [1.0]]));
+        assert_eq!(out[0].to_plain_array_view::<i64>().expect("labels").as_slice(), Some(&[0, 1][..]));
+        let p = out[1].to_plain_array_view::<f32>().expect("scores");
+        let s0 = -1.5f32 + 0.25;
+        let s1 = 1.5f32 + 0.25;
+        let want =
+            [transform::logistic(-s0), transform::logistic(s0), transform::logistic(-s1), transform::logistic(s1)];
+        for (g, w) in p.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn multiclass_forest_sums_probabilities_and_picks_the_largest() {
+        // Each leaf holds the averaged class probabilities of its tree, as forests export.
+        let n = stumps(
+            "TreeEnsembleClassifier",
+            "class",
+            &[
+                (0, 0.25),
+                (1, 0.125),
+                (2, 0.125),
+                (0, 0.0),
+                (1, 0.25),
+                (2, 0.25),
+                (0, 0.25),
+                (1, 0.25),
+                (2, 0.0),
+                (0, 0.125),
+                (1, 0.125),
+                (2, 0.25),
+            ],
+            vec![strings("classlabels_strings", &["cat", "dog", "emu"])],
+        );
+        let e = parse_classifier(&n).expect("parses");
+        let out = eval(&e, tensor2(&[[0.0f32], [1.0]]));
+        let labels: Vec<String> = out[0].to_plain_array_view::<String>().expect("labels").iter().cloned().collect();
+        assert_eq!(labels, ["cat", "emu"]);
+        let p: Vec<f32> = out[1].to_plain_array_view::<f32>().expect("scores").iter().copied().collect();
+        assert_eq!(p, [0.5, 0.375, 0.125, 0.125, 0.375, 0.5]);
+    }
+
+    #[test]
+    fn malformed_trees_are_refused_with_the_attribute_named() {
+        let mut n = stumps("TreeEnsembleRegressor", "target", &[(0, 1.0), (0, 1.0), (0, 1.0), (0, 1.0)], vec![]);
+        n.attribute.retain(|a| a.name != "nodes_truenodeids");
+        n.attribute.push(ints("nodes_truenodeids", &[1, 0, 0]));
+        let e = parse_regressor(&n).expect_err("short attribute").to_string();
+        assert!(e.contains("nodes_truenodeids has 3 entries, expected 6"), "{e}");
     }
 }
