@@ -210,7 +210,7 @@ pub(crate) mod tests {
             model_dir: None,
             template: InferenceModel::default(),
         };
-        let e = zipmap(&ctx, &node("ZipMap", vec![])).err().expect("refused").to_string();
+        let e = zipmap(&ctx, &node("ZipMap", vec![])).expect_err("refused").to_string();
         assert!(e.contains("\"zipmap\": False") && e.contains("zipmap=False"), "{e}");
     }
 }
