@@ -6,6 +6,7 @@
 #   make lint      rustfmt check, clippy with warnings denied, cfn-lint, sam validate --lint
 #   make build     Lambda bootstrap binaries with cargo-lambda (LAMBDA_ARCH=arm64|x86_64)
 #   make sam-build the same through `sam build` (SAM_ARCH=arm64|x86_64)
+#   make bench     prediction latency and model load, beside onnxruntime (BENCHMARKS.md)
 
 SHELL := /bin/bash
 VENV := .venv
@@ -16,10 +17,10 @@ SAM_ARCH ?= $(LAMBDA_ARCH)
 # SAM needs a region and (for local commands) credentials; these dummy values never reach AWS.
 SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
 
-.PHONY: help install install-build fmt lint test build sam-build demo ci clean
+.PHONY: help install install-build fmt lint test build sam-build demo bench ci clean
 
 help:
-	@sed -n '3,10p' Makefile
+	@sed -n '3,11p' Makefile
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -51,6 +52,14 @@ sam-build: install install-build
 
 demo:
 	cargo run --quiet --locked -- demo
+
+$(VENV)/.bench: bench/requirements.txt | $(VENV)/bin/activate
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: $(VENV)/.bench
+	$(PY) bench/onnxruntime_bench.py --out bench/onnxruntime.json
+	cargo bench --locked -p predict --bench latency
 
 ci: lint test
 
