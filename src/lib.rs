@@ -4,6 +4,7 @@
 //! handlers run in-process against it through the real aws-sdk-s3.
 
 pub mod demo;
+pub mod ingest_local;
 pub mod invoke;
 pub mod lake_server;
 pub mod register;

@@ -45,6 +45,23 @@ enum Command {
         #[arg(long)]
         event: PathBuf,
     },
+    /// Run the ingest pipeline on local CSV or JSON Lines files (optionally .gz): curated rows,
+    /// quarantined rows with reasons, a profile and a manifest per file, written under --out
+    /// with the lake's key layout. For trying a contract before deploying it.
+    Ingest {
+        /// The data contract (YAML).
+        #[arg(long)]
+        contract: PathBuf,
+        /// A baseline profile (e.g. a model version's baseline.json) for the histogram bins.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Directory for the outputs.
+        #[arg(long)]
+        out: PathBuf,
+        /// Batch files to ingest.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Score a CSV or JSON Lines file with a model: one output record per input row, holding
     /// every model output by its ONNX name. A single-matrix model takes the CSV columns in
     /// order (JSON Lines: arrays); a model with named inputs takes them by column name.
@@ -146,6 +163,11 @@ async fn main() -> anyhow::Result<()> {
             let lake = Lake::new(mlops_core::storage::client_from_env().await, &cli.bucket);
             let response = mlops::invoke::invoke(&lake, function, &text, &process_env()).await?;
             println!("{}", serde_json::to_string_pretty(&response)?);
+            Ok(())
+        }
+        Command::Ingest { contract, baseline, out, files } => {
+            let args = mlops::ingest_local::LocalIngest { contract, baseline, files, out };
+            mlops::ingest_local::ingest_files(&args, &mut std::io::stdout())?;
             Ok(())
         }
         Command::Score { model, input, output, batch_size } => {

@@ -64,3 +64,36 @@ async fn a_missing_setting_is_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("environment variable LAKE_BUCKET is not set"), "{stderr}");
 }
+
+#[test]
+fn ingest_tries_a_contract_on_local_files() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(repo())
+        .args(["ingest", "--contract", "examples/penguins/contract.yaml", "--out"])
+        .arg(out.path())
+        .args(["examples/penguins/batches/batch-01.csv", "examples/penguins/batches/batch-02.csv"])
+        .output()
+        .expect("mlops runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("batch-02.csv                      306      300            6"), "{report}");
+    assert!(report.contains("line     18: bill_length_mm: \"abc\" is not a number"), "{report}");
+    let manifests: Vec<_> = walk(&out.path().join("manifests"));
+    assert_eq!(manifests.len(), 2, "one manifest per file");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifests[1]).expect("manifest")).expect("JSON");
+    assert_eq!(manifest["counts"], serde_json::json!({"rows_read": 306, "curated": 300, "quarantined": 6}));
+    assert_eq!(manifest["contract_version"], 1);
+    assert_eq!(manifest["format"], "csv");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files.sort();
+    files
+}

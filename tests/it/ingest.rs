@@ -41,6 +41,12 @@ async fn every_row_is_curated_or_quarantined_with_its_reason() {
     let profile = t.lake.get(&s.profile_key).await.expect("profile").bytes;
     let profile = mlops_core::Profile::from_json(&profile, "profile").expect("profile JSON");
     assert_eq!(profile.rows, 300);
+
+    let manifest = t.lake.get(&s.manifest_key).await.expect("manifest").bytes;
+    let manifest: mlops_core::ingest::BatchManifest = serde_json::from_slice(&manifest).expect("manifest JSON");
+    assert_eq!(manifest.counts, s.counts);
+    assert_eq!(manifest.source, "raw/penguins/batch-02.csv");
+    assert!(s.manifest_key.starts_with("manifests/penguins/dt=2026-03-01/batch-02-"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,10 +24,45 @@ pub struct Contract {
     pub features: Vec<String>,
     /// Every column of the dataset.
     pub columns: Vec<Column>,
+    /// How the dataset's CSV files are written.
+    #[serde(default, skip_serializing_if = "CsvFormat::is_default")]
+    pub csv: CsvFormat,
 }
 
 fn default_version() -> u32 {
     1
+}
+
+/// The dialect of a dataset's CSV files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvFormat {
+    /// The field delimiter, one ASCII character (`,` by default; `;` and tab are common).
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// Whether files start with a header line; without one, columns come in contract order.
+    #[serde(default = "default_header")]
+    pub header: bool,
+}
+
+fn default_delimiter() -> char {
+    ','
+}
+
+fn default_header() -> bool {
+    true
+}
+
+impl Default for CsvFormat {
+    fn default() -> Self {
+        CsvFormat { delimiter: default_delimiter(), header: default_header() }
+    }
+}
+
+impl CsvFormat {
+    fn is_default(&self) -> bool {
+        *self == CsvFormat::default()
+    }
 }
 
 /// One column of a contract.
@@ -141,6 +176,12 @@ impl Contract {
             && self.column(target).is_none()
         {
             return Err(format!("target {target:?} is not a declared column"));
+        }
+        if !self.csv.delimiter.is_ascii() || matches!(self.csv.delimiter, '"' | '\n' | '\r') {
+            return Err(format!(
+                "csv.delimiter {:?} must be one ASCII character other than a quote or newline",
+                self.csv.delimiter
+            ));
         }
         let mut seen = HashSet::new();
         for feature in &self.features {

@@ -10,7 +10,7 @@ use crate::contract::Contract;
 use crate::error::{Error, Result};
 use crate::lake::{self, BatchKeys};
 use crate::profile::Profile;
-use crate::reading::read_csv;
+use crate::reading::{FileKind, read_batch};
 use crate::storage::Lake;
 use crate::validate::Reason;
 
@@ -49,9 +49,15 @@ pub struct BatchOutput {
     pub batch_error: Option<String>,
 }
 
-/// Validates a CSV batch, splitting it into curated CSV, quarantine JSONL and a profile on
-/// the baseline's bins.
-pub fn process_csv(contract: &Contract, baseline: &Profile, source: &str, bytes: &[u8]) -> BatchOutput {
+/// Validates a batch, splitting it into curated CSV, quarantine JSONL and a profile on the
+/// baseline's bins.
+pub fn process_batch(
+    contract: &Contract,
+    baseline: &Profile,
+    source: &str,
+    kind: FileKind,
+    bytes: &[u8],
+) -> BatchOutput {
     let mut profile = Profile::empty_like(contract, baseline);
     let mut counts = Counts::default();
     let mut curated = csv::Writer::from_writer(Vec::new());
@@ -61,7 +67,7 @@ pub fn process_csv(contract: &Contract, baseline: &Profile, source: &str, bytes:
     if let Err(e) = curated.write_record(&header) {
         write_error = Some(e.to_string());
     }
-    let result = read_csv(contract, bytes, |row| {
+    let result = read_batch(contract, kind, bytes, |row| {
         counts.rows_read += 1;
         match row.outcome {
             Ok(values) => {
@@ -92,7 +98,7 @@ pub fn process_csv(contract: &Contract, baseline: &Profile, source: &str, bytes:
         (Ok(()), None) => None,
     };
     if let Some(reason) = &batch_error {
-        let rows = data_lines(bytes);
+        let rows = data_lines(bytes, kind == FileKind::Csv && contract.csv.header);
         counts = Counts { rows_read: rows, curated: 0, quarantined: rows };
         profile = Profile::empty_like(contract, baseline);
         curated_csv.clear();
@@ -116,9 +122,125 @@ fn push_json_line(out: &mut Vec<u8>, record: &QuarantineRecord) {
     }
 }
 
-/// Data rows of a batch whose header could not be used: non-blank lines after the first.
-fn data_lines(bytes: &[u8]) -> u64 {
-    bytes.split(|b| *b == b'\n').skip(1).filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count() as u64
+/// Data rows of a batch that could not be read: its non-blank lines, less a header line.
+fn data_lines(bytes: &[u8], header: bool) -> u64 {
+    let lines = bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count() as u64;
+    lines.saturating_sub(u64::from(header))
+}
+
+/// Decompressed batches larger than this are refused rather than exhausting memory.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
+
+/// Undoes gzip compression, announced by a `.gz` suffix or `Content-Encoding: gzip`.
+/// Returns the bytes and whether they were compressed.
+pub fn decompress(name: &str, content_encoding: Option<&str>, bytes: Vec<u8>) -> Result<(Vec<u8>, bool), String> {
+    let gzip = name.to_ascii_lowercase().ends_with(".gz")
+        || content_encoding.is_some_and(|e| e.split(',').any(|p| p.trim().eq_ignore_ascii_case("gzip")));
+    if !gzip {
+        return Ok((bytes, false));
+    }
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(&bytes[..])
+        .take(MAX_DECOMPRESSED_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("the object is not valid gzip: {e}"))?;
+    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(format!("the object decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes"));
+    }
+    Ok((out, true))
+}
+
+/// The accounting of one batch, written beside its outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchManifest {
+    pub source: String,
+    pub source_etag: String,
+    pub dataset: String,
+    pub batch: String,
+    pub contract_version: u32,
+    pub format: FileKind,
+    pub compressed: bool,
+    /// Size of the source object as stored.
+    pub bytes: u64,
+    pub counts: Counts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_error: Option<String>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub duration_ms: f64,
+    pub outputs: BatchKeys,
+}
+
+/// A batch's outputs, keyed as in the lake.
+#[derive(Debug, Clone)]
+pub struct BatchFiles {
+    pub manifest: BatchManifest,
+    /// (key, bytes, content type), the manifest last.
+    pub objects: Vec<(String, Vec<u8>, &'static str)>,
+}
+
+/// Runs one source object through the pipeline and lays out the objects to write.
+pub fn ingest_bytes(
+    contract: &Contract,
+    baseline: &Profile,
+    source: &Source<'_>,
+    content_encoding: Option<&str>,
+    bytes: Vec<u8>,
+) -> BatchFiles {
+    let started_at = chrono::Utc::now();
+    let clock = std::time::Instant::now();
+    let size = bytes.len() as u64;
+    let etag = source.etag.unwrap_or_default().trim_matches('"').to_string();
+    let batch = lake::batch_id(source.key, &etag);
+    let keys = BatchKeys::new(&contract.dataset, source.dt, &batch);
+    let kind = FileKind::of(source.key);
+    let (output, compressed) = match decompress(source.key, content_encoding, bytes) {
+        Ok((plain, compressed)) => (process_batch(contract, baseline, source.key, kind, &plain), compressed),
+        Err(reason) => (unreadable(contract, baseline, source.key, reason), true),
+    };
+    let manifest = BatchManifest {
+        source: source.key.to_string(),
+        source_etag: etag,
+        dataset: contract.dataset.clone(),
+        batch,
+        contract_version: contract.version,
+        format: kind,
+        compressed,
+        bytes: size,
+        counts: output.counts,
+        batch_error: output.batch_error.clone(),
+        started_at,
+        duration_ms: clock.elapsed().as_secs_f64() * 1e3,
+        outputs: keys.clone(),
+    };
+    let manifest_json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    let objects = vec![
+        (keys.curated.clone(), output.curated_csv, "text/csv"),
+        (keys.quarantine.clone(), output.quarantine_jsonl, "application/x-ndjson"),
+        (keys.profile.clone(), output.profile.to_json(), "application/json"),
+        (keys.manifest.clone(), manifest_json, "application/json"),
+    ];
+    BatchFiles { manifest, objects }
+}
+
+/// The outputs of a batch that cannot be decoded at all: no rows, one reason.
+fn unreadable(contract: &Contract, baseline: &Profile, source: &str, reason: String) -> BatchOutput {
+    let mut quarantine = Vec::new();
+    let record = QuarantineRecord {
+        source: source.to_string(),
+        line: None,
+        raw: None,
+        batch_rows: Some(0),
+        reasons: vec![Reason::row("batch", reason.clone())],
+    };
+    push_json_line(&mut quarantine, &record);
+    BatchOutput {
+        curated_csv: Vec::new(),
+        quarantine_jsonl: quarantine,
+        profile: Profile::empty_like(contract, baseline),
+        counts: Counts::default(),
+        batch_error: Some(reason),
+    }
 }
 
 /// What happened to one source object.
@@ -142,6 +264,7 @@ pub struct IngestSummary {
     pub curated_key: String,
     pub quarantine_key: String,
     pub profile_key: String,
+    pub manifest_key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_error: Option<String>,
 }
@@ -175,21 +298,22 @@ pub async fn ingest_object(lake: &Lake, source: &Source<'_>) -> Result<IngestOut
     let baseline = Profile::from_json(&lake.get(&baseline_key).await?.bytes, &baseline_key)?;
     let object = lake.get(source.key).await?;
     let etag = source.etag.map(str::to_string).or(object.etag).unwrap_or_default();
-    let batch = lake::batch_id(source.key, &etag);
-    let keys = BatchKeys::new(raw.dataset, source.dt, &batch);
-    let output = process_csv(&contract, &baseline, source.key, &object.bytes);
-    lake.put(&keys.curated, output.curated_csv, "text/csv").await?;
-    lake.put(&keys.quarantine, output.quarantine_jsonl, "application/x-ndjson").await?;
-    lake.put(&keys.profile, output.profile.to_json(), "application/json").await?;
+    let source = Source { etag: Some(&etag), ..source.clone() };
+    let files = ingest_bytes(&contract, &baseline, &source, object.content_encoding.as_deref(), object.bytes);
+    for (key, bytes, content_type) in files.objects {
+        lake.put(&key, bytes, content_type).await?;
+    }
+    let m = files.manifest;
     Ok(IngestOutcome::Ingested(IngestSummary {
-        source: source.key.to_string(),
-        dataset: raw.dataset.to_string(),
-        batch,
-        counts: output.counts,
-        curated_key: keys.curated,
-        quarantine_key: keys.quarantine,
-        profile_key: keys.profile,
-        batch_error: output.batch_error,
+        source: m.source,
+        dataset: m.dataset,
+        batch: m.batch,
+        counts: m.counts,
+        curated_key: m.outputs.curated,
+        quarantine_key: m.outputs.quarantine,
+        profile_key: m.outputs.profile,
+        manifest_key: m.outputs.manifest,
+        batch_error: m.batch_error,
     }))
 }
 
@@ -210,7 +334,7 @@ mod tests {
     fn every_row_is_curated_or_quarantined() {
         let c = contract();
         let base = Profile::baseline(&c, &[]);
-        let out = process_csv(&c, &base, "raw/d/b.csv", b"x,k\n1,a\n-1,z\nabc,a\n2,b\n3\n");
+        let out = process_batch(&c, &base, "raw/d/b.csv", FileKind::Csv, b"x,k\n1,a\n-1,z\nabc,a\n2,b\n3\n");
         assert_eq!(out.counts, Counts { rows_read: 5, curated: 2, quarantined: 3 });
         assert_eq!(String::from_utf8_lossy(&out.curated_csv), "x,k\n1,a\n2,b\n");
         let records: Vec<QuarantineRecord> = String::from_utf8_lossy(&out.quarantine_jsonl)
@@ -229,7 +353,7 @@ mod tests {
     fn a_batch_without_a_required_column_is_quarantined_whole() {
         let c = contract();
         let base = Profile::baseline(&c, &[]);
-        let out = process_csv(&c, &base, "raw/d/b.csv", b"x,other\n1,a\n2,b\n\n");
+        let out = process_batch(&c, &base, "raw/d/b.csv", FileKind::Csv, b"x,other\n1,a\n2,b\n\n");
         assert_eq!(out.counts, Counts { rows_read: 2, curated: 0, quarantined: 2 });
         assert!(out.curated_csv.is_empty());
         let record: QuarantineRecord =
@@ -243,7 +367,7 @@ mod tests {
         let c = contract();
         let base = Profile::baseline(&c, &[]);
         let long = format!("x,k\n{},a\n", "q".repeat(3 * RAW_TEXT_LIMIT));
-        let out = process_csv(&c, &base, "raw/d/b.csv", long.as_bytes());
+        let out = process_batch(&c, &base, "raw/d/b.csv", FileKind::Csv, long.as_bytes());
         assert_eq!(out.counts, Counts { rows_read: 1, curated: 0, quarantined: 1 });
         let record: QuarantineRecord =
             serde_json::from_slice(out.quarantine_jsonl.trim_ascii_end()).expect("one record");

@@ -5,6 +5,7 @@
 //! curated/<dataset>/dt=YYYY-MM-DD/<batch>.csv        valid rows, typed
 //! quarantine/<dataset>/dt=YYYY-MM-DD/<batch>.jsonl   one line per bad row
 //! profiles/<dataset>/dt=YYYY-MM-DD/<batch>.json      mergeable statistics of the batch
+//! manifests/<dataset>/dt=YYYY-MM-DD/<batch>.json     the batch's accounting
 //! models/<name>/v<N>/model.onnx|manifest.json|contract.yaml|baseline.json
 //! datasets/<dataset>/contract.yaml|baseline.json     the dataset's active contract and bins
 //! reports/drift/<dataset>/<timestamp>.json
@@ -50,11 +51,12 @@ pub fn batch_id(source_key: &str, etag: &str) -> String {
 }
 
 /// Where the outputs of one batch go.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchKeys {
     pub curated: String,
     pub quarantine: String,
     pub profile: String,
+    pub manifest: String,
 }
 
 impl BatchKeys {
@@ -64,6 +66,7 @@ impl BatchKeys {
             curated: format!("curated/{part}.csv"),
             quarantine: format!("quarantine/{part}.jsonl"),
             profile: format!("profiles/{part}.json"),
+            manifest: format!("manifests/{part}.json"),
         }
     }
 }

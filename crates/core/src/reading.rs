@@ -1,4 +1,4 @@
-//! Reading CSV batches row by row against a contract.
+//! Reading batches (CSV or JSON Lines) row by row against a contract.
 
 use crate::contract::Contract;
 use crate::validate::{Reason, Value, check_text};
@@ -21,20 +21,111 @@ pub struct Row {
 #[error("{0}")]
 pub struct BatchError(pub String);
 
-/// Reads a CSV batch with a header line and hands every data row, valid or not, to `on_row`.
+/// The file formats a batch can come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Csv,
+    Jsonl,
+}
+
+impl FileKind {
+    /// The format a file name announces (`.jsonl`, `.ndjson`, `.json`, else CSV), ignoring a
+    /// trailing `.gz`.
+    pub fn of(name: &str) -> FileKind {
+        let name = name.to_ascii_lowercase();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        if [".jsonl", ".ndjson", ".json"].iter().any(|s| name.ends_with(s)) { FileKind::Jsonl } else { FileKind::Csv }
+    }
+}
+
+/// Reads a batch in either format; see [`read_csv`] and [`read_jsonl`].
+pub fn read_batch(
+    contract: &Contract,
+    kind: FileKind,
+    bytes: &[u8],
+    on_row: impl FnMut(Row),
+) -> Result<(), BatchError> {
+    match kind {
+        FileKind::Csv => read_csv(contract, bytes, on_row),
+        FileKind::Jsonl => read_jsonl(contract, bytes, on_row),
+    }
+}
+
+/// Reads a JSON Lines batch: one object per line, fields by column name. Blank lines are not
+/// rows; a line that is not a JSON object is a row with that reason. Extra fields are ignored.
+pub fn read_jsonl(contract: &Contract, bytes: &[u8], mut on_row: impl FnMut(Row)) -> Result<(), BatchError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let outcome = match serde_json::from_slice::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(fields)) => check_object(contract, &fields),
+            Ok(other) => {
+                Err(vec![Reason::row("json", format!("the line is JSON but not an object: {}", json_kind(&other)))])
+            }
+            Err(e) if std::str::from_utf8(line).is_err() => {
+                Err(vec![Reason::row("encoding", format!("the line is not valid UTF-8 ({e})"))])
+            }
+            Err(e) => Err(vec![Reason::row("json", format!("the line is not valid JSON: {e}"))]),
+        };
+        on_row(Row { line: i as u64 + 1, raw: raw_text(line), outcome });
+    }
+    Ok(())
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Null => "null",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn check_object(
+    contract: &Contract,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<Value>, Vec<Reason>> {
+    let mut values = Vec::with_capacity(contract.columns.len());
+    let mut reasons = Vec::new();
+    for column in &contract.columns {
+        match crate::validate::check_json(column, fields.get(&column.name).unwrap_or(&serde_json::Value::Null)) {
+            Ok(v) => values.push(v),
+            Err(mut r) => reasons.append(&mut r),
+        }
+    }
+    if reasons.is_empty() { Ok(values) } else { Err(reasons) }
+}
+
+/// Reads a CSV batch and hands every data row, valid or not, to `on_row`.
 ///
-/// Values come back in contract column order. Extra columns in the file are ignored; a
-/// contract column missing from the header, a repeated header name or an unreadable header
-/// reject the whole batch.
+/// The contract's `csv` section sets the delimiter and whether a header line names the
+/// columns. Values come back in contract column order. Extra columns in the file are
+/// ignored; a contract column missing from the header, a repeated header name or an
+/// unreadable header reject the whole batch.
 pub fn read_csv(contract: &Contract, bytes: &[u8], mut on_row: impl FnMut(Row)) -> Result<(), BatchError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let format = &contract.csv;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(format.delimiter as u8)
+        .from_reader(bytes);
     let mut record = csv::ByteRecord::new();
 
-    let header = match reader.read_byte_record(&mut record) {
-        Ok(true) => record.clone(),
-        Ok(false) => return Err(BatchError("the file is empty: no header line".into())),
-        Err(e) => return Err(BatchError(format!("the header line is unreadable: {e}"))),
+    let header = if format.header {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => record.clone(),
+            Ok(false) => return Err(BatchError("the file is empty: no header line".into())),
+            Err(e) => return Err(BatchError(format!("the header line is unreadable: {e}"))),
+        }
+    } else {
+        contract.columns.iter().map(|c| c.name.as_bytes()).collect()
     };
     let names = header
         .iter()

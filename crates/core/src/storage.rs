@@ -30,6 +30,8 @@ pub fn client(sdk: &aws_config::SdkConfig, path_style: bool) -> Client {
 pub struct Object {
     pub bytes: Vec<u8>,
     pub etag: Option<String>,
+    /// The object's `Content-Encoding`, e.g. `gzip`.
+    pub content_encoding: Option<String>,
 }
 
 /// One bucket of the lake.
@@ -72,8 +74,9 @@ impl Lake {
             }
         })?;
         let etag = out.e_tag.clone();
+        let content_encoding = out.content_encoding.clone();
         let bytes = out.body.collect().await.map_err(|e| self.failed("GetObject", key, e))?.to_vec();
-        Ok(Object { bytes, etag })
+        Ok(Object { bytes, etag, content_encoding })
     }
 
     /// Writes a whole object and returns its ETag.

@@ -74,22 +74,36 @@ pub fn check_json(column: &Column, json: &serde_json::Value) -> Result<Value, Ve
     check_rules(column, value)
 }
 
+/// Values echoed in messages are cut to this many characters.
+const SHOWN_CHARS: usize = 40;
+
+/// A value as messages quote it: in quotes, cut to [`SHOWN_CHARS`] characters with its size.
+pub fn shown(text: &str) -> String {
+    if text.chars().count() <= SHOWN_CHARS {
+        format!("{text:?}")
+    } else {
+        let head: String = text.chars().take(SHOWN_CHARS).collect();
+        format!("{:?}… ({} bytes)", head, text.len())
+    }
+}
+
 fn parse_text(column: &Column, text: &str) -> Result<Value, Reason> {
     let name = &column.name;
+    let text_shown = shown(text);
     match column.kind {
         ColumnType::Float => match text.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(Value::Float(v)),
-            Ok(_) => Err(Reason::column(name, "type", format!("{name}: {text:?} is not a finite number"))),
-            Err(_) => Err(Reason::column(name, "type", format!("{name}: {text:?} is not a number"))),
+            Ok(_) => Err(Reason::column(name, "type", format!("{name}: {text_shown} is not a finite number"))),
+            Err(_) => Err(Reason::column(name, "type", format!("{name}: {text_shown} is not a number"))),
         },
         ColumnType::Int => text
             .parse::<i64>()
             .map(Value::Int)
-            .map_err(|_| Reason::column(name, "type", format!("{name}: {text:?} is not a whole number"))),
+            .map_err(|_| Reason::column(name, "type", format!("{name}: {text_shown} is not a whole number"))),
         ColumnType::Bool => match text.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(Value::Bool(true)),
             "false" | "0" | "no" => Ok(Value::Bool(false)),
-            _ => Err(Reason::column(name, "type", format!("{name}: {text:?} is not true or false"))),
+            _ => Err(Reason::column(name, "type", format!("{name}: {text_shown} is not true or false"))),
         },
         ColumnType::Timestamp => {
             let ok = chrono::DateTime::parse_from_rfc3339(text).is_ok()
@@ -99,7 +113,7 @@ fn parse_text(column: &Column, text: &str) -> Result<Value, Reason> {
             if ok {
                 Ok(Value::Text(text.to_string()))
             } else {
-                Err(Reason::column(name, "type", format!("{name}: {text:?} is not a date or RFC 3339 timestamp")))
+                Err(Reason::column(name, "type", format!("{name}: {text_shown} is not a date or RFC 3339 timestamp")))
             }
         }
         ColumnType::Category | ColumnType::String => Ok(Value::Text(text.to_string())),
@@ -165,7 +179,7 @@ fn check_rules(column: &Column, value: Value) -> Result<Value, Vec<Reason>> {
                 reasons.push(Reason::column(
                     name,
                     "allowed",
-                    format!("{name}: {s:?} is not one of {}", allowed.join(", ")),
+                    format!("{name}: {} is not one of {}", shown(s), allowed.join(", ")),
                 ));
             }
         }

@@ -85,7 +85,8 @@ fn fixture_case(json_path: &Path) -> Option<Case> {
         }
     }
     let features = columns.iter().map(|c| c.name.clone()).collect();
-    let contract = Contract { dataset: "bench".into(), version: 1, target: None, features, columns };
+    let contract =
+        Contract { dataset: "bench".into(), version: 1, target: None, features, columns, csv: Default::default() };
     let instances = (0..rows)
         .map(|r| Value::Object(values.iter().map(|(name, v)| (name.clone(), v[r].clone())).collect()))
         .collect();
