@@ -142,7 +142,13 @@ fn duplicated_missing_extra_and_reordered_columns() {
     );
     assert_eq!(counts(&reordered), (1, 1, 0));
     let (_, curated, _) = reordered.objects.iter().find(|(k, _, _)| k.starts_with("curated/")).expect("curated");
-    assert_eq!(String::from_utf8_lossy(curated).lines().nth(1), Some("Adelie,Torgersen,39.1,18.7,181,3750,male,2007"));
+    let rows = mlops_core::curated::read_rows(curated.clone()).expect("parquet");
+    assert_eq!(
+        rows,
+        [
+            "{species: \"Adelie\", island: \"Torgersen\", bill_length_mm: 39.1, bill_depth_mm: 18.7, flipper_length_mm: 181.0, body_mass_g: 3750.0, sex: \"male\", year: 2007}"
+        ]
+    );
 }
 
 #[test]

@@ -10,14 +10,31 @@ async fn every_row_is_curated_or_quarantined_with_its_reason() {
     let s = t.ingest_batch("batch-02.csv", at("2026-03-01T10:00:00Z")).await;
     assert_eq!((s.counts.rows_read, s.counts.curated, s.counts.quarantined), (306, 300, 6));
     assert_eq!(s.counts.rows_read, s.counts.curated + s.counts.quarantined);
-    assert!(s.curated_key.starts_with("curated/penguins/dt=2026-03-01/batch-02-"), "{}", s.curated_key);
+    assert_eq!(s.curated_keys.len(), 1, "no event-time column: one partition, the event's date");
+    let key = &s.curated_keys[0];
+    assert!(key.starts_with("curated/penguins/dt=2026-03-01/batch-02-") && key.ends_with(".parquet"), "{key}");
 
-    let curated = t.lake.get(&s.curated_key).await.expect("curated").bytes;
-    let curated = String::from_utf8(curated).expect("UTF-8");
-    assert_eq!(curated.lines().count(), 301, "header + 300 rows");
-    assert!(
-        curated.starts_with("species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex,year\n")
+    // Curated rows are Parquet, typed per the contract.
+    let curated = t.lake.get(key).await.expect("curated").bytes;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(curated))
+        .expect("a Parquet file");
+    let types: Vec<String> =
+        reader.schema().fields().iter().map(|f| format!("{}:{}", f.name(), f.data_type())).collect();
+    assert_eq!(
+        types,
+        [
+            "species:Utf8",
+            "island:Utf8",
+            "bill_length_mm:Float64",
+            "bill_depth_mm:Float64",
+            "flipper_length_mm:Float64",
+            "body_mass_g:Float64",
+            "sex:Utf8",
+            "year:Int64"
+        ]
     );
+    let rows: usize = reader.build().expect("reader").map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, 300);
 
     let quarantine = t.lake.get(&s.quarantine_key).await.expect("quarantine").bytes;
     let records: Vec<QuarantineRecord> =

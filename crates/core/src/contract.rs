@@ -22,6 +22,10 @@ pub struct Contract {
     /// The model's input columns, in the order the model expects them.
     #[serde(default)]
     pub features: Vec<String>,
+    /// A timestamp column giving each row's event time; curated rows are partitioned by its
+    /// date (rows without one go to the ingest date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<String>,
     /// Every column of the dataset.
     pub columns: Vec<Column>,
     /// How the dataset's CSV files are written.
@@ -176,6 +180,15 @@ impl Contract {
             && self.column(target).is_none()
         {
             return Err(format!("target {target:?} is not a declared column"));
+        }
+        if let Some(name) = &self.event_time {
+            match self.column(name) {
+                None => return Err(format!("event_time {name:?} is not a declared column")),
+                Some(c) if c.kind != ColumnType::Timestamp => {
+                    return Err(format!("event_time {name:?} must be a timestamp column, not {}", c.kind.name()));
+                }
+                Some(_) => {}
+            }
         }
         if !self.csv.delimiter.is_ascii() || matches!(self.csv.delimiter, '"' | '\n' | '\r') {
             return Err(format!(

@@ -52,7 +52,9 @@ pub fn timestamp_micros(text: &str) -> Option<i64> {
             return Some(t.and_utc().timestamp_micros());
         }
     }
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_micros())
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_micros())
 }
 
 enum Column {
@@ -115,7 +117,7 @@ impl std::fmt::Debug for CuratedWriter {
 }
 
 fn parquet_error(e: impl std::fmt::Display) -> Error {
-    Error::Profile(format!("writing curated Parquet: {e}"))
+    Error::Curated(e.to_string())
 }
 
 impl CuratedWriter {
@@ -163,5 +165,50 @@ impl CuratedWriter {
     pub fn finish(mut self) -> Result<Vec<u8>> {
         self.flush()?;
         self.writer.into_inner().map_err(parquet_error)
+    }
+}
+
+/// Reads a curated Parquet file back as text rows (`{column: value, …}`), for tests and checks.
+pub fn read_rows(bytes: Vec<u8>) -> Result<Vec<String>> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).map_err(parquet_error)?;
+    reader.get_row_iter(None).map_err(parquet_error)?.map(|r| r.map(|r| r.to_string()).map_err(parquet_error)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_typed_columns_with_nulls() {
+        let contract = Contract::from_yaml(
+            "dataset: d\ncolumns:\n  - {name: x, type: float, nullable: true}\n  - {name: n, type: int}\n  - {name: b, type: bool}\n  - {name: k, type: category}\n  - {name: t, type: timestamp}\n",
+            "t.yaml",
+        )
+        .expect("contract");
+        let s = schema(&contract);
+        let types: Vec<String> = s.fields().iter().map(|f| f.data_type().to_string()).collect();
+        assert_eq!(types, ["Float64", "Int64", "Boolean", "Utf8", "Timestamp(µs, \"UTC\")"]);
+        let mut w = CuratedWriter::new(&contract).expect("writer");
+        w.push(&[
+            Value::Float(1.5),
+            Value::Int(2),
+            Value::Bool(true),
+            Value::Text("a".into()),
+            Value::Text("2024-01-02".into()),
+        ])
+        .expect("row");
+        w.push(&[
+            Value::Null,
+            Value::Int(3),
+            Value::Bool(false),
+            Value::Text("b".into()),
+            Value::Text("2024-01-02T03:04:05Z".into()),
+        ])
+        .expect("row");
+        let rows = read_rows(w.finish().expect("parquet")).expect("readable");
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].starts_with("{x: 1.5, n: 2, b: true, k: \"a\", t: 2024-01-02 00:00:00"), "{}", rows[0]);
+        assert!(rows[1].starts_with("{x: null, n: 3, b: false, k: \"b\", t: 2024-01-02 03:04:05"), "{}", rows[1]);
     }
 }

@@ -30,6 +30,10 @@ pub enum Error {
     #[error("{what}: {source}")]
     Json { what: String, source: serde_json::Error },
 
+    /// Curated rows could not be written as Parquet.
+    #[error("curated Parquet: {0}")]
+    Curated(String),
+
     /// Two profiles cannot be merged or compared.
     #[error("profile: {0}")]
     Profile(String),

@@ -7,12 +7,13 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::Contract;
+use crate::curated::CuratedWriter;
 use crate::error::{Error, Result};
 use crate::lake::{self, BatchKeys};
 use crate::profile::Profile;
 use crate::reading::{FileKind, read_batch};
 use crate::storage::Lake;
-use crate::validate::Reason;
+use crate::validate::{Reason, Value};
 
 /// Row accounting of one batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +42,8 @@ pub struct QuarantineRecord {
 /// The outputs of one batch, ready to be written.
 #[derive(Debug, Clone)]
 pub struct BatchOutput {
-    pub curated_csv: Vec<u8>,
+    /// Curated Parquet files by row date; at least one (the default date), possibly empty.
+    pub curated: Vec<(NaiveDate, Vec<u8>)>,
     pub quarantine_jsonl: Vec<u8>,
     pub profile: Profile,
     pub counts: Counts,
@@ -49,30 +51,68 @@ pub struct BatchOutput {
     pub batch_error: Option<String>,
 }
 
-/// Validates a batch, splitting it into curated CSV, quarantine JSONL and a profile on the
-/// baseline's bins.
+/// Curated writers by date: rows go to their event date (when the contract names an event
+/// time column and the row has one), else to the default date.
+struct Partitions<'a> {
+    contract: &'a Contract,
+    event_time: Option<usize>,
+    default: NaiveDate,
+    writers: std::collections::BTreeMap<NaiveDate, CuratedWriter>,
+}
+
+impl<'a> Partitions<'a> {
+    fn new(contract: &'a Contract, default: NaiveDate) -> Partitions<'a> {
+        let event_time = contract.event_time.as_ref().and_then(|e| contract.columns.iter().position(|c| &c.name == e));
+        Partitions { contract, event_time, default, writers: Default::default() }
+    }
+
+    fn push(&mut self, row: &[Value]) -> Result<()> {
+        let date = self
+            .event_time
+            .and_then(|i| match &row[i] {
+                Value::Text(t) => crate::curated::timestamp_micros(t),
+                _ => None,
+            })
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .map_or(self.default, |t| t.date_naive());
+        let writer = match self.writers.entry(date) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(CuratedWriter::new(self.contract)?),
+        };
+        writer.push(row)
+    }
+
+    /// The finished files; an empty one at the default date when no row was curated, so a
+    /// rerun overwrites what an earlier run of the same batch wrote.
+    fn finish(mut self) -> Result<Vec<(NaiveDate, Vec<u8>)>> {
+        if self.writers.is_empty() {
+            self.writers.insert(self.default, CuratedWriter::new(self.contract)?);
+        }
+        self.writers.into_iter().map(|(d, w)| Ok((d, w.finish()?))).collect()
+    }
+}
+
+/// Validates a batch, splitting it into curated Parquet (by date), quarantine JSONL and a
+/// profile on the baseline's bins. `dt` is the batch's date.
 pub fn process_batch(
     contract: &Contract,
     baseline: &Profile,
     source: &str,
     kind: FileKind,
     bytes: &[u8],
+    dt: NaiveDate,
 ) -> BatchOutput {
     let mut profile = Profile::empty_like(contract, baseline);
     let mut counts = Counts::default();
-    let mut curated = csv::Writer::from_writer(Vec::new());
+    let mut partitions = Partitions::new(contract, dt);
     let mut quarantine = Vec::new();
     let mut write_error = None;
-    let header: Vec<&str> = contract.columns.iter().map(|c| c.name.as_str()).collect();
-    if let Err(e) = curated.write_record(&header) {
-        write_error = Some(e.to_string());
-    }
     let result = read_batch(contract, kind, bytes, |row| {
         counts.rows_read += 1;
         match row.outcome {
             Ok(values) => {
                 profile.observe(contract, &values);
-                if let Err(e) = curated.write_record(values.iter().map(|v| v.to_text())) {
+                if let Err(e) = partitions.push(&values) {
                     write_error.get_or_insert(e.to_string());
                 }
                 counts.curated += 1;
@@ -90,10 +130,15 @@ pub fn process_batch(
             }
         }
     });
-    let mut curated_csv = curated.into_inner().unwrap_or_default();
-    let batch_error = match (result, write_error) {
+    let curated = partitions.finish();
+    let (mut curated, finish_error) = match curated {
+        Ok(files) => (files, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let batch_error = match (result, write_error.or(finish_error)) {
         (Err(e), _) => Some(e.0),
-        // Writing CSV into memory cannot fail; if it ever did, no row may be lost silently.
+        // Writing Parquet into memory does not fail on valid rows; if it ever did, no row
+        // may be lost silently, so the batch is quarantined whole.
         (Ok(()), Some(e)) => Some(format!("curated rows could not be written: {e}")),
         (Ok(()), None) => None,
     };
@@ -101,7 +146,7 @@ pub fn process_batch(
         let rows = data_lines(bytes, kind == FileKind::Csv && contract.csv.header);
         counts = Counts { rows_read: rows, curated: 0, quarantined: rows };
         profile = Profile::empty_like(contract, baseline);
-        curated_csv.clear();
+        curated = empty_curated(contract, dt);
         quarantine.clear();
         let record = QuarantineRecord {
             source: source.to_string(),
@@ -112,7 +157,12 @@ pub fn process_batch(
         };
         push_json_line(&mut quarantine, &record);
     }
-    BatchOutput { curated_csv, quarantine_jsonl: quarantine, profile, counts, batch_error }
+    BatchOutput { curated, quarantine_jsonl: quarantine, profile, counts, batch_error }
+}
+
+/// An empty curated file at `dt` (no rows, the contract's schema).
+fn empty_curated(contract: &Contract, dt: NaiveDate) -> Vec<(NaiveDate, Vec<u8>)> {
+    CuratedWriter::new(contract).and_then(CuratedWriter::finish).map(|bytes| vec![(dt, bytes)]).unwrap_or_default()
 }
 
 fn push_json_line(out: &mut Vec<u8>, record: &QuarantineRecord) {
@@ -168,6 +218,8 @@ pub struct BatchManifest {
     pub batch_error: Option<String>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub duration_ms: f64,
+    /// Curated Parquet objects, one per row date.
+    pub curated: Vec<String>,
     pub outputs: BatchKeys,
 }
 
@@ -195,9 +247,14 @@ pub fn ingest_bytes(
     let keys = BatchKeys::new(&contract.dataset, source.dt, &batch);
     let kind = FileKind::of(source.key);
     let (output, compressed) = match decompress(source.key, content_encoding, bytes) {
-        Ok((plain, compressed)) => (process_batch(contract, baseline, source.key, kind, &plain), compressed),
-        Err(reason) => (unreadable(contract, baseline, source.key, reason), true),
+        Ok((plain, compressed)) => (process_batch(contract, baseline, source.key, kind, &plain, source.dt), compressed),
+        Err(reason) => (unreadable(contract, baseline, source.key, reason, source.dt), true),
     };
+    let curated: Vec<(String, Vec<u8>)> = output
+        .curated
+        .into_iter()
+        .map(|(dt, bytes)| (lake::curated_key(&contract.dataset, dt, &batch), bytes))
+        .collect();
     let manifest = BatchManifest {
         source: source.key.to_string(),
         source_etag: etag,
@@ -211,20 +268,22 @@ pub fn ingest_bytes(
         batch_error: output.batch_error.clone(),
         started_at,
         duration_ms: clock.elapsed().as_secs_f64() * 1e3,
+        curated: curated.iter().map(|(k, _)| k.clone()).collect(),
         outputs: keys.clone(),
     };
     let manifest_json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-    let objects = vec![
-        (keys.curated.clone(), output.curated_csv, "text/csv"),
+    let mut objects: Vec<(String, Vec<u8>, &'static str)> =
+        curated.into_iter().map(|(k, b)| (k, b, "application/vnd.apache.parquet")).collect();
+    objects.extend([
         (keys.quarantine.clone(), output.quarantine_jsonl, "application/x-ndjson"),
         (keys.profile.clone(), output.profile.to_json(), "application/json"),
         (keys.manifest.clone(), manifest_json, "application/json"),
-    ];
+    ]);
     BatchFiles { manifest, objects }
 }
 
 /// The outputs of a batch that cannot be decoded at all: no rows, one reason.
-fn unreadable(contract: &Contract, baseline: &Profile, source: &str, reason: String) -> BatchOutput {
+fn unreadable(contract: &Contract, baseline: &Profile, source: &str, reason: String, dt: NaiveDate) -> BatchOutput {
     let mut quarantine = Vec::new();
     let record = QuarantineRecord {
         source: source.to_string(),
@@ -235,7 +294,7 @@ fn unreadable(contract: &Contract, baseline: &Profile, source: &str, reason: Str
     };
     push_json_line(&mut quarantine, &record);
     BatchOutput {
-        curated_csv: Vec::new(),
+        curated: empty_curated(contract, dt),
         quarantine_jsonl: quarantine,
         profile: Profile::empty_like(contract, baseline),
         counts: Counts::default(),
@@ -261,7 +320,8 @@ pub struct IngestSummary {
     pub dataset: String,
     pub batch: String,
     pub counts: Counts,
-    pub curated_key: String,
+    /// Curated Parquet objects, one per row date.
+    pub curated_keys: Vec<String>,
     pub quarantine_key: String,
     pub profile_key: String,
     pub manifest_key: String,
@@ -309,7 +369,7 @@ pub async fn ingest_object(lake: &Lake, source: &Source<'_>) -> Result<IngestOut
         dataset: m.dataset,
         batch: m.batch,
         counts: m.counts,
-        curated_key: m.outputs.curated,
+        curated_keys: m.curated,
         quarantine_key: m.outputs.quarantine,
         profile_key: m.outputs.profile,
         manifest_key: m.outputs.manifest,
@@ -334,9 +394,11 @@ mod tests {
     fn every_row_is_curated_or_quarantined() {
         let c = contract();
         let base = Profile::baseline(&c, &[]);
-        let out = process_batch(&c, &base, "raw/d/b.csv", FileKind::Csv, b"x,k\n1,a\n-1,z\nabc,a\n2,b\n3\n");
+        let out = process_batch(&c, &base, "raw/d/b.csv", FileKind::Csv, b"x,k\n1,a\n-1,z\nabc,a\n2,b\n3\n", day());
         assert_eq!(out.counts, Counts { rows_read: 5, curated: 2, quarantined: 3 });
-        assert_eq!(String::from_utf8_lossy(&out.curated_csv), "x,k\n1,a\n2,b\n");
+        assert_eq!(out.curated.len(), 1);
+        let rows = crate::curated::read_rows(out.curated[0].1.clone()).expect("parquet");
+        assert_eq!(rows, ["{x: 1.0, k: \"a\"}", "{x: 2.0, k: \"b\"}"]);
         let records: Vec<QuarantineRecord> = String::from_utf8_lossy(&out.quarantine_jsonl)
             .lines()
             .map(|l| serde_json::from_str(l).expect("json line"))
@@ -353,13 +415,40 @@ mod tests {
     fn a_batch_without_a_required_column_is_quarantined_whole() {
         let c = contract();
         let base = Profile::baseline(&c, &[]);
-        let out = process_batch(&c, &base, "raw/d/b.csv", FileKind::Csv, b"x,other\n1,a\n2,b\n\n");
+        let out = process_batch(&c, &base, "raw/d/b.csv", FileKind::Csv, b"x,other\n1,a\n2,b\n\n", day());
         assert_eq!(out.counts, Counts { rows_read: 2, curated: 0, quarantined: 2 });
-        assert!(out.curated_csv.is_empty());
+        let rows = crate::curated::read_rows(out.curated[0].1.clone()).expect("an empty Parquet file");
+        assert!(rows.is_empty());
         let record: QuarantineRecord =
             serde_json::from_slice(out.quarantine_jsonl.trim_ascii_end()).expect("one record");
         assert_eq!(record.batch_rows, Some(2));
         assert_eq!(record.reasons[0].message, "the header lacks column \"k\" required by the contract");
+    }
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, 1).expect("date")
+    }
+
+    #[test]
+    fn rows_are_partitioned_by_event_date() {
+        let c = Contract::from_yaml(
+            "dataset: d\nevent_time: t\ncolumns:\n  - {name: t, type: timestamp, nullable: true}\n  - {name: x, type: float}\n",
+            "t.yaml",
+        )
+        .expect("contract");
+        let base = Profile::baseline(&c, &[]);
+        let csv = b"t,x\n2026-04-30T23:59:59Z,1\n2026-04-29,2\n,3\n2026-04-30T00:00:00+02:00,4\n";
+        let out = process_batch(&c, &base, "raw/d/b.csv", FileKind::Csv, csv, day());
+        let dates: Vec<(String, usize)> = out
+            .curated
+            .iter()
+            .map(|(d, b)| (d.to_string(), crate::curated::read_rows(b.clone()).expect("parquet").len()))
+            .collect();
+        // 2026-04-30T00:00:00+02:00 is 2026-04-29 in UTC; the row without a time goes to the batch date.
+        assert_eq!(
+            dates,
+            [("2026-04-29".to_string(), 2), ("2026-04-30".to_string(), 1), ("2026-05-01".to_string(), 1)]
+        );
     }
 
     #[test]
@@ -367,7 +456,7 @@ mod tests {
         let c = contract();
         let base = Profile::baseline(&c, &[]);
         let long = format!("x,k\n{},a\n", "q".repeat(3 * RAW_TEXT_LIMIT));
-        let out = process_batch(&c, &base, "raw/d/b.csv", FileKind::Csv, long.as_bytes());
+        let out = process_batch(&c, &base, "raw/d/b.csv", FileKind::Csv, long.as_bytes(), day());
         assert_eq!(out.counts, Counts { rows_read: 1, curated: 0, quarantined: 1 });
         let record: QuarantineRecord =
             serde_json::from_slice(out.quarantine_jsonl.trim_ascii_end()).expect("one record");

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! raw/<dataset>/...                                  drop zone; only this prefix notifies ingest
-//! curated/<dataset>/dt=YYYY-MM-DD/<batch>.csv        valid rows, typed
+//! curated/<dataset>/dt=YYYY-MM-DD/<batch>.parquet    valid rows, typed
 //! quarantine/<dataset>/dt=YYYY-MM-DD/<batch>.jsonl   one line per bad row
 //! profiles/<dataset>/dt=YYYY-MM-DD/<batch>.json      mergeable statistics of the batch
 //! manifests/<dataset>/dt=YYYY-MM-DD/<batch>.json     the batch's accounting
@@ -50,10 +50,9 @@ pub fn batch_id(source_key: &str, etag: &str) -> String {
     format!("{stem}-{}", &hex::encode(digest)[..12])
 }
 
-/// Where the outputs of one batch go.
+/// Where the outputs of one batch go (curated rows: [`curated_key`], one per date).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchKeys {
-    pub curated: String,
     pub quarantine: String,
     pub profile: String,
     pub manifest: String,
@@ -63,12 +62,16 @@ impl BatchKeys {
     pub fn new(dataset: &str, dt: NaiveDate, batch: &str) -> BatchKeys {
         let part = format!("{dataset}/dt={}/{batch}", dt.format("%Y-%m-%d"));
         BatchKeys {
-            curated: format!("curated/{part}.csv"),
             quarantine: format!("quarantine/{part}.jsonl"),
             profile: format!("profiles/{part}.json"),
             manifest: format!("manifests/{part}.json"),
         }
     }
+}
+
+/// The curated Parquet object of a batch's rows dated `dt`.
+pub fn curated_key(dataset: &str, dt: NaiveDate, batch: &str) -> String {
+    format!("curated/{dataset}/dt={}/{batch}.parquet", dt.format("%Y-%m-%d"))
 }
 
 /// The prefix holding a dataset's profiles of one day.
@@ -129,7 +132,7 @@ mod tests {
     fn layout() {
         let dt = NaiveDate::from_ymd_opt(2026, 1, 2).expect("date");
         let keys = BatchKeys::new("p", dt, "b-1");
-        assert_eq!(keys.curated, "curated/p/dt=2026-01-02/b-1.csv");
+        assert_eq!(curated_key("p", dt, "b-1"), "curated/p/dt=2026-01-02/b-1.parquet");
         assert_eq!(keys.quarantine, "quarantine/p/dt=2026-01-02/b-1.jsonl");
         assert_eq!(keys.profile, "profiles/p/dt=2026-01-02/b-1.json");
         assert_eq!(model_file("m", 3, "model.onnx"), "models/m/v3/model.onnx");

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod contract;
+pub mod curated;
 pub mod drift;
 pub mod error;
 pub mod ingest;

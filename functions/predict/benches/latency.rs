@@ -85,8 +85,15 @@ fn fixture_case(json_path: &Path) -> Option<Case> {
         }
     }
     let features = columns.iter().map(|c| c.name.clone()).collect();
-    let contract =
-        Contract { dataset: "bench".into(), version: 1, target: None, features, columns, csv: Default::default() };
+    let contract = Contract {
+        dataset: "bench".into(),
+        version: 1,
+        target: None,
+        features,
+        event_time: None,
+        columns,
+        csv: Default::default(),
+    };
     let instances = (0..rows)
         .map(|r| Value::Object(values.iter().map(|(name, v)| (name.clone(), v[r].clone())).collect()))
         .collect();
