@@ -1,4 +1,5 @@
-//! The ingest pipeline: a raw batch in, curated rows, quarantined rows and a profile out.
+//! The ingest pipeline: a raw batch in; curated rows (Parquet), quarantined rows, a profile
+//! and a manifest out.
 //!
 //! Every data row of the batch ends up either curated or quarantined with its reasons;
 //! [`Counts`] records that `rows_read == curated + quarantined`.
