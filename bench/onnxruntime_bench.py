@@ -204,6 +204,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="measure only these models")
     parser.add_argument("--min-runs", type=int, default=MIN_RUNS)
     parser.add_argument("--min-seconds", type=float, default=MIN_SECONDS)
+    parser.add_argument("--load", nargs="+", type=Path, default=[], metavar="ONNX",
+                        help="also time the load of these model files")
     args = parser.parse_args()
 
     todo = models(set(args.only) if args.only else None)
@@ -239,6 +241,13 @@ def main() -> int:
             f"{entry['p50_us_1']:>10.1f} {entry['p50_us_100']:>11.1f}",
             flush=True,
         )
+
+    result["load"] = {}
+    for path in args.load:
+        model = path.read_bytes()
+        load = load_ms(model)
+        result["load"][path.name] = {"model_bytes": len(model), "load_ms": round(load, 3)}
+        print(f"load {path.name}: {len(model)} bytes, {load:.2f} ms")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -6,6 +6,8 @@
 //! python bench/onnxruntime_bench.py --out bench/onnxruntime.json   # onnxruntime, one thread
 //! cargo bench -p predict --bench latency                           # this, one thread
 //! ```
+//!
+//! ONNX files given as arguments (`cargo bench … -- model.onnx`) have their load timed too.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -234,6 +236,25 @@ fn main() {
             ratio(cells[1].2, cells[1].1),
         );
         results.insert(case.name.clone(), row);
+    }
+    let extra: Vec<PathBuf> = std::env::args().skip(1).filter(|a| a.ends_with(".onnx")).map(PathBuf::from).collect();
+    if !extra.is_empty() {
+        println!("\n| model file | KB | load ms | ort load ms | ort/ours |\n|---|---:|---:|---:|---:|");
+    }
+    for path in extra {
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let load_ms = median_us(|| {
+            std::hint::black_box(Model::load(&bytes).expect("load"));
+        }) / 1e3;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let ort_ms = ort["load"][name]["load_ms"].as_f64();
+        println!(
+            "| {name} | {:.0} | {load_ms:.1} | {} | {} |",
+            bytes.len() as f64 / 1024.0,
+            ort_ms.map_or("–".to_string(), |v| format!("{v:.1}")),
+            ort_ms.map_or("–".to_string(), |v| format!("{:.2}", v / load_ms)),
+        );
+        results.insert(name.to_string(), json!({"model_bytes": bytes.len(), "load_ms": load_ms}));
     }
     let out = repo().join("target/bench-latency.json");
     if std::fs::write(&out, serde_json::to_vec_pretty(&Value::Object(results)).unwrap_or_default()).is_ok() {
