@@ -61,6 +61,20 @@ bench: $(VENV)/.bench
 	$(PY) bench/onnxruntime_bench.py --out bench/onnxruntime.json
 	cargo bench --locked -p predict --bench latency
 
+# Ingest throughput beside pandas and whylogs (BENCHMARKS.md). whylogs needs NumPy 1, so its
+# packages get their own virtualenv. INGEST_BENCH_ARGS passes options, e.g. --size-mb 20.
+INGEST_VENV := .venv-bench-ingest
+
+$(INGEST_VENV)/.stamp: bench/requirements-ingest.txt
+	python3 -m venv $(INGEST_VENV)
+	$(INGEST_VENV)/bin/python -m pip install --quiet -r bench/requirements-ingest.txt
+	touch $@
+
+.PHONY: bench-ingest
+bench-ingest: $(INGEST_VENV)/.stamp
+	cargo build --release --locked -p mlops
+	$(INGEST_VENV)/bin/python bench/ingest_bench.py --out bench/ingest.json $(INGEST_BENCH_ARGS)
+
 ci: lint test
 
 clean:
