@@ -307,7 +307,10 @@ def _break_row(ds: Dataset, row: dict, prng: random.Random) -> None:
         bound = getattr(c, kind)
         step = max(1.0, abs(bound) * 0.1) * (1 + prng.random())
         v = bound + step if kind == "max" else bound - step
-        row[c.name] = str(int(math.floor(v) if kind == "min" else math.ceil(v))) if c.type == "int" else repr(round(v, 2))
+        if c.type == "int":
+            row[c.name] = str(math.floor(v) if kind == "min" else math.ceil(v))
+        else:
+            row[c.name] = repr(round(v, 2))
     elif kind == "type":
         c = prng.choice([c for c in cols if c.numeric])
         row[c.name] = prng.choice(BAD_NUMBERS)
