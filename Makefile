@@ -1,26 +1,34 @@
 # lambda-mlops: every routine task, automated.
 #
-#   make demo      run the whole loop locally (embedded S3, no AWS account)
-#   make test      the test suite
-#   make install   Python lint/deploy tools into .venv (sam, cfn-lint)
-#   make lint      rustfmt check, clippy with warnings denied, cfn-lint, sam validate --lint
-#   make build     Lambda bootstrap binaries with cargo-lambda (LAMBDA_ARCH=arm64|x86_64)
-#   make sam-build the same through `sam build` (SAM_ARCH=arm64|x86_64)
-#   make bench     prediction latency and model load, beside onnxruntime (BENCHMARKS.md)
+#   make demo         run the whole loop locally (embedded S3, no AWS account)
+#   make test         the test suite
+#   make install      lint, deploy and load-test tools into .venv and .venv-lint
+#   make lint         rustfmt check, clippy with warnings denied, then lint-infra
+#   make lint-infra   cfn-lint, sam validate --lint, checkov, hadolint, workflow schemas,
+#                     buildspec.yml and samconfig.toml checks (no Rust toolchain needed)
+#   make build        Lambda bootstrap binaries with cargo-lambda (LAMBDA_ARCH=arm64|x86_64)
+#   make sam-build    the same through `sam build` (SAM_ARCH=arm64|x86_64)
+#   make bench        prediction latency and model load, beside onnxruntime (BENCHMARKS.md)
+#   make bench-ingest ingest throughput beside pandas and whylogs (BENCHMARKS.md)
+#   make loadtest     locust against a local predict server: rps, p50, p99; fails on any 5xx
+#                     or p99 over LOADTEST_P99_MS (BENCHMARKS.md)
 
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(abspath $(VENV)/bin)
+# checkov and check-jsonschema pin versions of boto3 and click that aws-sam-cli cannot share.
+LINT_VENV := .venv-lint
+LINT_BIN := $(abspath $(LINT_VENV)/bin)
 LAMBDA_ARCH ?= arm64
 SAM_ARCH ?= $(LAMBDA_ARCH)
 # SAM needs a region and (for local commands) credentials; these dummy values never reach AWS.
 SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
 
-.PHONY: help install install-build fmt lint test build sam-build demo bench ci clean
+.PHONY: help install install-build fmt lint lint-infra test build sam-build demo bench loadtest ci clean
 
 help:
-	@sed -n '3,11p' Makefile
+	@sed -n '3,14p' Makefile
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -28,6 +36,9 @@ $(VENV)/bin/activate:
 install: $(VENV)/bin/activate
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	test -x $(LINT_VENV)/bin/python || python3 -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LINT_VENV)/bin/python -m pip install --quiet -r requirements-lint.txt
 
 install-build: $(VENV)/bin/activate
 	$(PY) -m pip install --quiet -r requirements-build.txt
@@ -38,8 +49,18 @@ fmt:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	$(MAKE) --no-print-directory lint-infra
+
+# Every check of the deployment files; each tool runs offline.
+lint-infra:
 	$(BIN)/cfn-lint template.yaml
 	$(SAM_ENV) $(BIN)/sam validate --lint --template template.yaml
+	$(LINT_BIN)/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
+	$(BIN)/hadolint Dockerfile
+	$(LINT_BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(PY) scripts/check_buildspec.py buildspec.yml samconfig.toml
+	$(PY) scripts/check_samconfig.py samconfig.toml template.yaml
+	$(PY) -m py_compile loadtest/locustfile.py loadtest/run.py scripts/check_buildspec.py scripts/check_samconfig.py
 
 test:
 	cargo test --workspace --locked -- --show-output
@@ -74,6 +95,20 @@ $(INGEST_VENV)/.stamp: bench/requirements-ingest.txt
 bench-ingest: $(INGEST_VENV)/.stamp
 	cargo build --release --locked -p mlops
 	$(INGEST_VENV)/bin/python bench/ingest_bench.py --out bench/ingest.json $(INGEST_BENCH_ARGS)
+
+# Load test of the local predict server (loadtest/run.py starts and stops the servers).
+LOADTEST_USERS ?= 20
+LOADTEST_RUN_TIME ?= 30s
+LOADTEST_P99_MS ?= 250
+
+$(VENV)/bin/locust: requirements-dev.txt | $(VENV)/bin/activate
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+loadtest: $(VENV)/bin/locust
+	cargo build --release --locked -p mlops -p predict
+	$(PY) loadtest/run.py --bin-dir target/release --users $(LOADTEST_USERS) \
+	  --run-time $(LOADTEST_RUN_TIME) --p99-ms $(LOADTEST_P99_MS)
 
 ci: lint test
 
