@@ -12,7 +12,10 @@ it and stops both servers on exit, whatever happens.
 
 Against a deployed API (the staging pipeline):
 
-    loadtest/run.py --host https://<api>.execute-api.<region>.amazonaws.com --sigv4
+    loadtest/run.py --host https://<api>.execute-api.<region>.amazonaws.com --sigv4 --warmup 15s
+
+(--sigv4 signs the requests for an API with ApiAuthorization=AWS_IAM; --warmup runs an
+unmeasured round first, so that cold starts do not count in the measured p99.)
 
 Thresholds and load come from options or LOADTEST_* variables (see --help). Exit status: 0
 when every threshold holds, 1 when one does not, 2 when the test could not run.
@@ -63,6 +66,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--users", type=int, default=int(env_default("LOADTEST_USERS", "20")), help="simulated users (LOADTEST_USERS, 20)")
     p.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once)")
     p.add_argument("--run-time", default=env_default("LOADTEST_RUN_TIME", "30s"), help="duration (LOADTEST_RUN_TIME, 30s)")
+    p.add_argument(
+        "--warmup",
+        default=env_default("LOADTEST_WARMUP", ""),
+        help="an unmeasured run of this duration first, e.g. 15s to warm Lambda environments (LOADTEST_WARMUP)",
+    )
     p.add_argument(
         "--p99-ms", type=float, default=float(env_default("LOADTEST_P99_MS", "250")), help="p99 limit in ms (LOADTEST_P99_MS, 250)"
     )
@@ -175,8 +183,8 @@ def start_predict(servers: Servers, predict: Path, env: dict[str, str], work: Pa
     raise RunError("predict did not answer GET /model within 60 s")
 
 
-def run_locust(args: argparse.Namespace, host: str, work: Path) -> dict:
-    summary_file = work / "summary.json"
+def run_locust(args: argparse.Namespace, host: str, work: Path, run_time: str, label: str = "locust") -> dict:
+    summary_file = work / f"{label}-summary.json"
     env = {**os.environ, "LOADTEST_SUMMARY_FILE": str(summary_file)}
     if args.sigv4:
         env["LOADTEST_SIGV4"] = "1"
@@ -186,15 +194,15 @@ def run_locust(args: argparse.Namespace, host: str, work: Path) -> dict:
         "--headless", "--only-summary", "--loglevel", "WARNING",
         "--users", str(args.users),
         "--spawn-rate", str(args.spawn_rate or args.users),
-        "--run-time", args.run_time,
+        "--run-time", run_time,
         "--stop-timeout", "10",
         "--host", host,
-        "--csv", str(work / "locust"),
+        "--csv", str(work / label),
     ]  # fmt: skip
-    with (work / "locust.log").open("w") as log:
+    with (work / f"{label}.log").open("w") as log:
         subprocess.run(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
     if not summary_file.exists():
-        raise RunError(f"locust did not finish:\n{(work / 'locust.log').read_text()[-3000:]}")
+        raise RunError(f"locust did not finish:\n{(work / f'{label}.log').read_text()[-3000:]}")
     return json.loads(summary_file.read_text())
 
 
@@ -263,8 +271,11 @@ def main() -> int:
             register_model(mlops, env, work)
             host = start_predict(servers, predict, env, work)
             where = f"{host} ({predict}, {MODEL_NAME} v1, {os.cpu_count()} CPUs shared with locust)"
+        if args.warmup:
+            print(f"Warm-up: {args.users} users for {args.warmup} against {where}", flush=True)
+            run_locust(args, host, work, args.warmup, "warmup")
         print(f"Load test: {args.users} users for {args.run_time} against {where}", flush=True)
-        return report(args, run_locust(args, host, work), work)
+        return report(args, run_locust(args, host, work, args.run_time), work)
     except RunError as e:
         print(f"load test could not run: {e}", file=sys.stderr)
         return 2
