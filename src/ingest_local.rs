@@ -1,11 +1,13 @@
 //! `mlops ingest`: the ingest pipeline on local files, for trying a contract before
 //! deploying it. Outputs land under a directory with the lake's key layout.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
-use mlops_core::ingest::{BatchManifest, QuarantineRecord, Source, ingest_bytes};
+use mlops_core::ingest::{BatchManifest, IngestLimits, QuarantineRecord, Source, ingest_stream};
+use mlops_core::outputs::{ObjectWriter, Outputs};
 use mlops_core::{Contract, Profile};
 use sha2::{Digest, Sha256};
 
@@ -31,22 +33,42 @@ pub fn ingest_files(args: &LocalIngest, report: &mut impl Write) -> anyhow::Resu
         None => Profile::baseline(&contract, &[]),
     };
     let today = chrono::Utc::now().date_naive();
+    let outputs = DirOutputs { root: args.out.clone() };
+    let limits = IngestLimits::default();
     writeln!(report, "{:<28} {:>8} {:>8} {:>12}", "file", "rows", "curated", "quarantined")?;
     let mut manifests = Vec::new();
     for file in &args.files {
-        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let input = File::open(file).with_context(|| format!("reading {}", file.display()))?;
+        let meta = input.metadata().with_context(|| format!("reading {}", file.display()))?;
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("batch");
         let key = format!("raw/{}/{name}", contract.dataset);
-        // A digest of the content stands in for the ETag: the same file maps to the same batch.
-        let etag = hex::encode(Sha256::digest(&bytes));
+        // Path, size and modification time stand in for the ETag: the same unchanged file maps
+        // to the same batch (and overwrites its earlier outputs).
+        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let stamp = format!("{}\0{}\0{:?}", file.display(), meta.len(), modified);
+        let etag = hex::encode(Sha256::digest(stamp.as_bytes()));
         let source = Source { key: &key, etag: Some(&etag), dt: today };
-        let files = ingest_bytes(&contract, &baseline, &source, None, bytes);
-        for (key, bytes, _) in &files.objects {
-            write_under(&args.out, key, bytes)?;
-        }
-        let m = files.manifest;
+        let progress = indicatif::ProgressBar::new(meta.len()).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        progress.set_message(name.to_string());
+        let clock = std::time::Instant::now();
+        let m = ingest_stream(&contract, &baseline, &source, None, progress.wrap_read(input), &outputs, &limits)
+            .with_context(|| format!("ingesting {}", file.display()))?;
+        progress.finish_and_clear();
+        let seconds = clock.elapsed().as_secs_f64();
         let c = m.counts;
         writeln!(report, "{name:<28} {:>8} {:>8} {:>12}", c.rows_read, c.curated, c.quarantined)?;
+        writeln!(
+            report,
+            "    {:.1} MB in {seconds:.2} s: {:.1} MB/s, {:.0} rows/s",
+            m.bytes as f64 / 1e6,
+            m.bytes as f64 / 1e6 / seconds.max(1e-9),
+            c.rows_read as f64 / seconds.max(1e-9)
+        )?;
         if let Some(reason) = &m.batch_error {
             writeln!(report, "    whole batch quarantined: {reason}")?;
         } else if c.quarantined > 0 {
@@ -71,10 +93,56 @@ pub fn ingest_files(args: &LocalIngest, report: &mut impl Write) -> anyhow::Resu
     Ok(manifests)
 }
 
-fn write_under(root: &Path, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    let path = root.join(key);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+/// Outputs as files under a directory, keyed as in the lake. A file is written beside its
+/// final name and renamed into place on commit.
+#[derive(Debug)]
+struct DirOutputs {
+    root: PathBuf,
+}
+
+impl Outputs for DirOutputs {
+    fn create(&self, key: &str, _content_type: &'static str) -> mlops_core::Result<Box<dyn ObjectWriter>> {
+        let path = self.root.join(key);
+        let partial = path.with_extension("partial");
+        let io = |e: std::io::Error| mlops_core::Error::Output { key: key.to_string(), message: e.to_string() };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let file = File::create(&partial).map_err(io)?;
+        Ok(Box::new(FileWriter { path, partial, file: BufWriter::with_capacity(1 << 20, file) }))
     }
-    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+#[derive(Debug)]
+struct FileWriter {
+    path: PathBuf,
+    partial: PathBuf,
+    file: BufWriter<File>,
+}
+
+impl Write for FileWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl ObjectWriter for FileWriter {
+    fn commit(mut self: Box<Self>) -> mlops_core::Result<()> {
+        let failed = |e: std::io::Error| mlops_core::Error::Output {
+            key: self.path.display().to_string(),
+            message: e.to_string(),
+        };
+        self.file.flush().map_err(failed)?;
+        std::fs::rename(&self.partial, &self.path).map_err(failed)
+    }
+
+    fn abort(self: Box<Self>) {
+        drop(self.file);
+        // A partial file left behind is harmless; it is overwritten by the next run.
+        let _ = std::fs::remove_file(&self.partial);
+    }
 }

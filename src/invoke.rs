@@ -33,7 +33,7 @@ pub async fn invoke<F: Fn(&str) -> Option<String>>(
             let app = predict::App::load(&lake.with_bucket(&config.bucket), &config, limits).await?;
             predict::invoke(predict::router(Arc::new(app)), event).await?
         }
-        Function::Ingest => ingest::invoke(lake, event).await?,
+        Function::Ingest => ingest::invoke(lake, &mlops_core::config::ingest_limits(env)?, event).await?,
         Function::DriftCheck => {
             let config = DriftCheckConfig::from_env(env)?;
             drift_check::invoke(&lake.with_bucket(&config.model.bucket), &config, event).await?

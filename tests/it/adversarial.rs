@@ -20,7 +20,7 @@ fn run(name: &str, bytes: Vec<u8>) -> BatchFiles {
     let baseline = mlops_core::Profile::baseline(&c, &[]);
     let key = format!("raw/penguins/{name}");
     let source = Source { key: &key, etag: Some("etag"), dt: at("2026-05-01T00:00:00Z").date_naive() };
-    let files = ingest_bytes(&c, &baseline, &source, None, bytes);
+    let files = ingest_bytes(&c, &baseline, &source, None, &bytes).expect("outputs in memory");
     let n = files.manifest.counts;
     assert_eq!(n.rows_read, n.curated + n.quarantined, "{name}: every row is accounted for");
     files
@@ -222,7 +222,7 @@ fn delimiter_and_headerless_files_follow_the_contract() {
     let source = Source { key: "raw/penguins/semi.csv", etag: Some("e"), dt: at("2026-05-01T00:00:00Z").date_naive() };
     let bytes =
         b"Adelie;Torgersen;39,1;18.7;181;3750;male;2007\nAdelie;Torgersen;39.1;18.7;181;3750;male;2007\n".to_vec();
-    let f = ingest_bytes(&c, &baseline, &source, None, bytes);
+    let f = ingest_bytes(&c, &baseline, &source, None, &bytes).expect("outputs in memory");
     assert_eq!(counts(&f), (2, 1, 1));
     assert_reasons(&f, &[(1, "bill_length_mm: \"39,1\" is not a number")]);
 }

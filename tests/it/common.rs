@@ -62,7 +62,7 @@ impl TestLake {
         let size = bytes.len() as u64;
         let etag = self.lake.put(&key, bytes, "text/csv").await.expect("put").expect("etag");
         let event = ingest::object_created_event(BUCKET, &key, &etag, size, at).expect("event");
-        let outcomes = ingest::invoke(&self.lake, &event).await.expect("ingest succeeds");
+        let outcomes = ingest::invoke(&self.lake, &Default::default(), &event).await.expect("ingest succeeds");
         let mut outcomes: Vec<IngestOutcome> = serde_json::from_value(outcomes).expect("outcomes");
         match outcomes.pop() {
             Some(IngestOutcome::Ingested(summary)) => summary,

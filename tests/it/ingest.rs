@@ -96,7 +96,8 @@ async fn the_sample_s3_event_ingests_its_object() {
     let t = TestLake::with_penguins().await;
     let bytes = std::fs::read(crate::common::example("batches/batch-01.csv")).expect("batch");
     t.lake.put("raw/penguins/batch-01.csv", bytes, "text/csv").await.expect("put");
-    let out = ingest::invoke(&t.lake, include_str!("../../events/s3-put.json")).await.expect("ingest");
+    let out =
+        ingest::invoke(&t.lake, &Default::default(), include_str!("../../events/s3-put.json")).await.expect("ingest");
     assert_eq!(out[0]["status"], "ingested", "{out}");
     assert_eq!(out[0]["counts"]["curated"], 300);
     assert!(out[0]["profile_key"].as_str().expect("key").starts_with("profiles/penguins/dt=2026-01-01/"));
@@ -110,7 +111,8 @@ async fn foreign_keys_are_skipped_and_one_failure_spares_the_others() {
         t.lake.put(key, b"a,b\n1,2\n".to_vec(), "text/csv").await.expect("put");
         let event = ingest::object_created_event(BUCKET, key, "e", 8, when).expect("event");
         let out: Vec<IngestOutcome> =
-            serde_json::from_value(ingest::invoke(&t.lake, &event).await.expect("no error")).expect("outcomes");
+            serde_json::from_value(ingest::invoke(&t.lake, &Default::default(), &event).await.expect("no error"))
+                .expect("outcomes");
         assert!(matches!(&out[0], IngestOutcome::Skipped { key: k, .. } if k.as_str() == key), "{out:?}");
     }
 
@@ -126,7 +128,7 @@ async fn foreign_keys_are_skipped_and_one_failure_spares_the_others() {
     )
     .expect("json");
     event["Records"].as_array_mut().expect("records").insert(0, missing["Records"][0].clone());
-    let e = ingest::invoke(&t.lake, &event.to_string()).await.expect_err("one record fails");
+    let e = ingest::invoke(&t.lake, &Default::default(), &event.to_string()).await.expect_err("one record fails");
     let message = e.to_string();
     assert!(message.starts_with("1 of 2 records failed: s3://mlops-lake/raw/penguins/gone.csv"), "{message}");
     let curated = t.lake.list("curated/penguins/").await.expect("list");

@@ -2,6 +2,7 @@
 
 use crate::drift::DriftConfig;
 use crate::error::{Error, Result};
+use crate::ingest::IngestLimits;
 
 /// Reads configuration through a lookup function, so that tests and the CLI can supply
 /// values without touching the process environment.
@@ -73,16 +74,40 @@ impl ModelConfig {
     }
 }
 
-/// Configuration of `ingest`: only the bucket, since contracts live in the lake.
+/// Configuration of `ingest`: the bucket (contracts live in the lake) and the memory limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestConfig {
     pub bucket: String,
+    pub limits: IngestLimits,
 }
 
 impl IngestConfig {
+    /// `LAKE_BUCKET`, and optionally `INGEST_ROW_GROUP_MB`, `INGEST_PART_MB` (at least 5) and
+    /// `INGEST_OPEN_PARTITIONS`, which set [`IngestLimits`].
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<IngestConfig> {
-        Ok(IngestConfig { bucket: env.required("LAKE_BUCKET")? })
+        Ok(IngestConfig { bucket: env.required("LAKE_BUCKET")?, limits: ingest_limits(env)? })
     }
+}
+
+/// The ingest memory limits from the environment, with [`IngestLimits::default`] for those
+/// not set.
+pub fn ingest_limits<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<IngestLimits> {
+    let d = IngestLimits::default();
+    let mb = |name: &str, default: usize, min: usize| -> Result<usize> {
+        let value = env.parsed(name, default >> 20)?;
+        if value < min {
+            return Err(Error::Config(format!("environment variable {name} must be at least {min}")));
+        }
+        Ok(value << 20)
+    };
+    Ok(IngestLimits {
+        row_group_bytes: mb("INGEST_ROW_GROUP_MB", d.row_group_bytes, 1)?,
+        part_bytes: mb("INGEST_PART_MB", d.part_bytes, crate::upload::MIN_PART_BYTES >> 20)?,
+        max_open_partitions: match env.parsed("INGEST_OPEN_PARTITIONS", d.max_open_partitions)? {
+            0 => return Err(Error::Config("environment variable INGEST_OPEN_PARTITIONS must be at least 1".into())),
+            n => n,
+        },
+    })
 }
 
 /// Configuration of `drift-check`.
@@ -138,5 +163,9 @@ mod tests {
         ]))
         .expect_err("bad number");
         assert!(e.to_string().contains("DRIFT_PSI_THRESHOLD=\"high\" is not a valid f64"), "{e}");
+        let c = IngestConfig::from_env(&env(&[("LAKE_BUCKET", "b"), ("INGEST_ROW_GROUP_MB", "16")])).expect("valid");
+        assert_eq!(c.limits.row_group_bytes, 16 << 20);
+        let e = IngestConfig::from_env(&env(&[("LAKE_BUCKET", "b"), ("INGEST_PART_MB", "2")])).expect_err("small");
+        assert_eq!(e.to_string(), "configuration: environment variable INGEST_PART_MB must be at least 5");
     }
 }

@@ -14,9 +14,13 @@ use crate::contract::{ColumnType, Contract};
 use crate::error::{Error, Result};
 use crate::validate::Value;
 
-/// Rows per Parquet row group: about a million, so that a group of a typical table is the
-/// tens to hundreds of megabytes query engines read best.
+/// Rows per Parquet row group at most: about a million, so that a group of a typical table
+/// is the tens of megabytes query engines read best.
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// A row group is also closed once its encoded data held in memory reaches this size
+/// (Athena and Spark read row groups of 64–128 MB best; this bounds memory as well).
+pub const ROW_GROUP_BYTES: usize = 64 << 20;
 
 /// Rows buffered in Arrow builders before they are handed to the Parquet writer.
 const ARROW_BATCH_ROWS: usize = 8192;
@@ -101,16 +105,21 @@ impl Column {
     }
 }
 
-/// Writes valid rows (values in contract column order) into an in-memory Parquet file.
-pub struct CuratedWriter {
+/// Writes valid rows (values in contract column order) as a Parquet file into a sink.
+///
+/// Encoded row groups are held in memory until they are closed at [`ROW_GROUP_ROWS`] rows,
+/// at the writer's row-group byte limit, or by [`CuratedWriter::flush_row_group`]; then they
+/// go to the sink.
+pub struct CuratedWriter<W: std::io::Write + Send = Vec<u8>> {
     schema: Arc<Schema>,
     columns: Vec<Column>,
     buffered: usize,
     rows: u64,
-    writer: ArrowWriter<Vec<u8>>,
+    row_group_bytes: usize,
+    writer: ArrowWriter<W>,
 }
 
-impl std::fmt::Debug for CuratedWriter {
+impl<W: std::io::Write + Send> std::fmt::Debug for CuratedWriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CuratedWriter").field("rows", &self.rows).finish()
     }
@@ -120,17 +129,25 @@ fn parquet_error(e: impl std::fmt::Display) -> Error {
     Error::Curated(e.to_string())
 }
 
-impl CuratedWriter {
-    pub fn new(contract: &Contract) -> Result<CuratedWriter> {
+impl CuratedWriter<Vec<u8>> {
+    /// A writer into memory.
+    pub fn new(contract: &Contract) -> Result<CuratedWriter<Vec<u8>>> {
+        CuratedWriter::to_sink(contract, Vec::new(), ROW_GROUP_BYTES)
+    }
+}
+
+impl<W: std::io::Write + Send> CuratedWriter<W> {
+    /// A writer into `sink` whose row groups close at `row_group_bytes` of encoded data.
+    pub fn to_sink(contract: &Contract, sink: W, row_group_bytes: usize) -> Result<CuratedWriter<W>> {
         let schema = Arc::new(schema(contract));
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_created_by(format!("lambda-mlops {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let writer = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(properties)).map_err(parquet_error)?;
+        let writer = ArrowWriter::try_new(sink, Arc::clone(&schema), Some(properties)).map_err(parquet_error)?;
         let columns = contract.columns.iter().map(|c| Column::new(c.kind)).collect();
-        Ok(CuratedWriter { schema, columns, buffered: 0, rows: 0, writer })
+        Ok(CuratedWriter { schema, columns, buffered: 0, rows: 0, row_group_bytes, writer })
     }
 
     /// Adds one row.
@@ -158,11 +175,25 @@ impl CuratedWriter {
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays).map_err(parquet_error)?;
         self.writer.write(&batch).map_err(parquet_error)?;
         self.buffered = 0;
+        if self.writer.in_progress_size() >= self.row_group_bytes {
+            self.writer.flush().map_err(parquet_error)?;
+        }
         Ok(())
     }
 
-    /// Finishes the file and returns its bytes.
-    pub fn finish(mut self) -> Result<Vec<u8>> {
+    /// Bytes of encoded data held in memory for the open row group.
+    pub fn buffered_bytes(&self) -> usize {
+        self.writer.in_progress_size()
+    }
+
+    /// Closes the open row group, sending it to the sink.
+    pub fn flush_row_group(&mut self) -> Result<()> {
+        self.flush()?;
+        self.writer.flush().map_err(parquet_error)
+    }
+
+    /// Finishes the file and returns the sink.
+    pub fn finish(mut self) -> Result<W> {
         self.flush()?;
         self.writer.into_inner().map_err(parquet_error)
     }

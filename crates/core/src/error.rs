@@ -34,6 +34,10 @@ pub enum Error {
     #[error("curated Parquet: {0}")]
     Curated(String),
 
+    /// An output object could not be written.
+    #[error("writing {key}: {message}")]
+    Output { key: String, message: String },
+
     /// Two profiles cannot be merged or compared.
     #[error("profile: {0}")]
     Profile(String),

@@ -50,7 +50,7 @@ pub fn batch_id(source_key: &str, etag: &str) -> String {
     format!("{stem}-{}", &hex::encode(digest)[..12])
 }
 
-/// Where the outputs of one batch go (curated rows: [`curated_key`], one per date).
+/// Where the outputs of one batch go (curated rows: [`curated_key`], per date).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchKeys {
     pub quarantine: String,
@@ -69,9 +69,12 @@ impl BatchKeys {
     }
 }
 
-/// The curated Parquet object of a batch's rows dated `dt`.
-pub fn curated_key(dataset: &str, dt: NaiveDate, batch: &str) -> String {
-    format!("curated/{dataset}/dt={}/{batch}.parquet", dt.format("%Y-%m-%d"))
+/// The curated Parquet object of a batch's rows dated `dt`. A batch whose rows span more
+/// dates than ingest keeps open at once can have several files for a date: `part` numbers
+/// them from 0, which has no suffix.
+pub fn curated_key(dataset: &str, dt: NaiveDate, batch: &str, part: u32) -> String {
+    let suffix = if part == 0 { String::new() } else { format!("-{part}") };
+    format!("curated/{dataset}/dt={}/{batch}{suffix}.parquet", dt.format("%Y-%m-%d"))
 }
 
 /// The prefix holding a dataset's profiles of one day.
@@ -132,7 +135,8 @@ mod tests {
     fn layout() {
         let dt = NaiveDate::from_ymd_opt(2026, 1, 2).expect("date");
         let keys = BatchKeys::new("p", dt, "b-1");
-        assert_eq!(curated_key("p", dt, "b-1"), "curated/p/dt=2026-01-02/b-1.parquet");
+        assert_eq!(curated_key("p", dt, "b-1", 0), "curated/p/dt=2026-01-02/b-1.parquet");
+        assert_eq!(curated_key("p", dt, "b-1", 2), "curated/p/dt=2026-01-02/b-1-2.parquet");
         assert_eq!(keys.quarantine, "quarantine/p/dt=2026-01-02/b-1.jsonl");
         assert_eq!(keys.profile, "profiles/p/dt=2026-01-02/b-1.json");
         assert_eq!(model_file("m", 3, "model.onnx"), "models/m/v3/model.onnx");

@@ -13,10 +13,13 @@ pub mod ingest;
 pub mod lake;
 pub mod model;
 pub mod monitor;
+pub mod outputs;
 pub mod profile;
 pub mod reading;
+pub mod records;
 pub mod registry;
 pub mod storage;
+pub mod upload;
 pub mod validate;
 
 pub use contract::Contract;

@@ -139,9 +139,12 @@ pub fn check_fits(model: &Model, contract: &Contract) -> Result<Layout> {
 pub fn baseline_from_csv(contract: &Contract, bytes: &[u8], file: &str) -> Result<(Profile, u64)> {
     let mut rows = Vec::new();
     let mut rejected = 0;
-    crate::reading::read_csv(contract, bytes, |row| match row.outcome {
-        Ok(values) => rows.push(values),
-        Err(_) => rejected += 1,
+    crate::reading::read_csv(contract, bytes, |row| {
+        match row.outcome {
+            Ok(values) => rows.push(values),
+            Err(_) => rejected += 1,
+        }
+        Ok(())
     })
     .map_err(|e| Error::Registry(format!("training data {file}: {e}")))?;
     if rows.is_empty() {

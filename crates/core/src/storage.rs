@@ -34,6 +34,14 @@ pub struct Object {
     pub content_encoding: Option<String>,
 }
 
+/// An object being read.
+#[derive(Debug)]
+pub struct ObjectStream {
+    pub body: ByteStream,
+    pub etag: Option<String>,
+    pub content_encoding: Option<String>,
+}
+
 /// One bucket of the lake.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -55,7 +63,11 @@ impl Lake {
         Lake { client: self.client.clone(), bucket: bucket.to_string() }
     }
 
-    fn failed(&self, operation: &'static str, key: &str, e: impl std::error::Error) -> Error {
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn failed(&self, operation: &'static str, key: &str, e: impl std::error::Error) -> Error {
         Error::Storage {
             operation,
             bucket: self.bucket.clone(),
@@ -64,8 +76,8 @@ impl Lake {
         }
     }
 
-    /// Reads a whole object.
-    pub async fn get(&self, key: &str) -> Result<Object> {
+    /// Opens an object for reading as a stream.
+    pub async fn open(&self, key: &str) -> Result<ObjectStream> {
         let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
             if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
                 Error::NotFound { bucket: self.bucket.clone(), key: key.to_string() }
@@ -73,10 +85,14 @@ impl Lake {
                 self.failed("GetObject", key, e)
             }
         })?;
-        let etag = out.e_tag.clone();
-        let content_encoding = out.content_encoding.clone();
-        let bytes = out.body.collect().await.map_err(|e| self.failed("GetObject", key, e))?.to_vec();
-        Ok(Object { bytes, etag, content_encoding })
+        Ok(ObjectStream { body: out.body, etag: out.e_tag, content_encoding: out.content_encoding })
+    }
+
+    /// Reads a whole object (for small ones: contracts, profiles, models).
+    pub async fn get(&self, key: &str) -> Result<Object> {
+        let stream = self.open(key).await?;
+        let bytes = stream.body.collect().await.map_err(|e| self.failed("GetObject", key, e))?.to_vec();
+        Ok(Object { bytes, etag: stream.etag, content_encoding: stream.content_encoding })
     }
 
     /// Writes a whole object and returns its ETag.

@@ -1,5 +1,7 @@
 //! The drift-check Lambda: wires configuration and the S3 client, then runs the handler.
 
+#![recursion_limit = "256"]
+
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use mlops_core::config::{DriftCheckConfig, process_env};

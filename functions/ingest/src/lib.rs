@@ -1,7 +1,7 @@
 //! `ingest`: S3 `ObjectCreated` events on `raw/<dataset>/` → curated, quarantine, profile.
 
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
-use mlops_core::ingest::{IngestOutcome, Source, ingest_object};
+use mlops_core::ingest::{IngestLimits, IngestOutcome, Source, ingest_object};
 use mlops_core::storage::Lake;
 
 /// Failures of an invocation.
@@ -25,13 +25,14 @@ impl From<Error> for lambda_runtime::Diagnostic {
     }
 }
 
-/// Processes every record of an S3 event, each independently of the others.
-pub async fn handle(lake: &Lake, event: S3Event) -> Result<Vec<IngestOutcome>, Error> {
+/// Processes every record of an S3 event, each independently of the others, within the
+/// memory `limits`.
+pub async fn handle(lake: &Lake, limits: &IngestLimits, event: S3Event) -> Result<Vec<IngestOutcome>, Error> {
     let total = event.records.len();
     let mut outcomes = Vec::with_capacity(total);
     let mut failures = Vec::new();
     for record in &event.records {
-        match handle_record(lake, record).await {
+        match handle_record(lake, limits, record).await {
             Ok(outcome) => {
                 match &outcome {
                     IngestOutcome::Ingested(s) => tracing::info!(
@@ -56,12 +57,12 @@ pub async fn handle(lake: &Lake, event: S3Event) -> Result<Vec<IngestOutcome>, E
     }
 }
 
-async fn handle_record(lake: &Lake, record: &S3EventRecord) -> Result<IngestOutcome, String> {
+async fn handle_record(lake: &Lake, limits: &IngestLimits, record: &S3EventRecord) -> Result<IngestOutcome, String> {
     let bucket = record.s3.bucket.name.as_deref().ok_or("a record has no bucket name")?;
     let encoded = record.s3.object.key.as_deref().ok_or("a record has no object key")?;
     let key = decode_key(encoded)?;
     let source = Source { key: &key, etag: record.s3.object.e_tag.as_deref(), dt: record.event_time.date_naive() };
-    ingest_object(&lake.with_bucket(bucket), &source).await.map_err(|e| format!("s3://{bucket}/{key}: {e}"))
+    ingest_object(&lake.with_bucket(bucket), &source, limits).await.map_err(|e| format!("s3://{bucket}/{key}: {e}"))
 }
 
 /// S3 event keys are URL-encoded with `+` for spaces.
@@ -73,9 +74,9 @@ fn decode_key(encoded: &str) -> Result<String, String> {
 }
 
 /// Runs one S3 event given as JSON, as Lambda would, and returns the outcomes as JSON.
-pub async fn invoke(lake: &Lake, event: &str) -> Result<serde_json::Value, Error> {
+pub async fn invoke(lake: &Lake, limits: &IngestLimits, event: &str) -> Result<serde_json::Value, Error> {
     let event: S3Event = serde_json::from_str(event).map_err(|e| Error::Event(e.to_string()))?;
-    let outcomes = handle(lake, event).await?;
+    let outcomes = handle(lake, limits, event).await?;
     serde_json::to_value(outcomes).map_err(|e| Error::Event(e.to_string()))
 }
 

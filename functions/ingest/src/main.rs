@@ -10,9 +10,9 @@ async fn main() -> anyhow::Result<()> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = IngestConfig::from_env(&process_env())?;
     let lake = Lake::new(client_from_env().await, &config.bucket);
-    let lake = &lake;
+    let (lake, limits) = (&lake, &config.limits);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
-        ingest::handle(lake, event.payload).await
+        ingest::handle(lake, limits, event.payload).await
     }))
     .await
     .map_err(|e| anyhow::anyhow!(e))

@@ -1,0 +1,282 @@
+//! Records pulled from a byte stream with bounded memory: CSV records (RFC 4180, through
+//! `csv-core`) and text lines (JSON Lines).
+//!
+//! Each record carries the line where it starts and the first bytes of its source text. A
+//! record longer than the row limit is read to its end but its content is dropped; it comes
+//! back flagged, so that it can be quarantined rather than held in memory.
+
+use std::io::{self, BufRead};
+
+/// One record: its fields (CSV) or its text (lines), and where it came from.
+#[derive(Debug, Default)]
+pub struct Record {
+    /// 1-based line number where the record starts.
+    pub line: u64,
+    /// Bytes of source text the record spans, its terminator included.
+    pub len: u64,
+    /// The record was longer than the row limit; its content was dropped.
+    pub oversized: bool,
+    fields: Vec<u8>,
+    ends: Vec<usize>,
+    raw: Vec<u8>,
+}
+
+impl Record {
+    /// The number of fields (CSV) or 1 (a line).
+    pub fn width(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Field `i`, unescaped (CSV), or the whole line.
+    pub fn field(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.fields.get(start..end)
+    }
+
+    /// The first bytes of the record's source text, without its line terminator.
+    pub fn raw(&self) -> &[u8] {
+        let raw = self.raw.strip_suffix(b"\n").unwrap_or(&self.raw);
+        raw.strip_suffix(b"\r").unwrap_or(raw)
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.oversized = false;
+        self.fields.clear();
+        self.ends.clear();
+        self.raw.clear();
+    }
+}
+
+/// Limits on what one record may hold in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// Longest record kept, in bytes of field content; longer ones come back `oversized`.
+    pub max_row_bytes: usize,
+    /// Source text kept per record for quarantine records.
+    pub raw_bytes: usize,
+}
+
+/// Tracks the line a record starts on and keeps the first bytes of its text.
+#[derive(Debug)]
+struct Spans {
+    /// The line of the next unread byte.
+    line: u64,
+    /// Leading line terminators belong to blank lines, not to the record.
+    started: bool,
+}
+
+impl Spans {
+    fn consume(&mut self, record: &mut Record, mut bytes: &[u8], raw_limit: usize) {
+        record.len += bytes.len() as u64;
+        if !self.started {
+            let lead = bytes.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(bytes.len());
+            self.line += bytes[..lead].iter().filter(|b| **b == b'\n').count() as u64;
+            bytes = &bytes[lead..];
+            if bytes.is_empty() {
+                return;
+            }
+            self.started = true;
+            record.line = self.line;
+        }
+        self.line += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+        let room = raw_limit.saturating_sub(record.raw.len());
+        record.raw.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+}
+
+/// CSV records from a buffered byte stream.
+pub struct CsvRecords<R> {
+    input: R,
+    parser: csv_core::Reader,
+    limits: RecordLimits,
+    spans: Spans,
+    done: bool,
+}
+
+impl<R> std::fmt::Debug for CsvRecords<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvRecords").field("line", &self.spans.line).finish()
+    }
+}
+
+impl<R: BufRead> CsvRecords<R> {
+    pub fn new(input: R, delimiter: u8, limits: RecordLimits) -> CsvRecords<R> {
+        let parser = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
+        CsvRecords { input, parser, limits, spans: Spans { line: 1, started: false }, done: false }
+    }
+
+    /// Reads the next record into `record`; `false` at the end of the input.
+    pub fn next_into(&mut self, record: &mut Record) -> io::Result<bool> {
+        use csv_core::ReadRecordResult as R;
+        record.clear();
+        if self.done {
+            return Ok(false);
+        }
+        self.spans.started = false;
+        if record.fields.capacity() == 0 {
+            record.fields.reserve(1024);
+        }
+        let (mut out_len, mut ends_len) = (0usize, 0usize);
+        record.fields.resize(record.fields.capacity(), 0);
+        record.ends.resize(record.ends.capacity().max(32), 0);
+        loop {
+            let input = self.input.fill_buf()?;
+            let (result, read, written, ended) =
+                self.parser.read_record(input, &mut record.fields[out_len..], &mut record.ends[ends_len..]);
+            self.spans.consume(record, &input[..read], self.limits.raw_bytes);
+            self.input.consume(read);
+            // Field ends count from the start of the record, across calls.
+            out_len += written;
+            ends_len += ended;
+            match result {
+                R::InputEmpty => {}
+                R::OutputFull => {
+                    if out_len >= self.limits.max_row_bytes {
+                        // Keep parsing to the record's end, dropping what it holds.
+                        record.oversized = true;
+                        out_len = 0;
+                        ends_len = 0;
+                    } else {
+                        let grown = (record.fields.len() * 2).min(self.limits.max_row_bytes.max(1024));
+                        record.fields.resize(grown.max(record.fields.len() + 1), 0);
+                    }
+                }
+                R::OutputEndsFull => {
+                    if record.oversized {
+                        ends_len = 0;
+                    } else {
+                        record.ends.resize(record.ends.len() * 2, 0);
+                    }
+                }
+                R::Record => break,
+                R::End => {
+                    self.done = true;
+                    return Ok(false);
+                }
+            }
+        }
+        if out_len > self.limits.max_row_bytes {
+            record.oversized = true;
+        }
+        record.fields.truncate(if record.oversized { 0 } else { out_len });
+        record.ends.truncate(if record.oversized { 0 } else { ends_len });
+        Ok(true)
+    }
+}
+
+/// Lines of a buffered byte stream, for JSON Lines. Blank lines are records too (the caller
+/// skips them), so that line numbers stay right.
+#[derive(Debug)]
+pub struct Lines<R> {
+    input: R,
+    limits: RecordLimits,
+    line: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    pub fn new(input: R, limits: RecordLimits) -> Lines<R> {
+        Lines { input, limits, line: 0 }
+    }
+
+    /// Reads the next line into `record` (as its single field); `false` at the end.
+    pub fn next_into(&mut self, record: &mut Record) -> io::Result<bool> {
+        record.clear();
+        let mut any = false;
+        loop {
+            let input = self.input.fill_buf()?;
+            if input.is_empty() {
+                break;
+            }
+            any = true;
+            let (chunk, found) = match input.iter().position(|b| *b == b'\n') {
+                Some(i) => (&input[..=i], true),
+                None => (input, false),
+            };
+            record.len += chunk.len() as u64;
+            let room = self.limits.raw_bytes.saturating_sub(record.raw.len());
+            record.raw.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if !record.oversized {
+                if record.fields.len() + chunk.len() > self.limits.max_row_bytes {
+                    record.oversized = true;
+                    record.fields = Vec::new();
+                } else {
+                    record.fields.extend_from_slice(chunk);
+                }
+            }
+            let n = chunk.len();
+            self.input.consume(n);
+            if found {
+                break;
+            }
+        }
+        if !any {
+            return Ok(false);
+        }
+        self.line += 1;
+        record.line = self.line;
+        if !record.oversized {
+            let text = record.fields.strip_suffix(b"\n").unwrap_or(&record.fields);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            record.ends.push(text.len());
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: RecordLimits = RecordLimits { max_row_bytes: 64, raw_bytes: 16 };
+
+    fn csv(text: &[u8], limits: RecordLimits) -> Vec<(u64, Vec<String>, String, bool)> {
+        // A one-byte buffer makes every record cross many reads.
+        let mut records = CsvRecords::new(std::io::BufReader::with_capacity(1, text), b',', limits);
+        let mut record = Record::default();
+        let mut out = Vec::new();
+        while records.next_into(&mut record).expect("in-memory input") {
+            let fields = (0..record.width())
+                .map(|i| String::from_utf8_lossy(record.field(i).unwrap_or_default()).into())
+                .collect();
+            out.push((record.line, fields, String::from_utf8_lossy(record.raw()).into(), record.oversized));
+        }
+        out
+    }
+
+    #[test]
+    fn csv_records_keep_lines_raw_text_and_quoted_fields() {
+        let got = csv(b"a,b\r\n\r\n\"x\"\"y\",\"multi\nline\"\n1,2", LIMITS);
+        assert_eq!(got[0], (1, vec!["a".into(), "b".into()], "a,b".into(), false));
+        assert_eq!(got[1], (3, vec!["x\"y".into(), "multi\nline".into()], "\"x\"\"y\",\"multi\nli".into(), false));
+        assert_eq!(got[2], (5, vec!["1".into(), "2".into()], "1,2".into(), false));
+        assert_eq!(got.len(), 3);
+    }
+
+    #[test]
+    fn oversized_records_are_flagged_and_the_next_one_is_intact() {
+        let long = format!("{},x\n1,2\n", "9".repeat(200));
+        let got = csv(long.as_bytes(), LIMITS);
+        assert_eq!(got.len(), 2);
+        assert!(got[0].3, "flagged");
+        assert!(got[0].1.is_empty());
+        assert_eq!(got[0].2.len(), 16);
+        assert_eq!(got[1], (2, vec!["1".into(), "2".into()], "1,2".into(), false));
+    }
+
+    #[test]
+    fn lines_are_numbered_with_blank_lines_and_bounded() {
+        let text = format!("{{}}\r\n\n{}\nlast", "z".repeat(100));
+        let mut lines = Lines::new(std::io::BufReader::with_capacity(3, text.as_bytes()), LIMITS);
+        let mut record = Record::default();
+        let mut got = Vec::new();
+        while lines.next_into(&mut record).expect("in-memory input") {
+            got.push((record.line, record.field(0).map(|f| f.to_vec()), record.oversized));
+        }
+        assert_eq!(got[0], (1, Some(b"{}".to_vec()), false));
+        assert_eq!(got[1], (2, Some(Vec::new()), false));
+        assert_eq!(got[2], (3, None, true));
+        assert_eq!(got[3], (4, Some(b"last".to_vec()), false));
+    }
+}
