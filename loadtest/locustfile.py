@@ -9,6 +9,8 @@
 Rows are drawn from the penguins training data (LOADTEST_ROWS, default
 examples/penguins/train.csv), missing values included. A valid request counts as a failure
 unless it gets a 200 with one prediction per instance; an invalid one unless it gets a 400.
+Each user waits LOADTEST_WAIT_MIN to LOADTEST_WAIT_MAX seconds (default 0.01 to 0.1) between
+requests.
 
 With LOADTEST_SIGV4=1 every request is signed with SigV4 for execute-api (an API deployed
 with ApiAuthorization=AWS_IAM), with credentials and region from the usual AWS variables.
