@@ -694,6 +694,14 @@ def rel(path: Path) -> str:
         return str(path)
 
 
+def python_shown() -> str:
+    """The interpreter as the reproduce line shows it: its path in the repository, if there."""
+    try:
+        return str(Path(sys.executable).absolute().relative_to(ROOT))
+    except ValueError:
+        return "python"
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -788,6 +796,8 @@ def run_tool(tool: str, ds: Dataset, path: Path, meta: dict, contract: Path, bas
         run = measure(cmd, args.workdir / f"{ds.key}-{tool}.log")
         if tool == "mlops":
             counts = mlops_counts(out)
+            if counts is None:
+                log(f"  warning: no manifest under {rel(out)}/manifests: row counts not checked")
         else:
             worker = json.loads(result_file.read_text())
             run["work_s"] = worker["work_s"]
@@ -816,16 +826,19 @@ def run_tool(tool: str, ds: Dataset, path: Path, meta: dict, contract: Path, bas
 
 def markdown(results: dict) -> str:
     env = results["environment"]
+    v = env["versions"]
     lines = [
-        f"CPU: {env['cpu']}, one core (`taskset -c {env['core']}`); median of {env['repeat']} run(s) each; "
-        f"MB = 10^6 bytes of CSV; peak RSS in MiB; time ÷ mlops above 1 means mlops is faster.",
-        f"Versions: Python {env['versions']['python']}, pandas {env['versions']['pandas']}, "
-        f"pyarrow {env['versions']['pyarrow']}, whylogs {env['versions']['whylogs']}"
-        + (f", {env['versions']['mlops']}" if env["versions"].get("mlops") else "")
-        + (f" (commit {env['versions']['commit']})" if env["versions"].get("commit") else "") + ".",
+        f"CPU: {env['cpu']}, one core (`taskset -c {env['core']}`); median of {env['repeat']} run(s) each. "
+        "Time is the wall time of the whole process (for pandas and whylogs, with the interpreter's "
+        "start-up and imports); CPU s is its user + system time. MB = 10^6 bytes of CSV; peak RSS in MiB. "
+        "time ÷ mlops above 1 means mlops is faster.",
+        f"Versions: Python {v['python']}, pandas {v['pandas']}, pyarrow {v['pyarrow']}, whylogs {v['whylogs']}"
+        + (f", {v['mlops']}" if v.get("mlops") else "")
+        + (f" (commit {v['commit']})" if v.get("commit") else "") + ".",
         "",
-        "| file | MB | rows | invalid rows | tool | s | MB/s | rows/s | peak RSS MiB | time ÷ mlops | RSS ÷ mlops |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| file | MB | rows | invalid rows | tool | s | CPU s | MB/s | rows/s | peak RSS MiB | time ÷ mlops "
+        "| RSS ÷ mlops |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, d in results["datasets"].items():
         ours = d["tools"].get("mlops")
@@ -835,11 +848,21 @@ def markdown(results: dict) -> str:
                 m_ratio = f"{r['peak_rss_mib'] / ours['peak_rss_mib']:.2f}"
             else:
                 t_ratio = m_ratio = "—"
+            cpu = statistics.median(x["user_s"] + x["sys_s"] for x in r["runs"])
             lines.append(
                 f"| {key} | {d['bytes'] / MB:.0f} | {d['rows']:,} | {d['invalid_rows']:,} | {tool} | "
-                f"{r['wall_s']:.2f} | {r['mb_per_s']:.1f} | {r['rows_per_s']:,.0f} | {r['peak_rss_mib']:.0f} | "
-                f"{t_ratio} | {m_ratio} |"
+                f"{r['wall_s']:.2f} | {cpu:.2f} | {r['mb_per_s']:.1f} | {r['rows_per_s']:,.0f} | "
+                f"{r['peak_rss_mib']:.0f} | {t_ratio} | {m_ratio} |"
             )
+    lines += ["", "Where the Python processes spend their time (median run, seconds):", ""]
+    for key, d in results["datasets"].items():
+        for tool, r in d["tools"].items():
+            runs = [x for x in r["runs"] if "phases" in x]
+            if not runs:
+                continue
+            run = sorted(runs, key=lambda x: x["wall_s"])[len(runs) // 2]
+            phases = ", ".join(f"{name[:-2]} {t:.2f}" for name, t in run["phases"].items())
+            lines.append(f"- {key}, {tool}: {phases}; start-up, imports and exit {run['wall_s'] - run['work_s']:.2f}")
     lines += ["", "Reproduce:", "", "```sh", results["command"], "```"]
     return "\n".join(lines)
 
@@ -910,7 +933,7 @@ def main() -> int:
             "versions": versions(args.mlops if "mlops" in tools else None),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
-        "command": "python bench/ingest_bench.py " + shlex.join(sys.argv[1:]),
+        "command": shlex.join([python_shown(), "bench/ingest_bench.py", *sys.argv[1:]]),
         "units": {"mb": "10^6 bytes", "rss": "MiB (ru_maxrss from wait4)", "time": "wall seconds, median"},
         "datasets": {},
     }
