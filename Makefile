@@ -62,7 +62,9 @@ lint-infra:
 	$(PY) scripts/check_samconfig.py samconfig.toml template.yaml
 	$(PY) -m py_compile loadtest/locustfile.py loadtest/run.py scripts/check_buildspec.py scripts/check_samconfig.py
 
+# The function binaries are built first: the Runtime API tests run them as Lambda would.
 test:
+	cargo build --workspace --bins --locked
 	cargo test --workspace --locked -- --show-output
 
 build: install-build

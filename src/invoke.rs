@@ -40,3 +40,21 @@ pub async fn invoke<F: Fn(&str) -> Option<String>>(
         }
     })
 }
+
+/// The line Lambda logs after each invocation, `REPORT Duration: … ms Max Memory Used: … MB`,
+/// with this process's peak resident memory (Linux; left out elsewhere).
+pub fn report_line(duration: std::time::Duration) -> String {
+    let duration = format!("REPORT Duration: {:.2} ms", duration.as_secs_f64() * 1e3);
+    match peak_rss_bytes() {
+        Some(bytes) => format!("{duration}\tMax Memory Used: {} MB", bytes.div_ceil(1 << 20)),
+        None => duration,
+    }
+}
+
+/// Peak resident memory of this process (`VmHWM` in `/proc/self/status`).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}

@@ -8,6 +8,7 @@ pub mod ingest_local;
 pub mod invoke;
 pub mod lake_server;
 pub mod register;
+pub mod runtime_api;
 pub mod score;
 
 /// The bucket used when neither `--bucket` nor `LAKE_BUCKET` names one.

@@ -160,9 +160,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Invoke { function, event } => {
             let text = std::fs::read_to_string(&event).with_context(|| format!("reading {}", event.display()))?;
+            let clock = std::time::Instant::now();
             let lake = Lake::new(mlops_core::storage::client_from_env().await, &cli.bucket);
-            let response = mlops::invoke::invoke(&lake, function, &text, &process_env()).await?;
-            println!("{}", serde_json::to_string_pretty(&response)?);
+            let response = mlops::invoke::invoke(&lake, function, &text, &process_env()).await;
+            eprintln!("{}", mlops::invoke::report_line(clock.elapsed()));
+            println!("{}", serde_json::to_string_pretty(&response?)?);
             Ok(())
         }
         Command::Ingest { contract, baseline, out, files } => {

@@ -9,6 +9,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::contract::{ColumnType, Contract};
 use crate::error::{Error, Result};
@@ -88,6 +89,7 @@ impl Column {
             (Column::Bool(b), Value::Bool(x)) => b.append_value(*x),
             (Column::Bool(b), _) => b.append_null(),
             (Column::Text(b), Value::Null) => b.append_null(),
+            (Column::Text(b), Value::Text(t)) => b.append_value(t),
             (Column::Text(b), v) => b.append_value(v.to_text()),
             (Column::Time(b), Value::Text(t)) => b.append_option(timestamp_micros(t)),
             (Column::Time(b), _) => b.append_null(),
@@ -140,11 +142,17 @@ impl<W: std::io::Write + Send> CuratedWriter<W> {
     /// A writer into `sink` whose row groups close at `row_group_bytes` of encoded data.
     pub fn to_sink(contract: &Contract, sink: W, row_group_bytes: usize) -> Result<CuratedWriter<W>> {
         let schema = Arc::new(schema(contract));
-        let properties = WriterProperties::builder()
+        // Dictionary encoding pays for text (categories repeat) but not for measurements,
+        // where hashing every value costs more than it saves.
+        let mut properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_created_by(format!("lambda-mlops {}", env!("CARGO_PKG_VERSION")))
-            .build();
+            .set_dictionary_enabled(false)
+            .set_created_by(format!("lambda-mlops {}", env!("CARGO_PKG_VERSION")));
+        for c in contract.columns.iter().filter(|c| matches!(c.kind, ColumnType::Category | ColumnType::String)) {
+            properties = properties.set_column_dictionary_enabled(ColumnPath::from(c.name.as_str()), true);
+        }
+        let properties = properties.build();
         let writer = ArrowWriter::try_new(sink, Arc::clone(&schema), Some(properties)).map_err(parquet_error)?;
         let columns = contract.columns.iter().map(|c| Column::new(c.kind)).collect();
         Ok(CuratedWriter { schema, columns, buffered: 0, rows: 0, row_group_bytes, writer })

@@ -52,6 +52,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// A stable name for the kind of error, e.g. for the error types reported to Lambda.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Contract { .. } => "Contract",
+            Error::Model(_) => "Model",
+            Error::Registry(_) => "Registry",
+            Error::NotFound { .. } => "NotFound",
+            Error::Storage { .. } => "Storage",
+            Error::Json { .. } => "Json",
+            Error::Curated(_) => "Curated",
+            Error::Output { .. } => "Output",
+            Error::Profile(_) => "Profile",
+            Error::Config(_) => "Config",
+            Error::Io { .. } => "Io",
+        }
+    }
+
     pub(crate) fn json(what: impl Into<String>, source: serde_json::Error) -> Self {
         Error::Json { what: what.into(), source }
     }

@@ -189,19 +189,8 @@ impl Profile {
     pub fn observe(&mut self, contract: &Contract, row: &[Value]) {
         self.rows += 1;
         for (column, value) in contract.columns.iter().zip(row) {
-            let Some(profile) = self.columns.get_mut(&column.name) else { continue };
-            match (profile, value) {
-                (ColumnProfile::Numeric(p), Value::Null) => p.nulls += 1,
-                (ColumnProfile::Numeric(p), v) => {
-                    if let Some(x) = v.as_f64() {
-                        p.add(x);
-                    }
-                }
-                (ColumnProfile::Categorical(p), Value::Null) => p.nulls += 1,
-                (ColumnProfile::Categorical(p), v) => {
-                    p.count += 1;
-                    *p.counts.entry(v.to_text()).or_insert(0) += 1;
-                }
+            if let Some(profile) = self.columns.get_mut(&column.name) {
+                observe_value(profile, value);
             }
         }
     }
@@ -245,6 +234,63 @@ impl Profile {
 
     pub fn from_json(bytes: &[u8], what: &str) -> Result<Profile> {
         serde_json::from_slice(bytes).map_err(|e| Error::json(format!("profile {what}"), e))
+    }
+}
+
+fn observe_value(profile: &mut ColumnProfile, value: &Value) {
+    match (profile, value) {
+        (ColumnProfile::Numeric(p), Value::Null) => p.nulls += 1,
+        (ColumnProfile::Numeric(p), v) => {
+            if let Some(x) = v.as_f64() {
+                p.add(x);
+            }
+        }
+        (ColumnProfile::Categorical(p), Value::Null) => p.nulls += 1,
+        (ColumnProfile::Categorical(p), Value::Text(t)) => {
+            p.count += 1;
+            match p.counts.get_mut(t.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    p.counts.insert(t.clone(), 1);
+                }
+            }
+        }
+        (ColumnProfile::Categorical(p), v) => {
+            p.count += 1;
+            *p.counts.entry(v.to_text()).or_insert(0) += 1;
+        }
+    }
+}
+
+/// Observes many rows into a profile, with each column looked up once rather than per row.
+#[derive(Debug)]
+pub struct Profiler {
+    profile: Profile,
+    /// The profile's columns in contract order (`None` for columns not profiled).
+    slots: Vec<Option<(String, ColumnProfile)>>,
+}
+
+impl Profiler {
+    pub fn new(contract: &Contract, mut profile: Profile) -> Profiler {
+        let slots =
+            contract.columns.iter().map(|c| profile.columns.remove(&c.name).map(|p| (c.name.clone(), p))).collect();
+        Profiler { profile, slots }
+    }
+
+    /// Adds one valid row (values in contract column order).
+    pub fn observe(&mut self, row: &[Value]) {
+        self.profile.rows += 1;
+        for (slot, value) in self.slots.iter_mut().zip(row) {
+            if let Some((_, p)) = slot {
+                observe_value(p, value);
+            }
+        }
+    }
+
+    pub fn finish(self) -> Profile {
+        let mut profile = self.profile;
+        profile.columns.extend(self.slots.into_iter().flatten());
+        profile
     }
 }
 

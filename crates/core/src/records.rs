@@ -16,22 +16,28 @@ pub struct Record {
     pub len: u64,
     /// The record was longer than the row limit; its content was dropped.
     pub oversized: bool,
+    /// Field content; only the first `used` bytes belong to this record (the buffer keeps its
+    /// length between records so it is not cleared for each one).
     fields: Vec<u8>,
+    used: usize,
+    /// Field end offsets into `fields`; only the first `width` belong to this record.
     ends: Vec<usize>,
+    width: usize,
     raw: Vec<u8>,
 }
 
 impl Record {
     /// The number of fields (CSV) or 1 (a line).
     pub fn width(&self) -> usize {
-        self.ends.len()
+        self.width
     }
 
     /// Field `i`, unescaped (CSV), or the whole line.
     pub fn field(&self, i: usize) -> Option<&[u8]> {
-        let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        self.fields.get(start..end)
+        let ends = &self.ends[..self.width];
+        let end = *ends.get(i)?;
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        self.fields[..self.used].get(start..end)
     }
 
     /// The first bytes of the record's source text, without its line terminator.
@@ -43,8 +49,8 @@ impl Record {
     fn clear(&mut self) {
         self.len = 0;
         self.oversized = false;
-        self.fields.clear();
-        self.ends.clear();
+        self.used = 0;
+        self.width = 0;
         self.raw.clear();
     }
 }
@@ -115,12 +121,13 @@ impl<R: BufRead> CsvRecords<R> {
             return Ok(false);
         }
         self.spans.started = false;
-        if record.fields.capacity() == 0 {
-            record.fields.reserve(1024);
+        if record.fields.len() < 1024 {
+            record.fields.resize(1024, 0);
+        }
+        if record.ends.len() < 32 {
+            record.ends.resize(32, 0);
         }
         let (mut out_len, mut ends_len) = (0usize, 0usize);
-        record.fields.resize(record.fields.capacity(), 0);
-        record.ends.resize(record.ends.capacity().max(32), 0);
         loop {
             let input = self.input.fill_buf()?;
             let (result, read, written, ended) =
@@ -160,8 +167,7 @@ impl<R: BufRead> CsvRecords<R> {
         if out_len > self.limits.max_row_bytes {
             record.oversized = true;
         }
-        record.fields.truncate(if record.oversized { 0 } else { out_len });
-        record.ends.truncate(if record.oversized { 0 } else { ends_len });
+        (record.used, record.width) = if record.oversized { (0, 0) } else { (out_len, ends_len) };
         Ok(true)
     }
 }
@@ -198,11 +204,13 @@ impl<R: BufRead> Lines<R> {
             let room = self.limits.raw_bytes.saturating_sub(record.raw.len());
             record.raw.extend_from_slice(&chunk[..chunk.len().min(room)]);
             if !record.oversized {
-                if record.fields.len() + chunk.len() > self.limits.max_row_bytes {
+                if record.used + chunk.len() > self.limits.max_row_bytes {
                     record.oversized = true;
-                    record.fields = Vec::new();
+                    record.used = 0;
                 } else {
+                    record.fields.truncate(record.used);
                     record.fields.extend_from_slice(chunk);
+                    record.used += chunk.len();
                 }
             }
             let n = chunk.len();
@@ -217,9 +225,14 @@ impl<R: BufRead> Lines<R> {
         self.line += 1;
         record.line = self.line;
         if !record.oversized {
-            let text = record.fields.strip_suffix(b"\n").unwrap_or(&record.fields);
+            let text = &record.fields[..record.used];
+            let text = text.strip_suffix(b"\n").unwrap_or(text);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
-            record.ends.push(text.len());
+            if record.ends.is_empty() {
+                record.ends.push(0);
+            }
+            record.ends[0] = text.len();
+            record.width = 1;
         }
         Ok(true)
     }

@@ -89,21 +89,22 @@ pub fn shown(text: &str) -> String {
 
 fn parse_text(column: &Column, text: &str) -> Result<Value, Reason> {
     let name = &column.name;
-    let text_shown = shown(text);
+    // Quoting the value is for messages only; valid values never pay for it.
+    let text_shown = || shown(text);
     match column.kind {
         ColumnType::Float => match text.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(Value::Float(v)),
-            Ok(_) => Err(Reason::column(name, "type", format!("{name}: {text_shown} is not a finite number"))),
-            Err(_) => Err(Reason::column(name, "type", format!("{name}: {text_shown} is not a number"))),
+            Ok(_) => Err(Reason::column(name, "type", format!("{name}: {} is not a finite number", text_shown()))),
+            Err(_) => Err(Reason::column(name, "type", format!("{name}: {} is not a number", text_shown()))),
         },
         ColumnType::Int => text
             .parse::<i64>()
             .map(Value::Int)
-            .map_err(|_| Reason::column(name, "type", format!("{name}: {text_shown} is not a whole number"))),
+            .map_err(|_| Reason::column(name, "type", format!("{name}: {} is not a whole number", text_shown()))),
         ColumnType::Bool => match text.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(Value::Bool(true)),
             "false" | "0" | "no" => Ok(Value::Bool(false)),
-            _ => Err(Reason::column(name, "type", format!("{name}: {text_shown} is not true or false"))),
+            _ => Err(Reason::column(name, "type", format!("{name}: {} is not true or false", text_shown()))),
         },
         ColumnType::Timestamp => {
             let ok = chrono::DateTime::parse_from_rfc3339(text).is_ok()
@@ -113,7 +114,11 @@ fn parse_text(column: &Column, text: &str) -> Result<Value, Reason> {
             if ok {
                 Ok(Value::Text(text.to_string()))
             } else {
-                Err(Reason::column(name, "type", format!("{name}: {text_shown} is not a date or RFC 3339 timestamp")))
+                Err(Reason::column(
+                    name,
+                    "type",
+                    format!("{name}: {} is not a date or RFC 3339 timestamp", text_shown()),
+                ))
             }
         }
         ColumnType::Category | ColumnType::String => Ok(Value::Text(text.to_string())),

@@ -8,7 +8,13 @@ use mlops_core::storage::{Lake, client_from_env};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = IngestConfig::from_env(&process_env())?;
+    let config = match IngestConfig::from_env(&process_env()) {
+        Ok(config) => config,
+        Err(e) => {
+            lambda_init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
+            return Err(e.into());
+        }
+    };
     let lake = Lake::new(client_from_env().await, &config.bucket);
     let (lake, limits) = (&lake, &config.limits);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {

@@ -1,27 +1,43 @@
 //! The predict Lambda: wires configuration, the S3 client and the router, then runs.
 //!
-//! Off Lambda (no `AWS_LAMBDA_RUNTIME_API`), it serves the same router on 127.0.0.1:`PORT`.
+//! Off Lambda (no `AWS_LAMBDA_RUNTIME_API`), it serves the same router on `HOST`:`PORT`
+//! (127.0.0.1:8080 unless set; a container sets `HOST=0.0.0.0`).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use mlops_core::config::{ModelConfig, process_env};
+use mlops_core::config::{Env, ModelConfig, process_env};
 use mlops_core::storage::{Lake, client_from_env};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_http::tracing::init_default_subscriber();
     let env = process_env();
-    let config = ModelConfig::from_env(&env)?;
-    let limits = predict::Limits::from_env(&env)?;
-    let lake = Lake::new(client_from_env().await, &config.bucket);
-    let app = predict::App::load(&lake, &config, limits).await?;
+    let app = match init(&env).await {
+        Ok(app) => app,
+        Err(e) => {
+            lambda_init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
+            return Err(e.into());
+        }
+    };
     let router = predict::router(Arc::new(app));
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         lambda_http::run(router).await.map_err(|e| anyhow::anyhow!(e))
     } else {
+        let host = env.parsed("HOST", IpAddr::V4(Ipv4Addr::LOCALHOST))?;
         let port = env.parsed("PORT", 8080u16)?;
-        predict::serve_local(router, SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+        predict::serve_local(router, SocketAddr::from((host, port))).await?;
         Ok(())
     }
+}
+
+/// Reads the configuration and loads the model version (and its shadow) from the lake.
+async fn init<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> mlops_core::Result<predict::App> {
+    let config = ModelConfig::from_env(env)?;
+    let limits = predict::Limits::from_env(env)?;
+    let lake = Lake::new(client_from_env().await, &config.bucket);
+    predict::App::load(&lake, &config, limits).await.map_err(|e| match e {
+        predict::Error::Core(e) => e,
+        other => mlops_core::Error::Model(other.to_string()),
+    })
 }

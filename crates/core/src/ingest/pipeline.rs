@@ -15,7 +15,7 @@ use crate::curated::CuratedWriter;
 use crate::error::{Error, Result};
 use crate::lake::{self, BatchKeys};
 use crate::outputs::{ObjectWriter, Outputs};
-use crate::profile::Profile;
+use crate::profile::{Profile, Profiler};
 use crate::reading::{FileKind, ReadError, Row, read_batch};
 use crate::validate::{Reason, Value};
 
@@ -209,7 +209,7 @@ struct State<'a> {
     limits: &'a IngestLimits,
     event_time: Option<usize>,
     counts: Counts,
-    profile: Profile,
+    profile: Profiler,
     quarantine: Option<Box<dyn ObjectWriter>>,
     keys: &'a BatchKeys,
     open: BTreeMap<NaiveDate, Partition>,
@@ -238,7 +238,7 @@ impl<'a> State<'a> {
             limits,
             event_time,
             counts: Counts::default(),
-            profile: Profile::empty_like(contract, baseline),
+            profile: Profiler::new(contract, Profile::empty_like(contract, baseline)),
             quarantine: Some(outputs.create(&keys.quarantine, JSONL)?),
             keys,
             open: BTreeMap::new(),
@@ -251,7 +251,7 @@ impl<'a> State<'a> {
         self.counts.rows_read += 1;
         match row.outcome {
             Ok(values) => {
-                self.profile.observe(self.contract, &values);
+                self.profile.observe(&values);
                 self.curate(&values)?;
                 self.counts.curated += 1;
             }
@@ -349,9 +349,9 @@ impl<'a> State<'a> {
         if let Some(q) = self.quarantine.take() {
             q.commit()?;
         }
-        self.outputs.put(&self.keys.profile, &self.profile.to_json(), JSON)?;
         let mut keys = std::mem::take(&mut self.committed);
         keys.sort();
+        self.outputs.put(&self.keys.profile, &self.profile.finish().to_json(), JSON)?;
         Ok(keys)
     }
 

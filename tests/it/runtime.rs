@@ -1,0 +1,153 @@
+//! The shipped binaries as Lambda runs them: each function binary is started with
+//! `AWS_LAMBDA_RUNTIME_API` pointing at an emulated Runtime API and the embedded lake, then
+//! fed the sample events in `events/`. Start failures must arrive at `init/error` with a
+//! message naming the cause; handler failures at `invocation/{id}/error` with a stable type.
+//!
+//! The binaries are those of the test profile, built beside this test by `make test`
+//! (`cargo build --workspace --bins` before `cargo test`).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use mlops::runtime_api::{FunctionError, Outcome, RuntimeApi};
+use tokio::process::{Child, Command};
+
+use crate::common::{BUCKET, TestLake, at, example, repo};
+
+/// A function binary of the same profile as this test.
+fn binary(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_mlops")).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` first (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// Starts `function` against the Runtime API and the lake, with `env` as its configuration.
+fn start(function: &str, api: &RuntimeApi, t: &TestLake, env: &[(&str, &str)]) -> Child {
+    Command::new(binary(function))
+        .current_dir(repo())
+        .env_clear()
+        .envs(api.lambda_env(function))
+        .envs(t.server.env_vars())
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the function binary starts")
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn invoke(api: &RuntimeApi, event: &str) -> Outcome {
+    tokio::time::timeout(WAIT, api.invoke(event)).await.expect("the function answers in time").expect("an answer")
+}
+
+async fn init_error(api: &RuntimeApi, child: &mut Child) -> FunctionError {
+    let error = tokio::time::timeout(WAIT, api.init_error()).await.expect("init/error in time").expect("an init error");
+    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("the process exits").expect("status");
+    assert!(!status.success(), "a failed start exits with an error status");
+    error
+}
+
+fn response(outcome: Outcome) -> serde_json::Value {
+    match outcome {
+        Outcome::Response(body) => serde_json::from_str(&body).expect("JSON response"),
+        Outcome::Error(e) => panic!("expected a response, got {e:?}"),
+    }
+}
+
+const MODEL_ENV: [(&str, &str); 3] = [("LAKE_BUCKET", BUCKET), ("MODEL_NAME", "penguins"), ("MODEL_VERSION", "1")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predict_answers_api_gateway_events() {
+    let t = TestLake::with_penguins().await;
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let _child = start("predict", &api, &t, &MODEL_ENV);
+    let answer = response(invoke(&api, include_str!("../../events/api-predict.json")).await);
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    let body: serde_json::Value = serde_json::from_str(answer["body"].as_str().expect("body")).expect("JSON body");
+    let classes: Vec<&str> =
+        body["predictions"].as_array().expect("predictions").iter().filter_map(|p| p["class"].as_str()).collect();
+    assert_eq!(classes, ["Adelie", "Chinstrap", "Gentoo"]);
+    // The same process answers the next invocation: the model loaded once.
+    let answer = response(invoke(&api, include_str!("../../events/api-model.json")).await);
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_writes_its_outputs_and_reports_failed_records() {
+    let t = TestLake::with_penguins().await;
+    let bytes = std::fs::read(example("batches/batch-01.csv")).expect("batch");
+    t.lake.put("raw/penguins/batch-01.csv", bytes, "text/csv").await.expect("put");
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let _child = start("ingest", &api, &t, &[("LAKE_BUCKET", BUCKET)]);
+    let answer = response(invoke(&api, include_str!("../../events/s3-put.json")).await);
+    assert_eq!(answer[0]["status"], "ingested", "{answer}");
+    for key in ["manifest_key", "quarantine_key", "profile_key"] {
+        let key = answer[0][key].as_str().expect("key");
+        assert!(t.lake.exists(key).await.expect("head"), "{key} written");
+    }
+    // An object that is not there: the record fails, with a stable error type.
+    let missing = include_str!("../../events/s3-put.json").replace("batch-01.csv", "no-such-batch.csv");
+    match invoke(&api, &missing).await {
+        Outcome::Error(e) => {
+            assert_eq!(e.error_type, "RecordsFailed");
+            assert!(e.error_message.contains("no-such-batch.csv"), "{}", e.error_message);
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_check_writes_its_report() {
+    let t = TestLake::with_penguins().await;
+    t.ingest_batch("batch-01.csv", at("2026-01-01T06:00:00Z")).await;
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let _child = start("drift-check", &api, &t, &MODEL_ENV);
+    let answer = response(invoke(&api, include_str!("../../events/schedule.json")).await);
+    let key = answer["report_key"].as_str().unwrap_or_else(|| panic!("a report key in {answer}"));
+    assert!(t.lake.exists(key).await.expect("head"), "{key} written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_failures_arrive_at_init_error_naming_the_cause() {
+    let t = TestLake::with_penguins().await;
+
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let mut child = start("predict", &api, &t, &[("LAKE_BUCKET", BUCKET), ("MODEL_NAME", "penguins")]);
+    let e = init_error(&api, &mut child).await;
+    assert_eq!(e.error_type, "Init.Config");
+    assert_eq!(e.error_message, "configuration: environment variable MODEL_VERSION is not set");
+
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let mut child =
+        start("predict", &api, &t, &[("LAKE_BUCKET", BUCKET), ("MODEL_NAME", "penguins"), ("MODEL_VERSION", "7")]);
+    let e = init_error(&api, &mut child).await;
+    assert!(e.error_type.starts_with("Init."), "{e:?}");
+    assert!(e.error_message.contains("penguins") && e.error_message.contains('7'), "{}", e.error_message);
+
+    // A model file changed after registration no longer matches its manifest's digest.
+    t.lake
+        .put("models/penguins/v1/model.onnx", b"not an onnx file".to_vec(), "application/octet-stream")
+        .await
+        .expect("put");
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let mut child = start("predict", &api, &t, &MODEL_ENV);
+    let e = init_error(&api, &mut child).await;
+    assert!(e.error_type.starts_with("Init."), "{e:?}");
+    assert!(e.error_message.contains("model.onnx"), "{}", e.error_message);
+
+    for function in ["ingest", "drift-check"] {
+        let api = RuntimeApi::start().await.expect("runtime API");
+        let mut child = start(function, &api, &t, &[]);
+        let e = init_error(&api, &mut child).await;
+        assert_eq!(e.error_type, "Init.Config", "{function}");
+        assert_eq!(e.error_message, "configuration: environment variable LAKE_BUCKET is not set", "{function}");
+    }
+}
