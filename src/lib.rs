@@ -10,6 +10,7 @@ pub mod lake_server;
 pub mod register;
 pub mod runtime_api;
 pub mod score;
+pub mod serve;
 
 /// The bucket used when neither `--bucket` nor `LAKE_BUCKET` names one.
 pub const DEFAULT_BUCKET: &str = "mlops-lake";

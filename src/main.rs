@@ -34,6 +34,29 @@ enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+    /// Run the whole stack locally until Ctrl-C: the embedded lake, predict on a port, ingest
+    /// on every object that appears under raw/ (as the bucket notification would), and
+    /// drift-check on a schedule. No AWS account needed.
+    Serve {
+        /// Directory holding the lake (one sub-directory per bucket).
+        #[arg(long, default_value = "lake")]
+        dir: PathBuf,
+        /// Port of the S3 endpoint.
+        #[arg(long, default_value_t = 9000)]
+        lake_port: u16,
+        /// Port of predict (POST /predict, GET /model).
+        #[arg(long, default_value_t = 8080)]
+        predict_port: u16,
+        /// The model version to serve and watch, as NAME@VERSION.
+        #[arg(long, default_value = "penguins@1")]
+        model: String,
+        /// How often raw/ is listed for new objects, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        poll_ms: u64,
+        /// Run drift-check every this many seconds (off unless set).
+        #[arg(long)]
+        drift_every_s: Option<u64>,
+    },
     /// Run one event through a function's handler in-process, like `sam local invoke`
     /// without Docker. Reads LAKE_BUCKET, MODEL_NAME, MODEL_VERSION and the DRIFT_*
     /// variables as the deployed function does.
@@ -157,6 +180,23 @@ async fn main() -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::Serve { dir, lake_port, predict_port, model, poll_ms, drift_every_s } => {
+            let (name, version) = model
+                .split_once('@')
+                .and_then(|(n, v)| Some((n.to_string(), v.trim_start_matches('v').parse::<u32>().ok()?)))
+                .with_context(|| format!("--model {model:?} is not NAME@VERSION, e.g. penguins@1"))?;
+            let options = mlops::serve::ServeOptions {
+                dir,
+                lake_port,
+                predict_port,
+                bucket: cli.bucket.clone(),
+                model: name,
+                version,
+                poll: std::time::Duration::from_millis(poll_ms.max(50)),
+                drift_every: drift_every_s.map(std::time::Duration::from_secs),
+            };
+            mlops::serve::serve(&options).await
         }
         Command::Invoke { function, event } => {
             let text = std::fs::read_to_string(&event).with_context(|| format!("reading {}", event.display()))?;

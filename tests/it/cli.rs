@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::common::{TestLake, repo};
+use crate::common::{TestLake, example, repo};
 
 fn mlops(t: &TestLake, args: &[&str]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mlops"));
@@ -96,4 +96,107 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files.sort();
     files
+}
+
+/// A free port on 127.0.0.1 (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// One HTTP/1.1 request on a fresh connection; returns (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+#[test]
+fn serve_runs_predict_and_ingests_objects_dropped_into_raw() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (lake_port, predict_port) = (free_port(), free_port());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(repo())
+        .args(["serve", "--dir"])
+        .arg(dir.path())
+        .args(["--lake-port", &lake_port.to_string(), "--predict-port", &predict_port.to_string(), "--poll-ms", "100"])
+        .env_clear()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mlops serve starts");
+    let stop = scopeguard(move || {
+        let _ = serve.kill();
+        let _ = serve.wait();
+    });
+    let wait_for = |what: &str, ready: &dyn Fn() -> bool| {
+        for _ in 0..300 {
+            if ready() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}");
+    };
+    wait_for("predict", &|| http(predict_port, "GET", "/model", "").is_some());
+    // Before the model is registered, predict says so.
+    assert_eq!(http(predict_port, "GET", "/model", "").map(|r| r.0), Some(503));
+
+    let endpoint = format!("http://127.0.0.1:{lake_port}");
+    let register = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(repo())
+        .args(["model", "register", "--name", "penguins", "--model", "examples/penguins/model.onnx"])
+        .args(["--contract", "examples/penguins/contract.yaml", "--train", "examples/penguins/train.csv"])
+        .args(["--class-labels", "Adelie,Chinstrap,Gentoo"])
+        .env_clear()
+        .envs([
+            ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "mlops-local"),
+            ("AWS_SECRET_ACCESS_KEY", "mlops-local-secret"),
+            ("AWS_REGION", "us-east-1"),
+            ("LAKE_BUCKET", "mlops-lake"),
+        ])
+        .output()
+        .expect("register runs");
+    assert!(register.status.success(), "{}", String::from_utf8_lossy(&register.stderr));
+
+    let body = r#"{"instance": {"island": "Biscoe", "bill_length_mm": 50.0, "bill_depth_mm": 15.2, "flipper_length_mm": 218, "body_mass_g": 5700, "sex": "male"}}"#;
+    let (status, answer) = http(predict_port, "POST", "/predict", body).expect("predict answers");
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("Gentoo"), "{answer}");
+
+    // An object copied into the lake's directory, as `cp` or a sync tool would put it.
+    let raw = dir.path().join("mlops-lake/raw/penguins");
+    std::fs::create_dir_all(&raw).expect("raw dir");
+    std::fs::copy(example("batches/batch-02.csv"), raw.join("batch-02.csv")).expect("copy");
+    let manifests = dir.path().join("mlops-lake/manifests/penguins");
+    wait_for("the batch manifest", &|| !walk(&manifests).is_empty());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&walk(&manifests)[0]).expect("manifest")).expect("JSON");
+    assert_eq!(manifest["counts"], serde_json::json!({"rows_read": 306, "curated": 300, "quarantined": 6}));
+    for prefix in ["curated", "quarantine", "profiles"] {
+        assert_eq!(walk(&dir.path().join("mlops-lake").join(prefix)).len(), 1, "{prefix}");
+    }
+    drop(stop);
+}
+
+/// Runs `f` when dropped, so a failing assertion still stops the server.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

@@ -34,6 +34,14 @@ pub struct Object {
     pub content_encoding: Option<String>,
 }
 
+/// An object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: i64,
+    pub etag: Option<String>,
+}
+
 /// An object being read.
 #[derive(Debug)]
 pub struct ObjectStream {
@@ -117,6 +125,24 @@ impl Lake {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
             Err(e) => Err(self.failed("HeadObject", key, e)),
         }
+    }
+
+    /// Every object under `prefix` with its size and ETag, in key order.
+    pub async fn list_objects(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let mut objects = Vec::new();
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.failed("ListObjectsV2", prefix, e))?;
+            objects.extend(page.contents().iter().filter_map(|o| {
+                Some(Listed {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or_default(),
+                    etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
+                })
+            }));
+        }
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
     }
 
     /// Every key under `prefix`, in key order.

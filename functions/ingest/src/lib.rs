@@ -61,7 +61,8 @@ async fn handle_record(lake: &Lake, limits: &IngestLimits, record: &S3EventRecor
     let bucket = record.s3.bucket.name.as_deref().ok_or("a record has no bucket name")?;
     let encoded = record.s3.object.key.as_deref().ok_or("a record has no object key")?;
     let key = decode_key(encoded)?;
-    let source = Source { key: &key, etag: record.s3.object.e_tag.as_deref(), dt: record.event_time.date_naive() };
+    let etag = record.s3.object.e_tag.as_deref().filter(|e| !e.is_empty());
+    let source = Source { key: &key, etag, dt: record.event_time.date_naive() };
     ingest_object(&lake.with_bucket(bucket), &source, limits).await.map_err(|e| format!("s3://{bucket}/{key}: {e}"))
 }
 
