@@ -3,6 +3,7 @@
 //! An embedded S3-compatible server stands in for the lake bucket; the functions' own
 //! handlers run in-process against it through the real aws-sdk-s3.
 
+pub mod cold_start;
 pub mod demo;
 pub mod ingest_local;
 pub mod invoke;

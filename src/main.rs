@@ -57,6 +57,25 @@ enum Command {
         #[arg(long)]
         drift_every_s: Option<u64>,
     },
+    /// Measure predict's cold start as Lambda runs it: start the binary against an emulated
+    /// Runtime API and an embedded lake holding the example model, time process start →
+    /// first response, and read its peak memory. Repeated --runs times.
+    ColdStart {
+        /// The predict binary (build it with `cargo build --release -p predict`).
+        #[arg(long, default_value = "target/release/predict")]
+        binary: PathBuf,
+        /// The example directory (model.onnx, contract.yaml, train.csv).
+        #[arg(long, default_value = "examples/penguins")]
+        example: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// The API Gateway event to send.
+        #[arg(long, default_value = "events/api-predict.json")]
+        event: PathBuf,
+        /// Write every run as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Run one event through a function's handler in-process, like `sam local invoke`
     /// without Docker. Reads LAKE_BUCKET, MODEL_NAME, MODEL_VERSION and the DRIFT_*
     /// variables as the deployed function does.
@@ -197,6 +216,16 @@ async fn main() -> anyhow::Result<()> {
                 drift_every: drift_every_s.map(std::time::Duration::from_secs),
             };
             mlops::serve::serve(&options).await
+        }
+        Command::ColdStart { binary, example, runs, event, json } => {
+            let event = std::fs::read_to_string(&event).with_context(|| format!("reading {}", event.display()))?;
+            let options = mlops::cold_start::ColdStartOptions { binary, example, runs: runs.max(1) };
+            let results = mlops::cold_start::measure(&options, &event).await?;
+            println!("{}", mlops::cold_start::summary(&results));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&results)?)?;
+            }
+            Ok(())
         }
         Command::Invoke { function, event } => {
             let text = std::fs::read_to_string(&event).with_context(|| format!("reading {}", event.display()))?;
