@@ -10,6 +10,7 @@
 #   make sam-build    the same through `sam build` (SAM_ARCH=arm64|x86_64)
 #   make bench        prediction latency and model load, beside onnxruntime (BENCHMARKS.md)
 #   make bench-ingest ingest throughput beside pandas and whylogs (BENCHMARKS.md)
+#   make bench-cold-start  predict's cold start and peak memory, beside Python (BENCHMARKS.md)
 #   make loadtest     locust against a local predict server: rps, p50, p99; fails on any 5xx
 #                     or p99 over LOADTEST_P99_MS (BENCHMARKS.md)
 
@@ -28,7 +29,7 @@ SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east
 .PHONY: help install install-build fmt lint lint-infra test build sam-build demo bench loadtest ci clean
 
 help:
-	@sed -n '3,14p' Makefile
+	@sed -n '3,15p' Makefile
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -117,3 +118,17 @@ ci: lint test
 clean:
 	cargo clean
 	rm -rf .aws-sam
+
+# Cold start of the release predict binary through the Runtime API, then the Python
+# alternatives (onnxruntime, scikit-learn) loading the same model on the same machine.
+COLD_VENV := .venv-bench-cold
+$(COLD_VENV)/.stamp: examples/penguins/requirements.txt
+	test -x $(COLD_VENV)/bin/python || python3 -m venv $(COLD_VENV)
+	$(COLD_VENV)/bin/python -m pip install --quiet -r examples/penguins/requirements.txt
+	touch $@
+
+.PHONY: bench-cold-start
+bench-cold-start: $(COLD_VENV)/.stamp
+	cargo build --release --locked -p mlops -p predict
+	target/release/mlops cold-start --binary target/release/predict --runs 20
+	$(COLD_VENV)/bin/python bench/python_cold_start.py --runs 10
