@@ -198,3 +198,102 @@ pub fn count_distinct_sorted(sorted: &[f64]) -> usize {
     }
     count
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::stats::fixture::{assert_keys, cases, counts, is_numeric, label_samples, name, number, numeric_samples};
+    use crate::stats::fixture::{numbers, value_counts_of};
+
+    /// Evidently's bins for a fixture case, as the drift check forms them.
+    pub(crate) fn binned(case: &serde_json::Value) -> Binned {
+        if is_numeric(case) {
+            let (r, c) = numeric_samples(case);
+            let no_missing =
+                numbers(&case["reference"]).iter().chain(&numbers(&case["current"])).all(|x| x.is_finite());
+            bin_numeric(&r, &c, case["contract_type"] == "int" && no_missing)
+        } else {
+            let (r, c) = label_samples(case);
+            bin_categorical(&r, &c)
+        }
+    }
+
+    #[test]
+    fn bins_and_shares_match_evidently_on_every_case() {
+        let mut checked = 0;
+        for case in cases() {
+            let Some(psi) = case["expected"]["methods"].get("psi") else { continue };
+            let case_name = name(case);
+            let binned = binned(case);
+            match psi["binning"].as_str() {
+                Some("sturges") => {
+                    // numpy's edges come from the same few roundings (one division, one multiply
+                    // and add per edge), so they are compared bit for bit.
+                    let expected: Vec<f64> = psi["edges"].as_array().expect("edges").iter().map(number).collect();
+                    assert_eq!(binned.edges.as_deref(), Some(expected.as_slice()), "{case_name}: edges");
+                }
+                Some("values") => {
+                    assert_eq!(binned.edges, None, "{case_name}: bins by value");
+                    assert_keys(&value_counts_of(case).0, &psi["keys"], case_name);
+                }
+                other => panic!("{case_name}: unknown binning {other:?}"),
+            }
+            // Counts are exact, and so are the shares: one division each, as numpy's.
+            assert_eq!(binned.reference_counts, counts(&psi["reference_counts"]), "{case_name}: reference counts");
+            assert_eq!(binned.current_counts, counts(&psi["current_counts"]), "{case_name}: current counts");
+            let js = &case["expected"]["methods"]["jensenshannon"];
+            assert_eq!(binned.reference_counts, counts(&js["reference_counts"]), "{case_name}: JS reference counts");
+            assert_eq!(binned.current_counts, counts(&js["current_counts"]), "{case_name}: JS current counts");
+            let (mut r, mut c) = (binned.reference_shares(), binned.current_shares());
+            fill_zeros(&mut r);
+            fill_zeros(&mut c);
+            let expected =
+                |key: &str| -> Vec<f64> { psi[key].as_array().expect("shares").iter().map(number).collect() };
+            assert_eq!(r, expected("reference_percents"), "{case_name}: reference shares after zero filling");
+            assert_eq!(c, expected("current_percents"), "{case_name}: current shares after zero filling");
+            checked += 1;
+        }
+        assert_eq!(checked, 24, "every case with values in both samples");
+    }
+
+    #[test]
+    fn sturges_follows_numpy() {
+        // 100 values from 0 to 10: width 10/(log₂ 100 + 1) = 1.30…, k = ⌈7.64⌉ = 8 bins of 1.25.
+        let edges = sturges_edges(0.0, 10.0, 100, false);
+        assert_eq!(edges, (0..=8).map(|i| i as f64 * 1.25).collect::<Vec<_>>());
+        // An integer dtype raises a width below 1 to 1: 0..=3 over 1000 values gives 3 bins, not 31.
+        assert_eq!(sturges_edges(0.0, 3.0, 1000, true), vec![0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(sturges_edges(0.0, 3.0, 1000, false).len(), 12);
+        // A zero range is one bin of width 1.
+        assert_eq!(sturges_edges(2.0, 2.0, 10, false), vec![1.5, 2.5]);
+        // The last bin is closed: the maximum is counted, values outside are not.
+        assert_eq!(histogram(&[-1.0, 0.0, 1.25, 9.0, 10.0, 11.0], &edges), vec![1, 1, 0, 0, 0, 0, 0, 2]);
+    }
+
+    #[test]
+    fn zero_filling_rule() {
+        // The smallest non-zero share 0.2 exceeds 10⁻⁴: zeros become 10⁻⁴.
+        let mut shares = vec![0.8, 0.2, 0.0];
+        fill_zeros(&mut shares);
+        assert_eq!(shares, vec![0.8, 0.2, 1e-4]);
+        // The smallest non-zero share 5·10⁻⁵ is at most 10⁻⁴: zeros become 5·10⁻¹¹.
+        let mut shares = vec![1.0 - 5e-5, 5e-5, 0.0];
+        fill_zeros(&mut shares);
+        assert_eq!(shares[2], 5e-5 / 1e6);
+    }
+
+    #[test]
+    fn numeric_references_with_few_values_are_binned_by_value() {
+        // 20 distinct reference values: bins by value over both samples.
+        let r: Vec<f64> = (0..20).map(f64::from).collect();
+        let c = [0.5, 30.0];
+        let binned = bin_numeric(&r, &c, false);
+        assert_eq!(binned.edges, None);
+        assert_eq!(binned.reference_counts.len(), 22);
+        // 21 distinct values: Sturges bins.
+        let r: Vec<f64> = (0..21).map(f64::from).collect();
+        assert!(bin_numeric(&r, &c, false).edges.is_some());
+        // -0.0 and 0.0 are one value.
+        assert_eq!(numeric_value_counts(&[-0.0, 0.0], &[0.0]), (vec![0.0], vec![2], vec![1]));
+    }
+}

@@ -108,3 +108,80 @@ pub fn chi2_contingency(reference_counts: &[u64], current_counts: &[u64], correc
     }
     Some(Contingency { test: ChiSquare { statistic, dof, p_value: chi2_sf(statistic, dof) }, yates })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::fixture::{assert_close, assert_keys, cases, counts, name, number, value_counts_of};
+
+    // Tolerances. The statistics sum the same terms as scipy in another order (numpy sums
+    // pairwise), which moves them by a few units of 10⁻¹⁶ relative: 10⁻¹² is ample. The p-values
+    // come from our continued fraction or series for Q(a, x) against cephes' igamc; both are good
+    // to about x·10⁻¹⁶ relative (x up to 300 here), so 10⁻¹⁰ leaves a wide margin while still
+    // catching any wrong degree of freedom or prefactor.
+    const STATISTIC_REL: f64 = 1e-12;
+    const P_REL: f64 = 1e-10;
+
+    #[test]
+    fn goodness_of_fit_matches_evidently_on_every_case() {
+        let mut checked = 0;
+        for case in cases() {
+            let Some(expected) = case["expected"]["methods"].get("chisquare") else { continue };
+            let case_name = name(case);
+            let (keys, rc, cc) = value_counts_of(case);
+            assert_keys(&keys, &expected["keys"], case_name);
+            assert_eq!(cc, counts(&expected["f_obs"]), "{case_name}: observed counts");
+            let n_ratio = cc.iter().sum::<u64>() as f64 / rc.iter().sum::<u64>() as f64;
+            for (&r, e) in rc.iter().zip(expected["f_exp"].as_array().expect("f_exp")) {
+                // The same product ref_k · (n_C/n_R) as Evidently: equal to the last bit.
+                assert_eq!(r as f64 * n_ratio, number(e), "{case_name}: expected count");
+            }
+            let chi = chisquare_gof(&rc, &cc).expect("non-empty samples");
+            assert_eq!(chi.dof as u64, expected["dof"].as_u64().expect("dof"), "{case_name}: dof");
+            assert_close(chi.statistic, number(&expected["statistic"]), STATISTIC_REL, &format!("{case_name}: χ²"));
+            assert_close(chi.p_value, number(&expected["pvalue"]), P_REL, &format!("{case_name}: p"));
+            checked += 1;
+        }
+        assert_eq!(checked, 14, "the cases with at most 20 distinct values");
+    }
+
+    #[test]
+    fn contingency_matches_scipy_on_every_case() {
+        let mut checked = 0;
+        for case in cases() {
+            let Some(expected) = case["expected"]["methods"].get("chi2_contingency") else { continue };
+            let case_name = name(case);
+            let (_, rc, cc) = value_counts_of(case);
+            let table = expected["table"].as_array().expect("a table");
+            assert_eq!((rc.clone(), cc.clone()), (counts(&table[0]), counts(&table[1])), "{case_name}: table");
+            let corrected = chi2_contingency(&rc, &cc, true).expect("no empty row or column");
+            assert_eq!(corrected.yates, expected["yates"] == true, "{case_name}: Yates");
+            assert_eq!(corrected.test.dof as u64, expected["dof"].as_u64().expect("dof"), "{case_name}: dof");
+            let what = format!("{case_name}: χ² with correction");
+            assert_close(corrected.test.statistic, number(&expected["statistic"]), STATISTIC_REL, &what);
+            assert_close(corrected.test.p_value, number(&expected["pvalue"]), P_REL, &what);
+            let plain = chi2_contingency(&rc, &cc, false).expect("no empty row or column");
+            assert!(!plain.yates);
+            let what = format!("{case_name}: χ² without correction");
+            assert_close(plain.test.statistic, number(&expected["statistic_uncorrected"]), STATISTIC_REL, &what);
+            assert_close(plain.test.p_value, number(&expected["pvalue_uncorrected"]), P_REL, &what);
+            checked += 1;
+        }
+        assert_eq!(checked, 14, "the cases with at most 20 distinct values");
+    }
+
+    #[test]
+    fn degenerate_inputs() {
+        // A key only in the current sample: infinite statistic, p = 0.
+        let chi = chisquare_gof(&[10, 0], &[5, 5]).expect("non-empty");
+        assert_eq!((chi.statistic, chi.p_value), (f64::INFINITY, 0.0));
+        // One key: zero degrees of freedom, NaN p-value (scipy) for the goodness of fit, p = 1 for
+        // the contingency table.
+        assert!(chisquare_gof(&[10], &[4]).expect("non-empty").p_value.is_nan());
+        assert_eq!(chi2_contingency(&[10], &[4], true).expect("non-empty").test.p_value, 1.0);
+        // Empty samples, mismatched lengths and all-zero columns are refused.
+        assert!(chisquare_gof(&[0, 0], &[1, 2]).is_none());
+        assert!(chisquare_gof(&[1], &[1, 2]).is_none());
+        assert!(chi2_contingency(&[1, 0], &[2, 0], true).is_none());
+    }
+}

@@ -273,3 +273,144 @@ pub fn smirnov(n: u64, x: f64) -> f64 {
     (scale + total.ln() + x.ln()).exp()
 }
 
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::stats::fixture::{assert_close, cases, name, number, numeric_samples};
+
+    /// The tolerance of our asymptotic p-value against scipy's `kstwo.sf(D, N)`.
+    ///
+    /// Where scipy also computes `2·smirnov(N, D)` (`N > 140` and `N·D² ≥ 2.2`, or `D ≥ 0.5`), the
+    /// two differ only by rounding: scipy sums the Birnbaum–Tingey series in double-double
+    /// arithmetic, we in log space with log-gamma binomials, good to about `N·10⁻¹⁶`; 10⁻⁸ covers
+    /// N up to 10⁴ with a wide margin. Elsewhere scipy computes `1 − CDF` and the bounds are those
+    /// docs/drift-methods.md (section 3) states for `2·smirnov` against `kstwo.sf`: a relative
+    /// 2·10⁻⁵ up to p = 0.05, 1.3·10⁻⁴ up to 0.1, 10⁻³ up to 0.2 and 1.7·10⁻² up to 0.5. Above
+    /// 0.5 the document gives no bound and `2·smirnov` overshoots more (it reaches 1 while scipy
+    /// says 0.94 for `num_large_same`): there only the absolute difference is bounded, by 0.1,
+    /// which leaves every such p far above any threshold.
+    fn asymptotic_tolerance(p_scipy: f64, n: f64, d: f64) -> (f64, bool) {
+        let relative = |rel: f64| (rel, true);
+        if (n > 140.0 && n * d * d >= 2.2) || d >= 0.5 {
+            relative(1e-8)
+        } else if p_scipy <= 0.05 {
+            relative(2e-5)
+        } else if p_scipy <= 0.1 {
+            relative(1.3e-4)
+        } else if p_scipy <= 0.2 {
+            relative(1e-3)
+        } else if p_scipy <= 0.5 {
+            relative(1.7e-2)
+        } else {
+            (0.1, false)
+        }
+    }
+
+    /// Asserts that our asymptotic p-value is within [`asymptotic_tolerance`] of scipy's.
+    #[track_caller]
+    pub(crate) fn assert_asymptotic(ours: f64, scipy: f64, n: f64, d: f64, what: &str) {
+        match asymptotic_tolerance(scipy, n, d) {
+            (rel, true) => assert_close(ours, scipy, rel, what),
+            (abs, _) => assert!((ours - scipy).abs() <= abs, "{what}: {ours} against {scipy}, beyond {abs}"),
+        }
+    }
+
+    #[test]
+    fn every_fixture_case_matches_scipy() {
+        let mut checked = 0;
+        for case in cases() {
+            let Some(expected) = case["expected"]["methods"].get("ks") else { continue };
+            let case_name = name(case);
+            let (r, c) = numeric_samples(case);
+            let (n1, n2) = (r.len() as u64, c.len() as u64);
+            let result = ks_2samp_sorted(&r, &c).expect("both samples are non-empty");
+            let raw_d = ks_statistic_sorted(&r, &c);
+            let method = expected["method"].as_str().expect("a KS method");
+            assert_eq!(
+                result.method,
+                if method == "exact" { KsMethod::Exact } else { KsMethod::Asymptotic },
+                "{case_name}: KS method"
+            );
+            // The statistic is the same expression over the same counts (on the exact path the same
+            // lattice rounding), so it agrees to the last bit; 10⁻¹⁵ only allows for a different
+            // but equally rounded form.
+            assert_close(result.statistic, number(&expected["statistic"]), 1e-15, &format!("{case_name}: D"));
+            // The sizes' harmonic term `en`, from which N is rounded.
+            let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
+            assert_close(m * n / (m + n), number(&expected["en"]), 1e-15, &format!("{case_name}: en"));
+            let big_n = number(&expected["en"]).round_ties_even();
+            // The exact p-value follows scipy's recursions operation for operation; 10⁻¹² allows
+            // for the compiler's freedom in evaluating them, far below the 10⁻⁶ that matters.
+            if let Some(p_exact) = expected.get("pvalue_exact") {
+                let ours = ks_p_exact(raw_d, n1, n2).expect("the exact p-value is computable");
+                assert_close(ours, number(p_exact), 1e-12, &format!("{case_name}: exact p"));
+            }
+            let ours = ks_p_asymptotic(raw_d, n1, n2);
+            let what = format!("{case_name}: asymptotic p");
+            assert_asymptotic(ours, number(&expected["pvalue_asymp"]), big_n, raw_d, &what);
+            // The p-value of method 'auto'.
+            let p = number(&expected["pvalue"]);
+            if result.method == KsMethod::Exact {
+                assert_close(result.p_value, p, 1e-12, &format!("{case_name}: p"));
+            } else {
+                assert_asymptotic(result.p_value, p, big_n, raw_d, &format!("{case_name}: p"));
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 16, "every numeric case with values has a KS entry");
+    }
+
+    #[test]
+    fn ks_2samp_handles_ties_and_small_samples() {
+        // F_R − F_C after 1, 2 and 3 with R = [1, 2, 2] and C = [2, 3]: 1/3, 1/2, 0.
+        let r = ks_2samp(&[2.0, 1.0, 2.0, f64::NAN], &[3.0, 2.0]).expect("non-empty");
+        assert_eq!(r.statistic, 0.5);
+        assert_eq!(r.method, KsMethod::Exact);
+        assert!(ks_2samp(&[f64::NAN], &[1.0]).is_none());
+        // Identical samples: D = 0, p = 1.
+        let same = ks_2samp(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]).expect("non-empty");
+        assert_eq!((same.statistic, same.p_value), (0.0, 1.0));
+        // Disjoint samples of 3 and 3: p = 2/C(6, 3) = 0.1.
+        let apart = ks_2samp(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]).expect("non-empty");
+        assert_eq!(apart.statistic, 1.0);
+        assert!((apart.p_value - 0.1).abs() < 1e-15, "{}", apart.p_value);
+        // Disjoint samples of 2 and 3: p = 2/C(5, 2) = 0.2 (the unequal-size recursion).
+        let apart = ks_2samp(&[1.0, 2.0], &[4.0, 5.0, 6.0]).expect("non-empty");
+        assert!((apart.p_value - 0.2).abs() < 1e-15, "{}", apart.p_value);
+    }
+
+    #[test]
+    fn ks_2samp_switches_to_asymptotic_above_the_exact_limit() {
+        let r: Vec<f64> = (0..10_001).map(|i| i as f64).collect();
+        let c: Vec<f64> = (0..50).map(|i| i as f64 * 200.0 + 0.5).collect();
+        let result = ks_2samp_sorted(&r, &c).expect("non-empty");
+        assert_eq!(result.method, KsMethod::Asymptotic);
+        assert_eq!(result.p_value, ks_p_asymptotic(result.statistic, 10_001, 50));
+    }
+
+    #[test]
+    fn ks_from_cdfs_is_the_asymptotic_test_on_a_given_statistic() {
+        let points = [0.0, 0.5, 1.0];
+        let d = ks_statistic_from_cdfs(points, |x| x.clamp(0.0, 1.0), |x| (x * x).clamp(0.0, 1.0));
+        assert_eq!(d, 0.25);
+        let result = ks_from_cdfs(d, 400, 600);
+        assert_eq!(result.method, KsMethod::Asymptotic);
+        assert_eq!(result.p_value, ks_p_asymptotic(0.25, 400, 600));
+        // N = 240 and N·D² = 15 ≥ 2.2: p = 2·smirnov(240, 0.25).
+        assert_eq!(result.p_value, 2.0 * smirnov(240, 0.25));
+        // N·D² ≥ 370 gives 0; D = 0 gives 1.
+        assert_eq!(ks_p_asymptotic(0.9, 1000, 1000), 0.0);
+        assert_eq!(ks_p_asymptotic(0.0, 1000, 1000), 1.0);
+    }
+
+    #[test]
+    fn smirnov_matches_closed_forms() {
+        // With N = 1 the sum has the single term j = 0: P(D⁺₁ ≥ x) = 1 − x.
+        assert!((smirnov(1, 0.3) - 0.7).abs() < 1e-13);
+        // For x ≥ 1 − 1/N only j = 0 remains: (1 − x)^N.
+        let x: f64 = 0.95;
+        assert!((smirnov(10, x) / (1.0 - x).powi(10) - 1.0).abs() < 1e-13);
+        assert_eq!(smirnov(10, 0.0), 1.0);
+        assert_eq!(smirnov(10, 1.0), 0.0);
+    }
+}

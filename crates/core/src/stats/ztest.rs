@@ -31,8 +31,7 @@ pub fn z_test(reference_counts: &[u64], current_counts: &[u64]) -> Option<ZTest>
         return Some(ZTest { statistic: None, p_value: 1.0 });
     }
     // The first key counted in either sample is k₀.
-    let first =
-        reference_counts.iter().zip(current_counts).position(|(&r, &c)| r + c > 0).unwrap_or_default();
+    let first = reference_counts.iter().zip(current_counts).position(|(&r, &c)| r + c > 0).unwrap_or_default();
     let r0 = reference_counts.get(first).copied().unwrap_or_default();
     let c0 = current_counts.get(first).copied().unwrap_or_default();
     let z = z_statistic(n1 - r0, n1, n2 - c0, n2);
@@ -47,4 +46,44 @@ pub fn z_statistic(ones1: u64, n1: u64, ones2: u64, n2: u64) -> f64 {
     let p2 = ones2 as f64 / n2;
     let pooled = (p1 * n1 + p2 * n2) / (n1 + n2);
     (p1 - p2) / (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::fixture::{assert_close, cases, name, number, value_counts_of};
+
+    #[test]
+    fn matches_evidently_on_every_case() {
+        let mut checked = 0;
+        for case in cases() {
+            let Some(expected) = case["expected"]["methods"].get("z") else { continue };
+            let case_name = name(case);
+            let (_, rc, cc) = value_counts_of(case);
+            let z = z_test(&rc, &cc).expect("non-empty samples");
+            match expected["statistic"].as_f64() {
+                // The same floating-point expressions as Evidently: 10⁻¹³ only allows for the
+                // square root and division being fused differently.
+                Some(statistic) => {
+                    assert_close(z.statistic.expect("a statistic"), statistic, 1e-13, &format!("{case_name}: z"))
+                }
+                None => assert_eq!(z.statistic, None, "{case_name}: no statistic for one identical value"),
+            }
+            // Evidently computes 2·(1 − Φ(|z|)), which loses about 10⁻¹⁶/p relative to the exact
+            // tail; erfc keeps full precision. The p-values here are above 10⁻⁴, so 10⁻¹⁰ is ample.
+            assert_close(z.p_value, number(&expected["pvalue"]), 1e-10, &format!("{case_name}: p"));
+            checked += 1;
+        }
+        assert_eq!(checked, 4, "the cases with at most 2 distinct values");
+    }
+
+    #[test]
+    fn single_value_rule_and_disjoint_values() {
+        // Both samples hold the one value: p = 1 without a statistic.
+        assert_eq!(z_test(&[0, 7], &[0, 3]), Some(ZTest { statistic: None, p_value: 1.0 }));
+        // Two different single values: p₁ = 0, p₂ = 1, a large |z|.
+        let z = z_test(&[50, 0], &[0, 50]).expect("non-empty");
+        assert!(z.statistic.expect("a statistic") < -9.0 && z.p_value < 1e-20);
+        assert!(z_test(&[0, 0], &[1, 1]).is_none());
+    }
 }
