@@ -18,6 +18,7 @@ pub mod profile;
 pub mod reading;
 pub mod records;
 pub mod registry;
+pub mod stats;
 pub mod storage;
 pub mod upload;
 pub mod validate;
