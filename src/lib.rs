@@ -5,6 +5,7 @@
 
 pub mod cold_start;
 pub mod demo;
+pub mod drift_local;
 pub mod ingest_local;
 pub mod invoke;
 pub mod lake_server;

@@ -104,6 +104,41 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Test drift between a reference file and current files (CSV or JSON Lines, optionally
+    /// .gz) read against a contract: each feature with the method the field's defaults pick
+    /// (Evidently's: KS or chi-square/z on a reference of up to 1000 rows, normalised
+    /// Wasserstein or Jensen-Shannon beyond), then the dataset verdict. Exits 0 either way;
+    /// the report's `dataset_drift` says which.
+    Drift {
+        /// The data contract (YAML); its `features` are tested.
+        #[arg(long)]
+        contract: PathBuf,
+        /// The reference data (e.g. the training set).
+        #[arg(long)]
+        reference: PathBuf,
+        /// The current data: one or more batches, taken together.
+        #[arg(long, required = true, num_args = 1..)]
+        current: Vec<PathBuf>,
+        /// Write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the report as a self-contained HTML page here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Share of drifted features at which the dataset has drifted.
+        #[arg(long, default_value_t = 0.5)]
+        drift_share: f64,
+        /// Fewer non-missing values than this in either sample is "insufficient data".
+        #[arg(long, default_value_t = 30)]
+        min_rows: u64,
+        /// Multiple-testing correction of the p-value tests: none, bonferroni or bh.
+        #[arg(long, default_value = "none")]
+        correction: String,
+        /// Per-column method and threshold, e.g. --method body_mass_g=psi:0.2 (repeatable).
+        /// Methods: ks, chisquare, z, psi, jensenshannon, wasserstein.
+        #[arg(long = "method")]
+        methods: Vec<String>,
+    },
     /// Score a CSV or JSON Lines file with a model: one output record per input row, holding
     /// every model output by its ONNX name. A single-matrix model takes the CSV columns in
     /// order (JSON Lines: arrays); a model with named inputs takes them by column name.
@@ -225,6 +260,19 @@ async fn main() -> anyhow::Result<()> {
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_vec_pretty(&results)?)?;
             }
+            Ok(())
+        }
+        Command::Drift { contract, reference, current, json, html, drift_share, min_rows, correction, methods } => {
+            let config = mlops_core::stats::TestConfig {
+                drift_share,
+                min_rows,
+                correction: mlops::drift_local::parse_correction(&correction)?,
+                ..Default::default()
+            };
+            let overrides =
+                methods.iter().map(|m| mlops::drift_local::parse_override(m)).collect::<anyhow::Result<_>>()?;
+            let args = mlops::drift_local::DriftArgs { contract, reference, current, json, html, config, overrides };
+            mlops::drift_local::run(&args, &mut std::io::stdout())?;
             Ok(())
         }
         Command::Invoke { function, event } => {

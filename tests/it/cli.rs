@@ -200,3 +200,46 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
     }
     Guard(Some(f))
 }
+
+#[test]
+fn drift_compares_local_files_and_writes_json_and_html() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let (json, html) = (out.path().join("r.json"), out.path().join("r.html"));
+    let run = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(repo())
+        .args(["drift", "--contract", "examples/penguins/contract.yaml", "--reference", "examples/penguins/train.csv"])
+        .args(["--current", "examples/penguins/batches/batch-03-shifted.csv", "--json"])
+        .arg(&json)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .expect("mlops runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("JSON");
+    assert_eq!(report["dataset_drift"], true);
+    let drifted: Vec<&str> = report["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter(|c| c["drifted"] == true)
+        .filter_map(|c| c["column"].as_str())
+        .collect();
+    assert_eq!(drifted, ["bill_length_mm", "flipper_length_mm", "body_mass_g"]);
+    assert_eq!(report["columns"][1]["method"], "ks", "a reference of 344 rows gets KS");
+    let page = std::fs::read_to_string(&html).expect("html");
+    assert!(page.contains("Dataset drift detected") && page.matches("<svg").count() == 6, "one chart per feature");
+    assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"), "self-contained");
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(repo())
+        .args(["drift", "--contract", "examples/penguins/contract.yaml", "--reference", "examples/penguins/train.csv"])
+        .args(["--current", "examples/penguins/batches/batch-01.csv", "--method", "bill_length_mm=median"])
+        .output()
+        .expect("mlops runs");
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("\"median\" is not a method; use one of ks, chisquare, z, psi, jensenshannon, wasserstein"),
+        "{stderr}"
+    );
+}

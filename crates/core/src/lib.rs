@@ -4,6 +4,7 @@
 //! and the lake's key layout. It knows nothing of Lambda: the function crates turn events
 //! into calls of this library.
 
+pub mod compare;
 pub mod config;
 pub mod contract;
 pub mod curated;
@@ -18,6 +19,7 @@ pub mod profile;
 pub mod reading;
 pub mod records;
 pub mod registry;
+pub mod report_html;
 pub mod stats;
 pub mod storage;
 pub mod upload;
