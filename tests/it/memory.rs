@@ -16,7 +16,7 @@ use crate::common::{BUCKET, TestLake, at, example, repo};
 const BOUND_MB: u64 = 72;
 
 /// Five times the bound.
-const OBJECT_BYTES: u64 = 5 * BOUND_MB << 20;
+const OBJECT_BYTES: u64 = (5 * BOUND_MB) << 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_memory_stays_bounded_for_an_object_five_times_larger() {

@@ -47,11 +47,10 @@ pub struct MemoryOutputs {
 impl MemoryOutputs {
     /// The committed objects; a key written twice appears once, with its last content.
     pub fn into_objects(self) -> Vec<MemoryObject> {
-        let objects = match Arc::try_unwrap(self.objects) {
+        match Arc::try_unwrap(self.objects) {
             Ok(m) => m.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
             Err(shared) => shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
-        };
-        objects
+        }
     }
 }
 

@@ -91,10 +91,9 @@ th {{ background: #f6f6f6; }} td.num {{ text-align: right; font-variant-numeric:
     html.push_str("</tbody></table>\n<h2>Distributions</h2>\n");
     for (f, ((_, r), (_, c))) in report.columns.iter().zip(reference.columns.iter().zip(&current.columns)) {
         let (labels, rs, cs) = distribution(r, c);
-        let _ = write!(
+        let _ = writeln!(
             html,
-            r#"<div class="card" id="{id}"><h3>{name} <span class="muted">— {method}, {verdict}</span></h3>{chart}</div>
-"#,
+            r#"<div class="card" id="{id}"><h3>{name} <span class="muted">— {method}, {verdict}</span></h3>{chart}</div>"#,
             id = escape(&f.column),
             name = escape(&f.column),
             method = f.test.method.name(),
