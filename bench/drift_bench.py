@@ -36,7 +36,6 @@ The packages are pinned in bench/requirements-drift.txt.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import platform
@@ -44,11 +43,12 @@ import re
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchlib import cpu_model, measure, versions as package_versions, warm
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR_VERSION = 1
@@ -329,53 +329,6 @@ def rel(path: Path) -> str:
         return str(path)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def warm(path: Path) -> None:
-    """Reads the file once so that every run finds it in the page cache."""
-    with open(path, "rb") as f:
-        while f.read(1 << 24):
-            pass
-
-
-def measure(cmd: list[str], logfile: Path) -> dict:
-    """Runs `cmd`; wall time around the child and its peak RSS (ru_maxrss, KiB on Linux)."""
-    env = {**os.environ, **SINGLE_THREAD_ENV}
-    with open(logfile, "wb") as out:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-    return {"exit_code": os.waitstatus_to_exitcode(status), "wall_s": wall,
-            "peak_rss_mib": usage.ru_maxrss / 1024, "user_s": usage.ru_utime, "sys_s": usage.ru_stime}
-
-
-def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in ("numpy", "pandas", "scipy", "evidently"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        out["commit"] = commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        out["commit"] = None
-    return out
-
-
 def run_evidently(args, meta: dict) -> dict:
     ref, cur = ROOT / meta["reference"], ROOT / meta["current"]
     runs = []
@@ -386,7 +339,7 @@ def run_evidently(args, meta: dict) -> dict:
                "--worker", "evidently", "--reference", str(ref), "--current", str(cur), "--result", str(result)]
         warm(ref)
         warm(cur)
-        run = measure(cmd, args.workdir / f"evidently-{args.rows}.log")
+        run = measure(cmd, args.workdir / f"evidently-{args.rows}.log", {**os.environ, **SINGLE_THREAD_ENV})
         if run["exit_code"] != 0:
             tail = (args.workdir / f"evidently-{args.rows}.log").read_text(errors="replace")[-3000:]
             raise SystemExit(f"Evidently failed with exit code {run['exit_code']}:\n{tail}")
@@ -458,7 +411,7 @@ def run_ours(label: str, template: str, args, meta: dict) -> dict:
     for i in range(args.repeat):
         out.unlink(missing_ok=True)
         logfile = args.workdir / f"{label}-{args.rows}.log"
-        run = measure(["taskset", "-c", str(args.cpu)] + argv, logfile)
+        run = measure(["taskset", "-c", str(args.cpu)] + argv, logfile, {**os.environ, **SINGLE_THREAD_ENV})
         if run["exit_code"] != 0:
             text = logfile.read_text(errors="replace")
             if re.search(r"unrecognized subcommand|unexpected argument|unknown (sub)?command", text, re.I):
@@ -586,7 +539,7 @@ def main() -> int:
     results = {
         "environment": {
             "cpu": cpu_model(), "core": args.cpu, "cores": os.cpu_count(), "repeat": args.repeat,
-            "platform": platform.platform(), "versions": versions(),
+            "platform": platform.platform(), "versions": package_versions(("numpy", "pandas", "scipy", "evidently")),
             "load_average": os.getloadavg(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
         "command": "python bench/drift_bench.py " + shlex.join(sys.argv[1:]),

@@ -32,7 +32,6 @@ os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
 
 import argparse
 import csv
-import importlib.metadata
 import io
 import json
 import math
@@ -46,6 +45,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchlib import cpu_model, measure, versions as package_versions, warm
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR_VERSION = 1
@@ -702,36 +703,13 @@ def python_shown() -> str:
         return "python"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def warm(path: Path) -> None:
-    """Reads the file once so that every run finds it in the page cache."""
-    with open(path, "rb") as f:
-        while f.read(1 << 24):
-            pass
-
-
-def measure(cmd: list[str], logfile: Path) -> dict:
-    """Runs `cmd`; wall time around the child and its peak RSS (ru_maxrss, KiB on Linux)."""
-    with open(logfile, "wb") as out:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+def measure_ok(cmd: list[str], logfile: Path) -> dict:
+    """`measure`, stopping with the log's tail when the command fails."""
+    run = measure(cmd, logfile)
+    if run.pop("exit_code") != 0:
         tail = logfile.read_text(errors="replace")[-3000:]
-        raise SystemExit(f"{shlex.join(cmd)} failed with exit code {proc.returncode}:\n{tail}")
-    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "user_s": usage.ru_utime,
-            "sys_s": usage.ru_stime}
+        raise SystemExit(f"{shlex.join(cmd)} failed:\n{tail}")
+    return run
 
 
 def mlops_counts(out: Path) -> dict | None:
@@ -752,26 +730,13 @@ def mlops_counts(out: Path) -> dict | None:
 
 
 def versions(mlops: Path | None) -> dict:
-    out = {"python": platform.python_version()}
-    for name in ("numpy", "pandas", "pyarrow", "whylogs"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
+    out = package_versions(("numpy", "pandas", "pyarrow", "whylogs"))
     if mlops is not None:
         try:
             out["mlops"] = subprocess.run([str(mlops), "--version"], capture_output=True, text=True,
                                           check=True).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             out["mlops"] = None
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        out["commit"] = commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        out["commit"] = None
     return out
 
 
@@ -793,7 +758,7 @@ def run_tool(tool: str, ds: Dataset, path: Path, meta: dict, contract: Path, bas
         shutil.rmtree(out, ignore_errors=True)
         result_file = Path(str(out) + ".result.json")
         result_file.unlink(missing_ok=True)
-        run = measure(cmd, args.workdir / f"{ds.key}-{tool}.log")
+        run = measure_ok(cmd, args.workdir / f"{ds.key}-{tool}.log")
         if tool == "mlops":
             counts = mlops_counts(out)
             if counts is None:

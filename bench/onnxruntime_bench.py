@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from benchlib import cpu_model
+
 import numpy as np
 import onnxruntime as ort
 
@@ -186,16 +188,6 @@ def models(only: set[str] | None) -> list[tuple[str, str, Path, Callable]]:
             raise SystemExit(f"unknown model(s): {', '.join(sorted(unknown))}")
         found = [m for m in found if m[0] in only]
     return found
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:
