@@ -101,28 +101,38 @@ pub fn fill_zeros(shares: &mut [f64]) {
     }
 }
 
-/// The distinct values of two **sorted** samples of finite values and the count of each in
-/// each sample, in ascending order (`-0.0` and `0.0` are one value).
-pub fn numeric_value_counts(reference: &[f64], current: &[f64]) -> (Vec<f64>, Vec<u64>, Vec<u64>) {
-    let (mut keys, mut rc, mut cc) = (Vec::new(), Vec::new(), Vec::new());
+/// Steps through the distinct values of two **sorted** samples together, in ascending order:
+/// each value with how many values of each sample are at most it (the two empirical CDFs'
+/// counts just after it, scipy's `searchsorted(side='right')`).
+pub fn pooled_steps<'a>(reference: &'a [f64], current: &'a [f64]) -> impl Iterator<Item = (f64, usize, usize)> + 'a {
     let (mut i, mut j) = (0, 0);
-    loop {
+    std::iter::from_fn(move || {
         let value = match (reference.get(i), current.get(j)) {
             (Some(&a), Some(&b)) => a.min(b),
             (Some(&a), None) => a,
             (None, Some(&b)) => b,
-            (None, None) => break,
+            (None, None) => return None,
         };
-        let (start_i, start_j) = (i, j);
         while reference.get(i).is_some_and(|&a| a <= value) {
             i += 1;
         }
         while current.get(j).is_some_and(|&b| b <= value) {
             j += 1;
         }
+        Some((value, i, j))
+    })
+}
+
+/// The distinct values of two **sorted** samples of finite values and the count of each in
+/// each sample, in ascending order (`-0.0` and `0.0` are one value).
+pub fn numeric_value_counts(reference: &[f64], current: &[f64]) -> (Vec<f64>, Vec<u64>, Vec<u64>) {
+    let (mut keys, mut rc, mut cc) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut last_i, mut last_j) = (0, 0);
+    for (value, i, j) in pooled_steps(reference, current) {
         keys.push(if value == 0.0 { 0.0 } else { value });
-        rc.push((i - start_i) as u64);
-        cc.push((j - start_j) as u64);
+        rc.push((i - last_i) as u64);
+        cc.push((j - last_j) as u64);
+        (last_i, last_j) = (i, j);
     }
     (keys, rc, cc)
 }

@@ -64,24 +64,11 @@ pub fn wasserstein_sorted(reference: &[f64], current: &[f64]) -> f64 {
         return f64::NAN;
     }
     let (n1, n2) = (reference.len() as f64, current.len() as f64);
-    let (mut i, mut j) = (0, 0);
     let mut total = 0.0;
     let mut previous: Option<(f64, f64)> = None;
-    loop {
-        let value = match (reference.get(i), current.get(j)) {
-            (Some(&a), Some(&b)) => a.min(b),
-            (Some(&a), None) => a,
-            (None, Some(&b)) => b,
-            (None, None) => break,
-        };
+    for (value, i, j) in super::binning::pooled_steps(reference, current) {
         if let Some((x, gap)) = previous {
             total += gap * (value - x);
-        }
-        while reference.get(i).is_some_and(|&a| a <= value) {
-            i += 1;
-        }
-        while current.get(j).is_some_and(|&b| b <= value) {
-            j += 1;
         }
         previous = Some((value, (i as f64 / n1 - j as f64 / n2).abs()));
     }

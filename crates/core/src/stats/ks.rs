@@ -42,21 +42,8 @@ pub fn ks_statistic_sorted(reference: &[f64], current: &[f64]) -> f64 {
         return f64::NAN;
     }
     let (n1, n2) = (reference.len() as f64, current.len() as f64);
-    let (mut i, mut j) = (0, 0);
     let (mut max_diff, mut min_diff) = (f64::NEG_INFINITY, f64::INFINITY);
-    while i < reference.len() || j < current.len() {
-        let value = match (reference.get(i), current.get(j)) {
-            (Some(&a), Some(&b)) => a.min(b),
-            (Some(&a), None) => a,
-            (None, Some(&b)) => b,
-            (None, None) => break,
-        };
-        while reference.get(i).is_some_and(|&a| a <= value) {
-            i += 1;
-        }
-        while current.get(j).is_some_and(|&b| b <= value) {
-            j += 1;
-        }
+    for (_, i, j) in super::binning::pooled_steps(reference, current) {
         let diff = i as f64 / n1 - j as f64 / n2;
         max_diff = max_diff.max(diff);
         min_diff = min_diff.min(diff);
