@@ -73,19 +73,12 @@ pub async fn measure(options: &ColdStartOptions, event: &str) -> anyhow::Result<
             anyhow::bail!("predict failed: {} {}", e.error_type, e.error_message);
         }
         let pid = child.id().context("the process has exited")?;
-        let peak = peak_rss_of(pid).context("reading the process's peak memory")?;
+        let peak =
+            crate::invoke::peak_rss_in(&format!("/proc/{pid}/status")).context("reading the process's peak memory")?;
         child.kill().await?;
         runs.push(ColdStart { first_response_ms: elapsed.as_secs_f64() * 1e3, peak_rss_mb: peak as f64 / 1048576.0 });
     }
     Ok(runs)
-}
-
-/// Peak resident memory of a running process, from `/proc/<pid>/status`.
-fn peak_rss_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// The median and the largest of the runs, as a table row.

@@ -53,7 +53,12 @@ pub fn report_line(duration: std::time::Duration) -> String {
 
 /// Peak resident memory of this process (`VmHWM` in `/proc/self/status`).
 pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss_in("/proc/self/status")
+}
+
+/// Peak resident memory from a `/proc/<pid>/status` file (Linux).
+pub fn peak_rss_in(status_file: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(status_file).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)

@@ -147,13 +147,6 @@ impl Lake {
 
     /// Every key under `prefix`, in key order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut keys = Vec::new();
-        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.failed("ListObjectsV2", prefix, e))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
-        }
-        keys.sort();
-        Ok(keys)
+        Ok(self.list_objects(prefix).await?.into_iter().map(|o| o.key).collect())
     }
 }

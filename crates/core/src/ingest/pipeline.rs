@@ -132,8 +132,7 @@ pub fn ingest_stream(
             (counts, state.commit()?, None)
         }
         Some((reason, rows)) => {
-            state.abort();
-            let curated = reject_batch(contract, baseline, source, &reason, rows, outputs, &keys, &batch, limits)?;
+            let curated = state.reject(&reason, rows)?;
             (Counts { rows_read: rows, curated: 0, quarantined: rows }, curated, Some(reason))
         }
     };
@@ -158,35 +157,6 @@ pub fn ingest_stream(
     Ok(manifest)
 }
 
-/// Writes the outputs of a batch rejected whole: one quarantine record, an empty profile
-/// and an empty curated file at the batch date (so a rerun overwrites an earlier one).
-#[allow(clippy::too_many_arguments)]
-fn reject_batch(
-    contract: &Contract,
-    baseline: &Profile,
-    source: &Source<'_>,
-    reason: &str,
-    rows: u64,
-    outputs: &dyn Outputs,
-    keys: &BatchKeys,
-    batch: &str,
-    limits: &IngestLimits,
-) -> Result<Vec<String>> {
-    let key = lake::curated_key(&contract.dataset, source.dt, batch, 0);
-    let writer = CuratedWriter::to_sink(contract, outputs.create(&key, PARQUET)?, limits.row_group_bytes)?;
-    writer.finish()?.commit()?;
-    let record = QuarantineRecord {
-        source: source.key.to_string(),
-        line: None,
-        raw: None,
-        batch_rows: Some(rows),
-        reasons: vec![Reason::row("batch", reason.to_string())],
-    };
-    outputs.put(&keys.quarantine, &json_line(&record)?, JSONL)?;
-    outputs.put(&keys.profile, &Profile::empty_like(contract, baseline).to_json(), JSON)?;
-    Ok(vec![key])
-}
-
 fn json_line(record: &QuarantineRecord) -> Result<Vec<u8>> {
     let mut line = serde_json::to_vec(record).map_err(|e| Error::json("quarantine record", e))?;
     line.push(b'\n');
@@ -203,6 +173,7 @@ struct Partition {
 /// The state of a batch being read: counts, profile, open outputs.
 struct State<'a> {
     contract: &'a Contract,
+    baseline: &'a Profile,
     source: &'a Source<'a>,
     batch: &'a str,
     outputs: &'a dyn Outputs,
@@ -222,7 +193,7 @@ struct State<'a> {
 impl<'a> State<'a> {
     fn new(
         contract: &'a Contract,
-        baseline: &Profile,
+        baseline: &'a Profile,
         source: &'a Source<'a>,
         batch: &'a str,
         outputs: &'a dyn Outputs,
@@ -232,6 +203,7 @@ impl<'a> State<'a> {
         let event_time = contract.event_time.as_ref().and_then(|e| contract.columns.iter().position(|c| &c.name == e));
         Ok(State {
             contract,
+            baseline,
             source,
             batch,
             outputs,
@@ -353,6 +325,26 @@ impl<'a> State<'a> {
         keys.sort();
         self.outputs.put(&self.keys.profile, &self.profile.finish().to_json(), JSON)?;
         Ok(keys)
+    }
+
+    /// Drops what was written and writes the outputs of a batch rejected whole: one quarantine
+    /// record, an empty profile and an empty curated file at the batch date (so a rerun
+    /// overwrites an earlier one). Returns the curated key.
+    fn reject(mut self, reason: &str, rows: u64) -> Result<Vec<String>> {
+        self.abort();
+        let key = lake::curated_key(&self.contract.dataset, self.source.dt, self.batch, 0);
+        let sink = self.outputs.create(&key, PARQUET)?;
+        CuratedWriter::to_sink(self.contract, sink, self.limits.row_group_bytes)?.finish()?.commit()?;
+        let record = QuarantineRecord {
+            source: self.source.key.to_string(),
+            line: None,
+            raw: None,
+            batch_rows: Some(rows),
+            reasons: vec![Reason::row("batch", reason.to_string())],
+        };
+        self.outputs.put(&self.keys.quarantine, &json_line(&record)?, JSONL)?;
+        self.outputs.put(&self.keys.profile, &Profile::empty_like(self.contract, self.baseline).to_json(), JSON)?;
+        Ok(vec![key])
     }
 
     /// Drops every output still open.
