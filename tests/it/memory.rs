@@ -12,8 +12,9 @@ use crate::common::{BUCKET, TestLake, at, example, repo};
 
 /// The memory bound for the limits set below: about 30 MB for the process (runtime, S3
 /// client, contract, read buffers), 8 MB of open row groups, and two 5 MB upload parts for
-/// each of the two open outputs (curated and quarantine), with room to spare.
-const BOUND_MB: u64 = 72;
+/// each of the two open outputs (curated and quarantine), plus what the allocator keeps in its
+/// per-thread arenas, which varies from run to run (56–65 MB measured).
+const BOUND_MB: u64 = 96;
 
 /// Five times the bound.
 const OBJECT_BYTES: u64 = (5 * BOUND_MB) << 20;
