@@ -56,8 +56,8 @@ pub struct DemoSummary {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DayDrift {
     pub dataset_drift: bool,
-    /// PSI per feature; `None` where there was too little data.
-    pub psi: Vec<(String, Option<f64>)>,
+    /// Per feature: the method and its score (`None` where there was too little data).
+    pub scores: Vec<(String, String, Option<f64>)>,
 }
 
 /// Runs the demo, writing a readable account to `out`.
@@ -118,31 +118,46 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
         batches.push((file.to_string(), counts));
     }
 
-    writeln!(out, "\ndrift-check (PSI of each feature against the training baseline; drift at >= 0.2)")?;
+    writeln!(
+        out,
+        "\ndrift-check (each feature against the training baseline, with the method Evidently's defaults choose)"
+    )?;
     let mut drift = Vec::new();
     for (label, at) in [("yesterday: batch-01 + batch-02", yesterday), ("today: batch-03-shifted", today)] {
         let event = drift_check::scheduled_event(at)?;
         let summary = invoke(&lake, Function::DriftCheck, &event, &env).await?;
         let key = summary["report_key"].as_str().unwrap_or_default().to_string();
         let report: serde_json::Value = serde_json::from_slice(&lake.get(&key).await?.bytes)?;
-        let mut psi = Vec::new();
+        let mut scores = Vec::new();
         writeln!(out, "  {label}")?;
         for column in report["columns"].as_array().into_iter().flatten() {
             let name = column["column"].as_str().unwrap_or_default().to_string();
-            let value = column["statistic"].as_f64();
+            let method = column["method"].as_str().unwrap_or_default().to_string();
+            let p = column["p_value"].as_f64();
+            let value = if p.is_some() { p } else { column["statistic"].as_f64() };
+            let what = if p.is_some() { "p-value" } else { "score" };
             let verdict = column["verdict"].as_str().unwrap_or_default();
-            writeln!(out, "    {name:<20} PSI {:>6}  {verdict}", value.map_or("-".into(), |v| format!("{v:.3}")))?;
-            psi.push((name, value));
+            writeln!(
+                out,
+                "    {name:<20} {method:<10} {what} {:>9}  {verdict}",
+                value.map_or("-".into(), |v| if v != 0.0 && v.abs() < 1e-3 {
+                    format!("{v:.2e}")
+                } else {
+                    format!("{v:.4}")
+                })
+            )?;
+            scores.push((name, method, value));
         }
         let dataset_drift = report["dataset_drift"].as_bool().unwrap_or(false);
         writeln!(
             out,
             "    dataset drift: {} ({} of {} features)  report s3://{bucket}/{key}",
             if dataset_drift { "YES" } else { "no" },
-            report["drifted_columns"],
-            report["checked_columns"],
+            report["drifted"],
+            report["checked"],
         )?;
-        drift.push(DayDrift { dataset_drift, psi });
+        writeln!(out, "    html s3://{bucket}/{}", summary["html_key"].as_str().unwrap_or_default())?;
+        drift.push(DayDrift { dataset_drift, scores });
     }
     if let Some(keep) = &options.keep {
         writeln!(out, "\nThe lake is kept in {}.", keep.display())?;

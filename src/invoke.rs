@@ -36,7 +36,11 @@ pub async fn invoke<F: Fn(&str) -> Option<String>>(
         Function::Ingest => ingest::invoke(lake, &mlops_core::config::ingest_limits(env)?, event).await?,
         Function::DriftCheck => {
             let config = DriftCheckConfig::from_env(env)?;
-            drift_check::invoke(&lake.with_bucket(&config.model.bucket), &config, event).await?
+            // AWS_ENDPOINT_URL_EVENTBRIDGE points this client at a local bus, as on Lambda.
+            let events = aws_sdk_eventbridge::Client::new(
+                &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+            );
+            drift_check::invoke(&lake.with_bucket(&config.model.bucket), &events, &config, event).await?
         }
     })
 }

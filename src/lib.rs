@@ -6,6 +6,7 @@
 pub mod cold_start;
 pub mod demo;
 pub mod drift_local;
+pub mod event_bus;
 pub mod ingest_local;
 pub mod invoke;
 pub mod lake_server;

@@ -47,6 +47,9 @@ enum Command {
         /// Port of predict (POST /predict, GET /model).
         #[arg(long, default_value_t = 8080)]
         predict_port: u16,
+        /// Port of the local EventBridge endpoint that receives DriftDetected events.
+        #[arg(long, default_value_t = 9001)]
+        events_port: u16,
         /// The model version to serve and watch, as NAME@VERSION.
         #[arg(long, default_value = "penguins@1")]
         model: String,
@@ -113,10 +116,12 @@ enum Command {
         /// The data contract (YAML); its `features` are tested.
         #[arg(long)]
         contract: PathBuf,
-        /// The reference data (e.g. the training set).
+        /// The reference: rows (.csv, .jsonl, optionally .gz) such as the training set, or a
+        /// profile (.json) such as a model version's baseline.json.
         #[arg(long)]
         reference: PathBuf,
-        /// The current data: one or more batches, taken together.
+        /// The current data: one or more batches of rows or profiles (.json, as ingest writes
+        /// them under profiles/), taken together. Profiles are merged.
         #[arg(long, required = true, num_args = 1..)]
         current: Vec<PathBuf>,
         /// Write the report as JSON here.
@@ -138,6 +143,25 @@ enum Command {
         /// Methods: ks, chisquare, z, psi, jensenshannon, wasserstein.
         #[arg(long = "method")]
         methods: Vec<String>,
+    },
+    /// Profile rows into a mergeable profile (JSON): per numeric column count, nulls, min, max,
+    /// mean, variance, a KLL sketch and a histogram; per categorical column counts per label
+    /// (a frequent-items sketch beyond 1000 labels). Without --baseline the profile is a
+    /// baseline: its histogram edges are the deciles of its own values.
+    Profile {
+        /// The data contract (YAML).
+        #[arg(long)]
+        contract: PathBuf,
+        /// Cut histograms at this profile's edges (e.g. a model version's baseline.json), so
+        /// that the result merges with ingest's profiles.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Where to write the profile.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Rows: .csv or .jsonl, optionally .gz; taken together.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
     },
     /// Score a CSV or JSON Lines file with a model: one output record per input row, holding
     /// every model output by its ONNX name. A single-matrix model takes the CSV columns in
@@ -235,7 +259,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Serve { dir, lake_port, predict_port, model, poll_ms, drift_every_s } => {
+        Command::Serve { dir, lake_port, predict_port, events_port, model, poll_ms, drift_every_s } => {
             let (name, version) = model
                 .split_once('@')
                 .and_then(|(n, v)| Some((n.to_string(), v.trim_start_matches('v').parse::<u32>().ok()?)))
@@ -244,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
                 dir,
                 lake_port,
                 predict_port,
+                events_port,
                 bucket: cli.bucket.clone(),
                 model: name,
                 version,
@@ -273,6 +298,29 @@ async fn main() -> anyhow::Result<()> {
                 methods.iter().map(|m| mlops::drift_local::parse_override(m)).collect::<anyhow::Result<_>>()?;
             let args = mlops::drift_local::DriftArgs { contract, reference, current, json, html, config, overrides };
             mlops::drift_local::run(&args, &mut std::io::stdout())?;
+            Ok(())
+        }
+        Command::Profile { contract, baseline, out, files } => {
+            let contract = mlops_core::Contract::load(&contract)?;
+            let baseline = match baseline {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    Some(mlops_core::Profile::from_json(&bytes, &path.display().to_string())?)
+                }
+                None => None,
+            };
+            let clock = std::time::Instant::now();
+            let (profile, rejected) = mlops::drift_local::profile_rows(&contract, &files, baseline.as_ref())?;
+            std::fs::write(&out, profile.to_json()).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "profile: {} rows of {} ({} rejected by the contract), {} columns, {:.2} s → {}",
+                profile.rows,
+                contract.dataset,
+                rejected,
+                profile.columns.len(),
+                clock.elapsed().as_secs_f64(),
+                out.display()
+            );
             Ok(())
         }
         Command::Invoke { function, event } => {

@@ -6,7 +6,9 @@
 //! - the bucket notification: objects that appear under `raw/` (put through S3, or copied
 //!   into the lake's directory) are handed to ingest in the shape S3 delivers them;
 //! - drift-check on a schedule (`--drift-every`), or on demand with `mlops invoke
-//!   drift-check` against the same lake.
+//!   drift-check` against the same lake;
+//! - a local EventBridge endpoint that receives drift-check's `DriftDetected` events and
+//!   appends them to `events.jsonl` in the lake's directory.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -23,7 +25,11 @@ use mlops_core::config::{DriftCheckConfig, Env, ModelConfig, ingest_limits, proc
 use tokio::sync::Mutex;
 use tower::ServiceExt as _;
 
+use crate::event_bus::LocalEventBus;
 use crate::lake_server::{EmbeddedLake, ensure_bucket};
+
+/// The bus name drift-check sends to when `EVENT_BUS_NAME` is not set.
+pub const LOCAL_BUS: &str = "mlops-local";
 
 /// What `mlops serve` runs.
 #[derive(Debug, Clone)]
@@ -31,6 +37,7 @@ pub struct ServeOptions {
     pub dir: PathBuf,
     pub lake_port: u16,
     pub predict_port: u16,
+    pub events_port: u16,
     pub bucket: String,
     /// The model version predict serves and drift-check watches.
     pub model: String,
@@ -47,6 +54,7 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
     let client = server.client();
     ensure_bucket(&client, &options.bucket).await?;
     let lake = Lake::new(client, &options.bucket);
+    let bus = LocalEventBus::start(options.events_port, Some(options.dir.join("events.jsonl"))).await?;
     let model = ModelConfig {
         bucket: options.bucket.clone(),
         model_name: options.model.clone(),
@@ -71,6 +79,11 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
         options.dir.display(),
         options.bucket
     );
+    println!(
+        "events   {} (EventBridge PutEvents; entries appended to {})",
+        bus.endpoint(),
+        options.dir.join("events.jsonl").display()
+    );
     match options.drift_every {
         Some(every) => println!("drift    every {} s", every.as_secs()),
         None => println!("drift    on demand: mlops invoke drift-check --event events/schedule.json"),
@@ -79,11 +92,13 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
     for (name, value) in server.env_vars() {
         println!("  export {name}={value}");
     }
+    println!("  export AWS_ENDPOINT_URL_EVENTBRIDGE={} EVENT_BUS_NAME={LOCAL_BUS}", bus.endpoint());
     println!("  export LAKE_BUCKET={} MODEL_NAME={} MODEL_VERSION={}", options.bucket, options.model, options.version);
     println!("\nPress Ctrl-C to stop.");
 
     let notifier = tokio::spawn(notify_raw(lake.clone(), options.poll));
-    let drift = options.drift_every.map(|every| tokio::spawn(drift_schedule(lake.clone(), model, every)));
+    let events = bus.client();
+    let drift = options.drift_every.map(|every| tokio::spawn(drift_schedule(lake.clone(), events, model, every)));
     tokio::signal::ctrl_c().await?;
     notifier.abort();
     if let Some(d) = drift {
@@ -197,7 +212,7 @@ async fn ingest_one(lake: &Lake, limits: &mlops_core::ingest::IngestLimits, obje
     }
 }
 
-async fn drift_schedule(lake: Lake, model: ModelConfig, every: Duration) {
+async fn drift_schedule(lake: Lake, events: aws_sdk_eventbridge::Client, model: ModelConfig, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await;
     loop {
@@ -208,6 +223,7 @@ async fn drift_schedule(lake: Lake, model: ModelConfig, every: Duration) {
             "LAKE_BUCKET" => Some(model.bucket.clone()),
             "MODEL_NAME" => Some(model.model_name.clone()),
             "MODEL_VERSION" => Some(version.clone()),
+            "EVENT_BUS_NAME" => Some(std::env::var(name).unwrap_or_else(|_| LOCAL_BUS.to_string())),
             _ => std::env::var(name).ok(),
         });
         let config = match DriftCheckConfig::from_env(&env) {
@@ -224,7 +240,7 @@ async fn drift_schedule(lake: Lake, model: ModelConfig, every: Duration) {
                 continue;
             }
         };
-        match drift_check::invoke(&lake, &config, &event).await {
+        match drift_check::invoke(&lake, &events, &config, &event).await {
             Ok(summary) => println!("drift    {summary}"),
             Err(e) => eprintln!("drift    {e}"),
         }

@@ -1,55 +1,144 @@
-//! drift-check: drift in the shifted batch and not in the others.
+//! drift-check: drift in the shifted batch and not in the others, from the batch profiles
+//! ingest wrote; windows of days and of batches; the report, its HTML page, Model Monitor's
+//! files, and the DriftDetected event sent through aws-sdk-eventbridge to a local endpoint.
 
+use mlops::event_bus::LocalEventBus;
 use mlops_core::config::DriftCheckConfig;
-use mlops_core::monitor::DriftCheck;
+use mlops_core::monitor::{DriftCheck, emf_lines};
 
 use crate::common::{TestLake, at, env};
+
+async fn check(t: &TestLake, bus: &LocalEventBus, config: &DriftCheckConfig, when: &str) -> serde_json::Value {
+    let event = drift_check::scheduled_event(at(when)).expect("event");
+    drift_check::invoke(&t.lake, &bus.client(), config, &event).await.expect("check")
+}
+
+async fn json(t: &TestLake, key: &str) -> serde_json::Value {
+    serde_json::from_slice(&t.lake.get(key).await.unwrap_or_else(|e| panic!("{key}: {e}")).bytes).expect("JSON")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finds_drift_in_the_shifted_batch_and_not_in_the_others() {
     let t = TestLake::with_penguins().await;
+    let bus = LocalEventBus::start(0, None).await.expect("event bus");
     t.ingest_batch("batch-01.csv", at("2026-03-01T08:00:00Z")).await;
     t.ingest_batch("batch-02.csv", at("2026-03-01T09:00:00Z")).await;
     t.ingest_batch("batch-03-shifted.csv", at("2026-03-02T08:00:00Z")).await;
-    let config = DriftCheckConfig::from_env(&env(&[("DRIFT_WINDOW_DAYS", "1")])).expect("config");
+    let config = DriftCheckConfig::from_env(&env(&[("DRIFT_WINDOW_DAYS", "1"), ("EVENT_BUS_NAME", "mlops-test")]))
+        .expect("config");
 
-    let event = drift_check::scheduled_event(at("2026-03-01T23:00:00Z")).expect("event");
-    let clean = drift_check::invoke(&t.lake, &config, &event).await.expect("check");
+    let clean = check(&t, &bus, &config, "2026-03-01T23:00:00Z").await;
     assert_eq!(clean["dataset_drift"], false, "{clean}");
     assert_eq!(clean["current_rows"], 600);
     assert_eq!(clean["drifted"], serde_json::json!([]));
+    assert!(bus.events().is_empty(), "no event without dataset drift");
 
-    let event = drift_check::scheduled_event(at("2026-03-02T23:00:00Z")).expect("event");
-    let shifted = drift_check::invoke(&t.lake, &config, &event).await.expect("check");
+    let shifted = check(&t, &bus, &config, "2026-03-02T23:00:00Z").await;
     assert_eq!(shifted["dataset_drift"], true, "{shifted}");
     assert_eq!(shifted["drifted"], serde_json::json!(["bill_length_mm", "flipper_length_mm", "body_mass_g"]));
-
     let key = shifted["report_key"].as_str().expect("key");
     assert_eq!(key, "reports/drift/penguins/2026-03-02T23-00-00Z.json");
-    let report: DriftCheck =
-        serde_json::from_slice(&t.lake.get(key).await.expect("report").bytes).expect("report JSON");
-    assert_eq!(report.window.profiles.len(), 1);
+
+    // The reference (344 rows) is small, so numeric features are tested with KS, exactly: the
+    // profiles still hold every value.
+    let report: DriftCheck = serde_json::from_value(json(&t, key).await).expect("report JSON");
+    assert_eq!((report.window.kind.as_str(), report.window.profiles.len()), ("days", 1));
     assert_eq!(report.report.reference_rows, 344);
     let bill = report.report.columns.iter().find(|c| c.column == "bill_length_mm").expect("bill_length_mm checked");
-    assert_eq!((bill.method.as_str(), bill.current_count), ("psi", 297), "300 rows, 3 without a bill length");
-    // The figure prepare_data.py computes with numpy for the same bins: 1.2106.
-    assert!((bill.statistic.expect("psi") - 1.2106).abs() < 5e-4, "{bill:?}");
+    assert_eq!((bill.test.method.name(), bill.test.n_current, bill.test.from_sketch), ("ks", 297, false));
+    assert!(bill.test.p_value.expect("a p-value") < 1e-6, "{bill:?}");
+    let island = report.report.columns.iter().find(|c| c.column == "island").expect("island checked");
+    assert_eq!(island.test.method.name(), "chisquare");
+
+    // The HTML page and Model Monitor's files sit beside the report.
+    let html = String::from_utf8(t.lake.get(&report.outputs.html).await.expect("html").bytes.to_vec()).expect("UTF-8");
+    assert!(html.contains("Dataset drift detected") && html.contains("<svg"), "a page with charts");
+    let statistics = json(&t, &report.outputs.statistics).await;
+    assert_eq!(statistics["dataset"]["item_count"], 300);
+    let bill_stats =
+        statistics["features"].as_array().expect("features").iter().find(|f| f["name"] == "bill_length_mm");
+    let bill_stats = bill_stats.expect("bill_length_mm statistics");
+    assert_eq!(bill_stats["inferred_type"], "Fractional");
+    assert_eq!(bill_stats["numerical_statistics"]["common"]["num_present"], 297);
+    let buckets = bill_stats["numerical_statistics"]["distribution"]["kll"]["buckets"].as_array().expect("buckets");
+    let counted: f64 = buckets.iter().map(|b| b["count"].as_f64().expect("count")).sum();
+    assert_eq!((buckets.len(), counted), (10, 297.0));
+    let constraints = json(&t, &report.outputs.constraints).await;
+    assert_eq!(constraints["monitoring_config"]["distribution_constraints"]["perform_comparison"], "Enabled");
+    let violations = json(&t, &report.outputs.constraint_violations).await;
+    let drift_checks: Vec<&str> = violations["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .filter(|v| v["constraint_check_type"] == "baseline_drift_check")
+        .map(|v| v["feature_name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(drift_checks, ["bill_length_mm", "flipper_length_mm", "body_mass_g"]);
+
+    // One DriftDetected event, carrying the report's key, reached the bus.
+    let events = bus.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (events[0]["Source"].as_str(), events[0]["DetailType"].as_str()),
+        (Some(drift_check::EVENT_SOURCE), Some("DriftDetected"))
+    );
+    assert_eq!(events[0]["EventBusName"], "mlops-test");
+    let detail: serde_json::Value = serde_json::from_str(events[0]["Detail"].as_str().expect("detail")).expect("JSON");
+    assert_eq!(detail["report_key"], key);
+    assert_eq!(shifted["event_id"], events[0]["EventId"]);
+
+    // The metrics: one line per feature and one for the dataset, in the embedded metric format.
+    let lines: Vec<serde_json::Value> =
+        emf_lines(&report).iter().map(|l| serde_json::from_str(l).expect("EMF JSON")).collect();
+    assert_eq!(lines.len(), 7);
+    let dataset = lines.last().expect("dataset line");
+    assert_eq!((dataset["DatasetDrift"].as_u64(), dataset["DriftShare"].as_f64()), (Some(1), Some(0.5)));
+    assert_eq!(dataset["_aws"]["CloudWatchMetrics"][0]["Namespace"], "LambdaMlops/Drift");
+    assert!(lines[..6].iter().all(|l| l["DriftScore"].is_number() && l["Feature"].is_string()));
 
     // A wider window merges all three batches.
     let config = DriftCheckConfig::from_env(&env(&[("DRIFT_WINDOW_DAYS", "2")])).expect("config");
-    let both = drift_check::invoke(&t.lake, &config, &event).await.expect("check");
+    let both = check(&t, &bus, &config, "2026-03-02T23:00:00Z").await;
     assert_eq!(both["current_rows"], 900);
+    assert_eq!(bus.events().len(), 1, "no bus configured, no event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_of_batches_takes_the_newest_across_days() {
+    let t = TestLake::with_penguins().await;
+    let bus = LocalEventBus::start(0, None).await.expect("event bus");
+    t.ingest_batch("batch-01.csv", at("2026-03-01T08:00:00Z")).await;
+    t.ingest_batch("batch-03-shifted.csv", at("2026-03-02T08:00:00Z")).await;
+    t.ingest_batch("batch-02.csv", at("2026-03-05T09:00:00Z")).await;
+
+    let last = DriftCheckConfig::from_env(&env(&[("DRIFT_WINDOW_BATCHES", "1")])).expect("config");
+    let out = check(&t, &bus, &last, "2026-03-05T23:00:00Z").await;
+    assert_eq!((out["current_rows"].as_u64(), out["dataset_drift"].as_bool()), (Some(300), Some(false)), "{out}");
+
+    let two = DriftCheckConfig::from_env(&env(&[("DRIFT_WINDOW_BATCHES", "2")])).expect("config");
+    let out = check(&t, &bus, &two, "2026-03-05T23:00:00Z").await;
+    let report: DriftCheck =
+        serde_json::from_value(json(&t, out["report_key"].as_str().expect("key")).await).expect("report");
+    assert_eq!(report.report.current_rows, 600);
+    assert_eq!((report.window.from.as_deref(), report.window.to.as_deref()), (Some("2026-03-02"), Some("2026-03-05")));
+    assert!(report.window.profiles[0].contains("dt=2026-03-02"), "{:?}", report.window.profiles);
+
+    // Asked for more batches than there are, the window takes them all.
+    let many = DriftCheckConfig::from_env(&env(&[("DRIFT_WINDOW_BATCHES", "10")])).expect("config");
+    assert_eq!(check(&t, &bus, &many, "2026-03-05T23:00:00Z").await["current_rows"], 900);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_window_is_insufficient_data_not_drift() {
     let t = TestLake::with_penguins().await;
-    let config = DriftCheckConfig::from_env(&env(&[])).expect("config");
-    let out = drift_check::invoke(&t.lake, &config, include_str!("../../events/schedule.json")).await.expect("check");
+    let bus = LocalEventBus::start(0, None).await.expect("event bus");
+    let config = DriftCheckConfig::from_env(&env(&[("EVENT_BUS_NAME", "b")])).expect("config");
+    let out = drift_check::invoke(&t.lake, &bus.client(), &config, include_str!("../../events/schedule.json"))
+        .await
+        .expect("check");
     assert_eq!(out["dataset_drift"], false);
     assert_eq!(out["current_rows"], 0);
-    let report: serde_json::Value =
-        serde_json::from_slice(&t.lake.get(out["report_key"].as_str().expect("key")).await.expect("report").bytes)
-            .expect("JSON");
+    let report = json(&t, out["report_key"].as_str().expect("key")).await;
     assert!(report["columns"].as_array().expect("columns").iter().all(|c| c["verdict"] == "insufficient_data"));
+    assert!(bus.events().is_empty());
 }

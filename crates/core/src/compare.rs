@@ -37,7 +37,7 @@ pub struct Samples {
 
 /// The columns a drift check tests: the contract's features, or every numeric and categorical
 /// column when it names none. Timestamps and free text are not tested.
-fn tested(contract: &Contract) -> Vec<(usize, &crate::contract::Column)> {
+pub(crate) fn tested(contract: &Contract) -> Vec<(usize, &crate::contract::Column)> {
     let wanted = |name: &str| contract.features.is_empty() || contract.features.iter().any(|f| f == name);
     contract
         .columns
@@ -142,6 +142,17 @@ pub fn compare(
         let test = test.map_err(|e| Error::Config(format!("column {name:?}: {e}")))?;
         features.push(FeatureDrift { column: name.clone(), kind: kind.to_string(), test });
     }
+    Ok(finish(dataset, features, config, reference.rows, current.rows))
+}
+
+/// The report of feature tests: the multiple-testing correction, then the dataset verdict.
+pub(crate) fn finish(
+    dataset: &str,
+    mut features: Vec<FeatureDrift>,
+    config: &TestConfig,
+    reference_rows: u64,
+    current_rows: u64,
+) -> DriftReport {
     let mut tests: Vec<ColumnTest> = features.iter().map(|f| f.test).collect();
     apply_correction(&mut tests, config.correction);
     for (feature, test) in features.iter_mut().zip(tests.iter()) {
@@ -149,7 +160,7 @@ pub fn compare(
     }
     let DatasetDrift { checked, drifted, insufficient, share, drift_share, dataset_drift } =
         dataset_drift(&tests, config.drift_share);
-    Ok(DriftReport {
+    DriftReport {
         dataset: dataset.to_string(),
         dataset_drift,
         drift_share,
@@ -157,10 +168,10 @@ pub fn compare(
         drifted,
         checked,
         insufficient,
-        reference_rows: reference.rows,
-        current_rows: current.rows,
+        reference_rows,
+        current_rows,
         columns: features,
-    })
+    }
 }
 
 #[cfg(test)]

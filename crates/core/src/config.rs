@@ -1,8 +1,10 @@
 //! Function configuration from environment variables, read and checked once per cold start.
 
-use crate::drift::DriftConfig;
+use std::collections::BTreeMap;
+
 use crate::error::{Error, Result};
 use crate::ingest::IngestLimits;
+use crate::stats::{Correction, Override, TestConfig};
 
 /// Reads configuration through a lookup function, so that tests and the CLI can supply
 /// values without touching the process environment.
@@ -110,32 +112,88 @@ pub fn ingest_limits<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Inge
     })
 }
 
+/// The current window of a drift check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// The profiles of the last N days, ending with the day of the check.
+    Days(u32),
+    /// The last K batch profiles, newest first, looking back at most [`LOOKBACK_DAYS`].
+    Batches(u32),
+}
+
+/// How far back a window of K batches looks for them.
+pub const LOOKBACK_DAYS: u32 = 366;
+
 /// Configuration of `drift-check`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriftCheckConfig {
     pub model: ModelConfig,
-    /// Days of profiles, ending with the day of the check, that make the current window.
-    pub window_days: u32,
-    pub drift: DriftConfig,
+    pub window: Window,
+    pub tests: TestConfig,
+    /// Method and threshold per column.
+    pub overrides: BTreeMap<String, Override>,
+    /// The EventBridge bus that receives `DriftDetected`; none means no event is sent.
+    pub event_bus: Option<String>,
 }
 
 impl DriftCheckConfig {
-    /// `ModelConfig`'s variables plus `DRIFT_WINDOW_DAYS` (7), `DRIFT_PSI_THRESHOLD` (0.2),
-    /// `DRIFT_SHARE` (0.5) and `DRIFT_MIN_ROWS` (30).
+    /// `ModelConfig`'s variables plus:
+    ///
+    /// - `DRIFT_WINDOW_DAYS` (7) or `DRIFT_WINDOW_BATCHES` (which wins when set): the window;
+    /// - `DRIFT_SHARE` (0.5), `DRIFT_MIN_ROWS` (30), `DRIFT_CORRECTION` (`none`, `bonferroni`,
+    ///   `bh`);
+    /// - `DRIFT_METHOD` and `DRIFT_THRESHOLD` for every column, `DRIFT_COLUMN_METHODS` per column
+    ///   (`col=method[:threshold],…`); unset, the field's defaults choose;
+    /// - `EVENT_BUS_NAME`.
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<DriftCheckConfig> {
-        let defaults = DriftConfig::default();
-        let window_days = env.parsed("DRIFT_WINDOW_DAYS", 7u32)?;
-        if window_days == 0 {
-            return Err(Error::Config("environment variable DRIFT_WINDOW_DAYS must be at least 1".into()));
+        let at_least_one = |name: &str, value: u32| {
+            if value == 0 {
+                Err(Error::Config(format!("environment variable {name} must be at least 1")))
+            } else {
+                Ok(value)
+            }
+        };
+        let window = match (env.0)("DRIFT_WINDOW_BATCHES").filter(|v| !v.is_empty()) {
+            Some(_) => {
+                Window::Batches(at_least_one("DRIFT_WINDOW_BATCHES", env.parsed("DRIFT_WINDOW_BATCHES", 1u32)?)?)
+            }
+            None => Window::Days(at_least_one("DRIFT_WINDOW_DAYS", env.parsed("DRIFT_WINDOW_DAYS", 7u32)?)?),
+        };
+        let defaults = TestConfig::default();
+        let text = |name: &str| (env.0)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let bad = |name: &str, e: String| Error::Config(format!("environment variable {name}: {e}"));
+        let correction = match text("DRIFT_CORRECTION") {
+            Some(name) => Correction::from_name(&name).map_err(|e| bad("DRIFT_CORRECTION", e))?,
+            None => Correction::None,
+        };
+        let method = match text("DRIFT_METHOD") {
+            Some(name) => Some(
+                crate::stats::Method::from_name(&name)
+                    .ok_or_else(|| bad("DRIFT_METHOD", format!("{name:?} is not a method")))?,
+            ),
+            None => None,
+        };
+        let threshold = match text("DRIFT_THRESHOLD") {
+            Some(t) => Some(t.parse::<f64>().map_err(|_| bad("DRIFT_THRESHOLD", format!("{t:?} is not a number")))?),
+            None => None,
+        };
+        let mut overrides = BTreeMap::new();
+        for item in text("DRIFT_COLUMN_METHODS").unwrap_or_default().split(',').filter(|s| !s.trim().is_empty()) {
+            let (column, o) = Override::parse_for_column(item).map_err(|e| bad("DRIFT_COLUMN_METHODS", e))?;
+            overrides.insert(column, o);
         }
         Ok(DriftCheckConfig {
             model: ModelConfig::from_env(env)?,
-            window_days,
-            drift: DriftConfig {
-                psi_threshold: env.parsed("DRIFT_PSI_THRESHOLD", defaults.psi_threshold)?,
-                drift_share: env.parsed("DRIFT_SHARE", defaults.drift_share)?,
+            window,
+            tests: TestConfig {
                 min_rows: env.parsed("DRIFT_MIN_ROWS", defaults.min_rows)?,
+                drift_share: env.parsed("DRIFT_SHARE", defaults.drift_share)?,
+                correction,
+                all: Override { method, threshold },
+                ..defaults
             },
+            overrides,
+            event_bus: text("EVENT_BUS_NAME"),
         })
     }
 }
@@ -159,10 +217,30 @@ mod tests {
             ("LAKE_BUCKET", "b"),
             ("MODEL_NAME", "m"),
             ("MODEL_VERSION", "1"),
-            ("DRIFT_PSI_THRESHOLD", "high"),
+            ("DRIFT_SHARE", "high"),
         ]))
         .expect_err("bad number");
-        assert!(e.to_string().contains("DRIFT_PSI_THRESHOLD=\"high\" is not a valid f64"), "{e}");
+        assert!(e.to_string().contains("DRIFT_SHARE=\"high\" is not a valid f64"), "{e}");
+        let c = DriftCheckConfig::from_env(&env(&[
+            ("LAKE_BUCKET", "b"),
+            ("MODEL_NAME", "m"),
+            ("MODEL_VERSION", "1"),
+            ("DRIFT_WINDOW_BATCHES", "3"),
+            ("DRIFT_COLUMN_METHODS", "x=psi:0.2, y=ks"),
+            ("DRIFT_CORRECTION", "bh"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.window, Window::Batches(3));
+        assert_eq!(c.overrides["x"], Override { method: Some(crate::stats::Method::Psi), threshold: Some(0.2) });
+        assert_eq!(c.tests.correction, Correction::BenjaminiHochberg);
+        let e = DriftCheckConfig::from_env(&env(&[
+            ("LAKE_BUCKET", "b"),
+            ("MODEL_NAME", "m"),
+            ("MODEL_VERSION", "1"),
+            ("DRIFT_COLUMN_METHODS", "x=median"),
+        ]))
+        .expect_err("unknown method");
+        assert!(e.to_string().contains("DRIFT_COLUMN_METHODS: \"median\" is not a method"), "{e}");
         let c = IngestConfig::from_env(&env(&[("LAKE_BUCKET", "b"), ("INGEST_ROW_GROUP_MB", "16")])).expect("valid");
         assert_eq!(c.limits.row_group_bytes, 16 << 20);
         let e = IngestConfig::from_env(&env(&[("LAKE_BUCKET", "b"), ("INGEST_PART_MB", "2")])).expect_err("small");

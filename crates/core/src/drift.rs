@@ -1,193 +1,180 @@
-//! Drift of current data against a baseline, by the population stability index (PSI).
+//! Drift between two profiles: the same methods, defaults and report as [`crate::compare`], read
+//! from mergeable profiles instead of samples.
+//!
+//! A column whose two profiles still hold their exact values (at most
+//! [`EXACT_VALUES`](crate::profile::numeric::EXACT_VALUES) each) is tested exactly as on samples.
+//! Otherwise the statistic comes from the KLL sketches (KS `D`, the Wasserstein distance, the
+//! histograms behind PSI and Jensen–Shannon) or from the frequent-items sketch, within their
+//! error bounds, and the test is marked `from_sketch`. KS p-values on sketches are asymptotic.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-use crate::contract::Contract;
-use crate::profile::{ColumnProfile, Profile};
+use crate::compare::{DriftReport, FeatureDrift, finish, tested};
+use crate::contract::{ColumnType, Contract};
+use crate::error::{Error, Result};
+use crate::profile::numeric::DISTINCT_VALUES;
+use crate::profile::{CategoricalProfile, ColumnProfile, NumericProfile, Profile};
+use crate::stats::binning::{Binned, STURGES_MIN_DISTINCT, align_counts, sturges_edges};
+use crate::stats::dist::{self, Distribution};
+use crate::stats::{
+    ColumnTest, Kind, Method, Override, TestConfig, Verdict, binned_distance, count_test, distance, insufficient, ks,
+    test_counts, test_numeric, untested,
+};
 
-/// Proportions are floored at this value so that empty bins keep PSI finite.
-pub const PSI_FLOOR: f64 = 1e-4;
+/// The label under which a frequent-items sketch's untracked labels are counted.
+pub const OTHER_LABELS: &str = "(other labels)";
 
-/// Thresholds of a drift check.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DriftConfig {
-    /// PSI at or above which a column has drifted (0.2 is the customary "significant shift").
-    pub psi_threshold: f64,
-    /// Share of drifted columns at or above which the dataset has drifted.
-    pub drift_share: f64,
-    /// Columns with fewer current values than this are reported as insufficient data.
-    pub min_rows: u64,
-}
-
-impl Default for DriftConfig {
-    fn default() -> Self {
-        DriftConfig { psi_threshold: 0.2, drift_share: 0.5, min_rows: 30 }
+/// Tests every feature of `current` against `reference`, both profiles of `contract`'s dataset,
+/// with per-column overrides by column name.
+pub fn compare_profiles(
+    contract: &Contract,
+    reference: &Profile,
+    current: &Profile,
+    config: &TestConfig,
+    overrides: &BTreeMap<String, Override>,
+) -> Result<DriftReport> {
+    let mut features = Vec::new();
+    for (_, column) in tested(contract) {
+        let name = &column.name;
+        let (r, c) = (column_of(reference, name, "reference")?, column_of(current, name, "current")?);
+        let o = overrides.get(name);
+        let (kind, test) = match (r, c) {
+            (ColumnProfile::Numeric(r), ColumnProfile::Numeric(c)) => {
+                ("numeric", test_numeric_profiles(r, c, column.kind == ColumnType::Int, o, config))
+            }
+            (ColumnProfile::Categorical(r), ColumnProfile::Categorical(c)) => {
+                ("categorical", test_categorical_profiles(r, c, o, config))
+            }
+            _ => return Err(Error::Profile(format!("column {name:?} has different types in the two profiles"))),
+        };
+        let test = test.map_err(|e| Error::Config(format!("column {name:?}: {e}")))?;
+        features.push(FeatureDrift { column: name.clone(), kind: kind.to_string(), test });
     }
+    Ok(finish(&contract.dataset, features, config, reference.rows, current.rows))
 }
 
-/// The verdict for one column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Drift,
-    NoDrift,
-    InsufficientData,
+fn column_of<'a>(profile: &'a Profile, name: &str, which: &str) -> Result<&'a ColumnProfile> {
+    profile.columns.get(name).ok_or_else(|| {
+        Error::Profile(format!("column {name:?} is not in the {which} profile of {:?}", profile.dataset))
+    })
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ColumnDrift {
-    pub column: String,
-    pub method: String,
-    /// The PSI value; absent when there was too little data to compute it.
-    pub statistic: Option<f64>,
-    pub threshold: f64,
-    pub verdict: Verdict,
-    pub reference_count: u64,
-    pub current_count: u64,
-}
-
-/// The outcome of comparing a current profile with a baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DriftReport {
-    pub dataset: String,
-    pub dataset_drift: bool,
-    /// Drifted columns over columns with enough data.
-    pub drift_share: f64,
-    pub drift_share_threshold: f64,
-    pub drifted_columns: usize,
-    pub checked_columns: usize,
-    pub reference_rows: u64,
-    pub current_rows: u64,
-    pub columns: Vec<ColumnDrift>,
-}
-
-/// PSI = Σ (a − e) · ln(a / e) over bins, with proportions floored at [`PSI_FLOOR`].
-pub fn psi(expected: &[u64], actual: &[u64]) -> f64 {
-    let (te, ta) = (expected.iter().sum::<u64>() as f64, actual.iter().sum::<u64>() as f64);
-    if te == 0.0 || ta == 0.0 {
-        return 0.0;
+/// Tests one numeric column on two profiles. `integer` says the column has an integer type.
+pub fn test_numeric_profiles(
+    reference: &NumericProfile,
+    current: &NumericProfile,
+    integer: bool,
+    column: Option<&Override>,
+    config: &TestConfig,
+) -> std::result::Result<ColumnTest, String> {
+    // numpy's integer bin width applies only when the column keeps an integer dtype.
+    let integer = integer && reference.nulls == 0 && current.nulls == 0;
+    let (r, c) = (Distribution::of(reference), Distribution::of(current));
+    if let (Distribution::Exact(r), Distribution::Exact(c)) = (&r, &c) {
+        return test_numeric(r, c, integer, column, config).map_err(|e| e.to_string());
     }
-    expected
-        .iter()
-        .zip(actual)
-        .map(|(&e, &a)| {
-            let e = (e as f64 / te).max(PSI_FLOOR);
-            let a = (a as f64 / ta).max(PSI_FLOOR);
-            (a - e) * (a / e).ln()
-        })
-        .sum()
-}
-
-/// Compares `current` with `reference` column by column.
-///
-/// The columns checked are the contract's features, or every profiled column when the
-/// contract names no features.
-pub fn compare(contract: &Contract, reference: &Profile, current: &Profile, config: &DriftConfig) -> DriftReport {
-    let names: Vec<&str> = if contract.features.is_empty() {
-        reference.columns.keys().map(String::as_str).collect()
-    } else {
-        contract.features.iter().map(String::as_str).collect()
+    let pooled = match (&reference.value_counts, &current.value_counts) {
+        (Some(a), Some(b)) => Some(aligned_values(a, b)),
+        _ => None,
     };
-    let columns: Vec<ColumnDrift> = names
-        .into_iter()
-        .filter_map(|name| {
-            let r = reference.columns.get(name)?;
-            let c = current.columns.get(name);
-            Some(column_drift(name, r, c, config))
-        })
-        .collect();
-    let checked = columns.iter().filter(|c| c.verdict != Verdict::InsufficientData).count();
-    let drifted = columns.iter().filter(|c| c.verdict == Verdict::Drift).count();
-    let share = if checked == 0 { 0.0 } else { drifted as f64 / checked as f64 };
-    DriftReport {
-        dataset: contract.dataset.clone(),
-        dataset_drift: checked > 0 && share >= config.drift_share,
-        drift_share: share,
-        drift_share_threshold: config.drift_share,
-        drifted_columns: drifted,
-        checked_columns: checked,
-        reference_rows: reference.rows,
-        current_rows: current.rows,
-        columns,
+    let distinct = pooled.as_ref().map_or(DISTINCT_VALUES as u64 + 1, |(keys, _, _)| *keys as u64);
+    let (n_r, n_c) = (r.n(), c.n());
+    let (method, threshold) = config.resolve(Kind::Numeric, column, n_r, distinct);
+    let mut test = untested(method, threshold, n_r, n_c);
+    if insufficient(n_r, n_c, config.min_rows) {
+        return Ok(test);
     }
-}
-
-fn column_drift(
-    name: &str,
-    reference: &ColumnProfile,
-    current: Option<&ColumnProfile>,
-    config: &DriftConfig,
-) -> ColumnDrift {
-    let (reference_count, current_count, statistic) = match (reference, current) {
-        (ColumnProfile::Numeric(r), Some(ColumnProfile::Numeric(c))) if r.histogram.edges == c.histogram.edges => {
-            (r.count, c.count, Some(psi(&r.histogram.counts, &c.histogram.counts)))
+    match method {
+        Method::Ks => {
+            let result = ks::ks_from_cdfs(dist::ks_statistic(&r, &c), n_r, n_c);
+            (test.statistic, test.p_value, test.ks_method) =
+                (Some(result.statistic), Some(result.p_value), Some(result.method));
         }
-        (ColumnProfile::Categorical(r), Some(ColumnProfile::Categorical(c))) => {
-            let mut keys: Vec<&String> = r.counts.keys().chain(c.counts.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            let get = |m: &std::collections::BTreeMap<String, u64>| -> Vec<u64> {
-                keys.iter().map(|k| m.get(*k).copied().unwrap_or(0)).collect()
+        Method::Wasserstein => {
+            let w = dist::wasserstein(&r, &c);
+            test.statistic = Some(w / distance::wasserstein_norm(reference.population_std()));
+        }
+        Method::Chisquare | Method::Z => {
+            let Some((_, rc, cc)) = pooled else {
+                return Err(format!(
+                    "{method} needs counts per value, and the profiles hold them only up to {DISTINCT_VALUES} distinct values"
+                ));
             };
-            (r.count, c.count, Some(psi(&get(&r.counts), &get(&c.counts))))
+            (test.statistic, test.p_value) = count_test(method, &rc, &cc);
         }
-        (ColumnProfile::Numeric(r), _) => (r.count, 0, None),
-        (ColumnProfile::Categorical(r), _) => (r.count, 0, None),
-    };
-    let enough = current_count >= config.min_rows && reference_count >= config.min_rows;
-    let (statistic, verdict) = match statistic {
-        Some(s) if enough && s >= config.psi_threshold => (Some(s), Verdict::Drift),
-        Some(s) if enough => (Some(s), Verdict::NoDrift),
-        _ => (statistic.filter(|_| current_count > 0), Verdict::InsufficientData),
-    };
-    ColumnDrift {
-        column: name.to_string(),
-        method: "psi".into(),
-        statistic,
-        threshold: config.psi_threshold,
-        verdict,
-        reference_count,
-        current_count,
+        Method::Psi | Method::Jensenshannon => {
+            test.statistic = Some(binned_distance(method, &bin_profiles(reference, current, &r, &c, integer)));
+        }
+    }
+    test.from_sketch = true;
+    test.verdict = Verdict::NoDrift;
+    test.decide();
+    Ok(test)
+}
+
+/// Evidently's bins from two profiles: one per distinct value when the reference has at most 20
+/// (values of the current outside them are one more bin), Sturges bins over the pooled range
+/// otherwise.
+fn bin_profiles(
+    reference: &NumericProfile,
+    current: &NumericProfile,
+    r: &Distribution,
+    c: &Distribution,
+    integer: bool,
+) -> Binned {
+    if let Some(rv) = reference.value_counts.as_ref().filter(|v| v.len() <= STURGES_MIN_DISTINCT) {
+        if let Some(cv) = &current.value_counts {
+            let (_, reference_counts, current_counts) = aligned_values(rv, cv);
+            return Binned { edges: None, reference_counts, current_counts };
+        }
+        let mut reference_counts: Vec<u64> = rv.iter().map(|&(_, n)| n).collect();
+        let mut current_counts: Vec<u64> =
+            rv.iter().map(|&(x, _)| ((c.cdf(x, true) - c.cdf(x, false)) * c.n() as f64).round() as u64).collect();
+        reference_counts.push(0);
+        current_counts.push(c.n().saturating_sub(current_counts.iter().sum()));
+        return Binned { edges: None, reference_counts, current_counts };
+    }
+    let lo = r.min().min(c.min());
+    let hi = r.max().max(c.max());
+    let edges = sturges_edges(lo, hi, r.n() + c.n(), integer);
+    Binned {
+        reference_counts: dist::histogram(r, &edges),
+        current_counts: dist::histogram(c, &edges),
+        edges: Some(edges),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::validate::Value;
+/// Two `(value, count)` lists aligned on the union of their values, in value order: the number
+/// of values, the reference counts and the current counts.
+fn aligned_values(a: &[(f64, u64)], b: &[(f64, u64)]) -> (usize, Vec<u64>, Vec<u64>) {
+    let ma: BTreeMap<(bool, u64), u64> = a.iter().map(|&(x, n)| (order_key(x), n)).collect();
+    let mb: BTreeMap<(bool, u64), u64> = b.iter().map(|&(x, n)| (order_key(x), n)).collect();
+    let (keys, rc, cc) = align_counts(&ma, &mb);
+    (keys.len(), rc, cc)
+}
 
-    #[test]
-    fn psi_matches_hand_computation() {
-        // Expected 50/50, actual 80/20: 0.3·ln(1.6) + (−0.3)·ln(0.4) = 0.41589…
-        let v = psi(&[50, 50], &[80, 20]);
-        assert!((v - (0.3 * 1.6f64.ln() - 0.3 * 0.4f64.ln())).abs() < 1e-12);
-        assert_eq!(psi(&[5, 5], &[1, 1]), 0.0);
-        // An empty bin is floored, not infinite.
-        assert!(psi(&[10, 0], &[5, 5]).is_finite());
-    }
+/// A key that sorts finite floats in numeric order.
+fn order_key(x: f64) -> (bool, u64) {
+    if x >= 0.0 { (true, x.to_bits()) } else { (false, !x.to_bits()) }
+}
 
-    #[test]
-    fn finds_shift_and_ignores_noise() {
-        let contract = Contract::from_yaml(
-            "dataset: d\nfeatures: [x, y]\ncolumns:\n  - {name: x, type: float}\n  - {name: y, type: float}\n",
-            "t.yaml",
-        )
-        .expect("contract");
-        let row = |x: f64, y: f64| vec![Value::Float(x), Value::Float(y)];
-        let train: Vec<_> = (0..1000).map(|i| row(i as f64, (i * 7 % 1000) as f64)).collect();
-        let base = Profile::baseline(&contract, &train);
-        let mut current = Profile::empty_like(&contract, &base);
-        for i in 0..500 {
-            current.observe(&contract, &row((i * 2) as f64 + 400.0, (i * 2) as f64));
+/// Tests one categorical column on two profiles: on exact counts as on samples; on a
+/// frequent-items sketch, on its tracked labels plus [`OTHER_LABELS`] for the rest.
+pub fn test_categorical_profiles(
+    reference: &CategoricalProfile,
+    current: &CategoricalProfile,
+    column: Option<&Override>,
+    config: &TestConfig,
+) -> std::result::Result<ColumnTest, String> {
+    let counts = |p: &CategoricalProfile| {
+        let mut counts = p.label_counts();
+        let tracked: u64 = counts.values().sum();
+        if !p.is_exact() && p.count > tracked {
+            *counts.entry(OTHER_LABELS.to_string()).or_insert(0) += p.count - tracked;
         }
-        let report = compare(&contract, &base, &current, &DriftConfig::default());
-        assert_eq!(report.columns[0].verdict, Verdict::Drift);
-        assert_eq!(report.columns[1].verdict, Verdict::NoDrift);
-        assert!(report.dataset_drift, "one of two columns drifted: share 0.5 reaches the threshold");
-        let mut small = Profile::empty_like(&contract, &base);
-        small.observe(&contract, &row(1.0, 1.0));
-        let report = compare(&contract, &base, &small, &DriftConfig::default());
-        assert!(report.columns.iter().all(|c| c.verdict == Verdict::InsufficientData));
-        assert!(!report.dataset_drift);
-    }
+        counts
+    };
+    let mut test = test_counts(&counts(reference), &counts(current), column, config).map_err(|e| e.to_string())?;
+    test.from_sketch = !(reference.is_exact() && current.is_exact());
+    Ok(test)
 }

@@ -4,6 +4,7 @@
 //! and the lake's key layout. It knows nothing of Lambda: the function crates turn events
 //! into calls of this library.
 
+pub mod charts;
 pub mod compare;
 pub mod config;
 pub mod contract;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod ingest;
 pub mod lake;
 pub mod model;
+pub mod model_monitor;
 pub mod monitor;
 pub mod outputs;
 pub mod profile;

@@ -4,14 +4,12 @@
 
 use std::fmt::Write as _;
 
-use crate::compare::{Column, DriftReport, Samples};
+use crate::charts::Chart;
+use crate::compare::DriftReport;
 use crate::stats::Verdict;
-use crate::stats::binning::{align_counts, bin_categorical, bin_numeric, numeric_value_counts, value_counts};
 
 const REFERENCE_COLOUR: &str = "#4c78a8";
 const CURRENT_COLOUR: &str = "#f58518";
-/// Categories drawn per chart; the rest are summed as "other".
-const MAX_BARS: usize = 20;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -26,8 +24,8 @@ fn number(x: Option<f64>) -> String {
     }
 }
 
-/// The page for `report`, with distributions drawn from the samples it was computed on.
-pub fn render(report: &DriftReport, reference: &Samples, current: &Samples) -> String {
+/// The page for `report`, with one chart per feature (in the report's order).
+pub fn render(report: &DriftReport, charts: &[Chart]) -> String {
     let mut html = String::new();
     let verdict = if report.dataset_drift { "Dataset drift detected" } else { "No dataset drift" };
     let _ = write!(
@@ -48,13 +46,18 @@ th {{ background: #f6f6f6; }} td.num {{ text-align: right; font-variant-numeric:
 .muted {{ color: #666; font-size: .9rem; }}
 </style></head><body>
 <h1>Drift report: {dataset}</h1>
-<p class="muted">Reference: {rr} rows. Current: {cr} rows. Methods and thresholds follow the defaults of Evidently's DataDriftPreset unless configured.</p>
+<p class="muted">Reference: {rr} rows. Current: {cr} rows. Methods and thresholds follow the defaults of Evidently's DataDriftPreset unless configured.{sketch}</p>
 <p class="verdict {vclass}">{verdict}: {drifted} of {checked} features drifted (share {share:.2}, threshold {ds:.2}){insufficient}</p>
 <p class="legend muted">Charts: <span style="background:{REFERENCE_COLOUR}"></span>reference <span style="background:{CURRENT_COLOUR}"></span>current (share of rows)</p>
 <table><thead><tr><th>feature</th><th>type</th><th>method</th><th>statistic</th><th>p-value</th><th>threshold</th><th>verdict</th><th>n ref</th><th>n cur</th></tr></thead><tbody>
 "#,
         dataset = escape(&report.dataset),
         rr = report.reference_rows,
+        sketch = if report.columns.iter().any(|f| f.test.from_sketch) {
+            " Statistics marked ≈ were computed from profile sketches, within their error bounds."
+        } else {
+            ""
+        },
         cr = report.current_rows,
         vclass = if report.dataset_drift { "drift" } else { "nodrift" },
         drifted = report.drifted,
@@ -81,7 +84,7 @@ th {{ background: #f6f6f6; }} td.num {{ text-align: right; font-variant-numeric:
             name = escape(&f.column),
             kind = f.kind,
             method = t.method.name(),
-            stat = number(t.statistic),
+            stat = if t.from_sketch { format!("≈ {}", number(t.statistic)) } else { number(t.statistic) },
             p = number(t.adjusted_p_value.or(t.p_value)),
             thr = t.threshold,
             nr = t.n_reference,
@@ -89,8 +92,7 @@ th {{ background: #f6f6f6; }} td.num {{ text-align: right; font-variant-numeric:
         );
     }
     html.push_str("</tbody></table>\n<h2>Distributions</h2>\n");
-    for (f, ((_, r), (_, c))) in report.columns.iter().zip(reference.columns.iter().zip(&current.columns)) {
-        let (labels, rs, cs) = distribution(r, c);
+    for (f, chart) in report.columns.iter().zip(charts) {
         let _ = writeln!(
             html,
             r#"<div class="card" id="{id}"><h3>{name} <span class="muted">— {method}, {verdict}</span></h3>{chart}</div>"#,
@@ -102,59 +104,11 @@ th {{ background: #f6f6f6; }} td.num {{ text-align: right; font-variant-numeric:
                 Verdict::NoDrift => "no drift",
                 Verdict::InsufficientData => "insufficient data",
             },
-            chart = bars(&labels, &rs, &cs),
+            chart = bars(&chart.labels, &chart.reference, &chart.current),
         );
     }
     html.push_str("</body></html>\n");
     html
-}
-
-/// Bin labels and the reference and current shares per bin.
-fn distribution(reference: &Column, current: &Column) -> (Vec<String>, Vec<f64>, Vec<f64>) {
-    let (labels, binned) = match (reference, current) {
-        (Column::Numeric { values: r, .. }, Column::Numeric { values: c, .. }) => {
-            let clean = |v: &[f64]| {
-                let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-                v.sort_by(f64::total_cmp);
-                v
-            };
-            let (r, c) = (clean(r), clean(c));
-            let binned = bin_numeric(&r, &c, false);
-            let labels: Vec<String> = match &binned.edges {
-                Some(edges) => edges.windows(2).map(|w| format!("{}–{}", short(w[0]), short(w[1]))).collect(),
-                None => numeric_value_counts(&r, &c).0.iter().map(|v| short(*v)).collect(),
-            };
-            (labels, binned)
-        }
-        (Column::Categorical(r), Column::Categorical(c)) => {
-            let r: Vec<&str> = r.iter().flatten().map(String::as_str).collect();
-            let c: Vec<&str> = c.iter().flatten().map(String::as_str).collect();
-            let (keys, _, _) = align_counts(&value_counts(r.iter().copied()), &value_counts(c.iter().copied()));
-            (keys.iter().map(|k| k.to_string()).collect(), bin_categorical(&r, &c))
-        }
-        _ => return (Vec::new(), Vec::new(), Vec::new()),
-    };
-    let (rs, cs) = (binned.reference_shares(), binned.current_shares());
-    if labels.len() <= MAX_BARS {
-        return (labels, rs, cs);
-    }
-    // Keep the largest bins by their combined share, in their order, and sum the rest.
-    let mut order: Vec<usize> = (0..labels.len()).collect();
-    order.sort_by(|&a, &b| (rs[b] + cs[b]).total_cmp(&(rs[a] + cs[a])));
-    let mut keep: Vec<usize> = order[..MAX_BARS - 1].to_vec();
-    keep.sort_unstable();
-    let other = |s: &[f64]| s.iter().enumerate().filter(|(i, _)| !keep.contains(i)).map(|(_, v)| v).sum::<f64>();
-    let mut l: Vec<String> = keep.iter().map(|&i| labels[i].clone()).collect();
-    let mut r: Vec<f64> = keep.iter().map(|&i| rs[i]).collect();
-    let mut c: Vec<f64> = keep.iter().map(|&i| cs[i]).collect();
-    l.push("other".into());
-    r.push(other(&rs));
-    c.push(other(&cs));
-    (l, r, c)
-}
-
-fn short(x: f64) -> String {
-    if x.abs() >= 1e4 || (x != 0.0 && x.abs() < 1e-2) { format!("{x:.2e}") } else { format!("{x:.3}") }
 }
 
 /// Paired vertical bars, reference then current, one pair per bin, with the bin labels below.

@@ -40,6 +40,8 @@ pub struct Listed {
     pub key: String,
     pub size: i64,
     pub etag: Option<String>,
+    /// Milliseconds since the epoch.
+    pub last_modified: Option<i64>,
 }
 
 /// An object being read.
@@ -138,6 +140,7 @@ impl Lake {
                     key: o.key()?.to_string(),
                     size: o.size().unwrap_or_default(),
                     etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
+                    last_modified: o.last_modified().and_then(|t| t.to_millis().ok()),
                 })
             }));
         }

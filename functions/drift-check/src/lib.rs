@@ -1,16 +1,24 @@
-//! `drift-check`: a scheduled event → merged window profiles vs. the baseline → report.
+//! `drift-check`: a scheduled event → merged window profiles vs. the baseline → report, metrics
+//! and, on dataset drift, a `DriftDetected` event.
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use mlops_core::config::DriftCheckConfig;
-use mlops_core::drift::Verdict;
-use mlops_core::monitor::run_drift_check;
+use mlops_core::monitor::{DriftCheck, emf_lines, run_drift_check};
+use mlops_core::stats::Verdict;
 use mlops_core::storage::Lake;
 use serde::Serialize;
+
+/// The `source` of the events drift-check sends.
+pub const EVENT_SOURCE: &str = "lambda-mlops.drift-check";
+/// The `detail-type` of the event sent on dataset drift.
+pub const DRIFT_DETECTED: &str = "DriftDetected";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the event is not a scheduled EventBridge event: {0}")]
     Event(String),
+    #[error("sending {DRIFT_DETECTED} to event bus {bus}: {message}")]
+    Publish { bus: String, message: String },
     #[error(transparent)]
     Core(#[from] mlops_core::Error),
 }
@@ -19,6 +27,7 @@ impl From<Error> for lambda_runtime::Diagnostic {
     fn from(e: Error) -> Self {
         let error_type = match e {
             Error::Event(_) => "InvalidEvent",
+            Error::Publish { .. } => "PublishFailed",
             Error::Core(_) => "DriftCheckFailed",
         };
         lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
@@ -29,38 +38,111 @@ impl From<Error> for lambda_runtime::Diagnostic {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     pub report_key: String,
+    pub html_key: String,
     pub dataset: String,
     pub dataset_drift: bool,
     pub drift_share: f64,
     pub current_rows: u64,
+    pub profiles: usize,
     pub drifted: Vec<String>,
+    /// The id EventBridge gave the `DriftDetected` event, when one was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
-/// Runs the drift check as of the event's time, so that a replayed event checks the same window.
-pub async fn handle(lake: &Lake, config: &DriftCheckConfig, event: CloudWatchEvent) -> Result<Summary, Error> {
-    let (check, report_key) = run_drift_check(lake, config, event.time).await?;
+/// The detail of a `DriftDetected` event.
+pub fn drift_detected_detail(check: &DriftCheck, report_key: &str) -> serde_json::Value {
     let report = &check.report;
-    let drifted: Vec<String> =
-        report.columns.iter().filter(|c| c.verdict == Verdict::Drift).map(|c| c.column.clone()).collect();
+    serde_json::json!({
+        "dataset": report.dataset,
+        "model": check.model,
+        "model_version": check.model_version,
+        "report_key": report_key,
+        "html_key": check.outputs.html,
+        "drift_share": report.share,
+        "drifted": drifted(check),
+        "current_rows": report.current_rows,
+        "window": {"kind": check.window.kind, "size": check.window.size, "from": check.window.from, "to": check.window.to},
+    })
+}
+
+fn drifted(check: &DriftCheck) -> Vec<String> {
+    check.report.columns.iter().filter(|c| c.test.verdict == Verdict::Drift).map(|c| c.column.clone()).collect()
+}
+
+/// Sends `DriftDetected` to `bus`; returns the event id.
+pub async fn publish(
+    events: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    check: &DriftCheck,
+    report_key: &str,
+) -> Result<Option<String>, Error> {
+    let failed = |message: String| Error::Publish { bus: bus.to_string(), message };
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(bus)
+        .source(EVENT_SOURCE)
+        .detail_type(DRIFT_DETECTED)
+        .resources(report_key)
+        .detail(drift_detected_detail(check, report_key).to_string())
+        .build();
+    let out = events
+        .put_events()
+        .entries(entry)
+        .send()
+        .await
+        .map_err(|e| failed(aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string()))?;
+    if out.failed_entry_count() > 0 {
+        let reason = out.entries().first().and_then(|e| e.error_message()).unwrap_or("no reason given");
+        return Err(failed(reason.to_string()));
+    }
+    Ok(out.entries().first().and_then(|e| e.event_id()).map(str::to_string))
+}
+
+/// Runs the drift check as of the event's time, so that a replayed event checks the same window;
+/// logs the metrics and, on dataset drift with a bus configured, sends `DriftDetected`.
+pub async fn handle(
+    lake: &Lake,
+    events: &aws_sdk_eventbridge::Client,
+    config: &DriftCheckConfig,
+    event: CloudWatchEvent,
+) -> Result<Summary, Error> {
+    let (check, report_key) = run_drift_check(lake, config, event.time).await?;
+    for line in emf_lines(&check) {
+        // EMF lines go to stdout, where CloudWatch Logs extracts the metrics.
+        println!("{line}");
+    }
+    let report = &check.report;
+    let event_id = match (&config.event_bus, report.dataset_drift) {
+        (Some(bus), true) => publish(events, bus, &check, &report_key).await?,
+        _ => None,
+    };
     tracing::info!(
         %report_key, dataset = %report.dataset, dataset_drift = report.dataset_drift,
-        drift_share = report.drift_share, current_rows = report.current_rows,
-        profiles = check.window.profiles.len(), "drift check done"
+        drift_share = report.share, current_rows = report.current_rows,
+        profiles = check.window.profiles.len(), event_id = event_id.as_deref().unwrap_or(""), "drift check done"
     );
     Ok(Summary {
+        html_key: check.outputs.html.clone(),
         report_key,
         dataset: report.dataset.clone(),
         dataset_drift: report.dataset_drift,
-        drift_share: report.drift_share,
+        drift_share: report.share,
         current_rows: report.current_rows,
-        drifted,
+        profiles: check.window.profiles.len(),
+        drifted: drifted(&check),
+        event_id,
     })
 }
 
 /// Runs one scheduled event given as JSON, as Lambda would, and returns the summary as JSON.
-pub async fn invoke(lake: &Lake, config: &DriftCheckConfig, event: &str) -> Result<serde_json::Value, Error> {
+pub async fn invoke(
+    lake: &Lake,
+    events: &aws_sdk_eventbridge::Client,
+    config: &DriftCheckConfig,
+    event: &str,
+) -> Result<serde_json::Value, Error> {
     let event: CloudWatchEvent = serde_json::from_str(event).map_err(|e| Error::Event(e.to_string()))?;
-    let summary = handle(lake, config, event).await?;
+    let summary = handle(lake, events, config, event).await?;
     serde_json::to_value(summary).map_err(|e| Error::Event(e.to_string()))
 }
 

@@ -1,4 +1,5 @@
-//! The drift-check Lambda: wires configuration and the S3 client, then runs the handler.
+//! The drift-check Lambda: wires configuration, the S3 and EventBridge clients, then runs the
+//! handler.
 
 #![recursion_limit = "256"]
 
@@ -17,10 +18,12 @@ async fn main() -> anyhow::Result<()> {
             return Err(e.into());
         }
     };
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let lake = Lake::new(client_from_env().await, &config.model.bucket);
-    let (lake, config) = (&lake, &config);
+    let events = aws_sdk_eventbridge::Client::new(&aws);
+    let (lake, events, config) = (&lake, &events, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<CloudWatchEvent>| async move {
-        drift_check::handle(lake, config, event.payload).await
+        drift_check::handle(lake, events, config, event.payload).await
     }))
     .await
     .map_err(|e| anyhow::anyhow!(e))

@@ -19,6 +19,7 @@
 
 pub mod binning;
 pub mod chisq;
+pub mod dist;
 pub mod distance;
 pub mod ks;
 pub mod select;
@@ -32,6 +33,8 @@ mod fixture;
 pub use ks::{KsMethod, KsResult};
 pub use select::{Kind, Method, Override, TestConfig, default_method};
 pub use verdict::{ColumnTest, Correction, DatasetDrift, Verdict, adjust_p_values, apply_correction, dataset_drift};
+
+use std::collections::BTreeMap;
 
 use binning::{Binned, align_counts, bin_numeric, numeric_value_counts, value_counts};
 
@@ -102,7 +105,18 @@ pub fn test_categorical<S: AsRef<str>>(
 ) -> Result<ColumnTest, UnsupportedMethod> {
     let r = value_counts(reference.iter().flatten().map(AsRef::as_ref));
     let c = value_counts(current.iter().flatten().map(AsRef::as_ref));
-    let (_, rc, cc) = align_counts(&r, &c);
+    test_counts(&r, &c, column, config)
+}
+
+/// Tests one categorical column on its counts per label, as [`test_categorical`] does on the
+/// labels themselves.
+pub fn test_counts<K: Ord + Clone>(
+    reference: &BTreeMap<K, u64>,
+    current: &BTreeMap<K, u64>,
+    column: Option<&Override>,
+    config: &TestConfig,
+) -> Result<ColumnTest, UnsupportedMethod> {
+    let (_, rc, cc) = align_counts(reference, current);
     let (n_r, n_c) = (rc.iter().sum::<u64>(), cc.iter().sum::<u64>());
     let (method, threshold) = config.resolve(Kind::Categorical, column, n_r, rc.len() as u64);
     if !method.applies_to(Kind::Categorical) {
@@ -125,7 +139,7 @@ pub fn test_categorical<S: AsRef<str>>(
 }
 
 /// A column test before any statistic: `insufficient_data` until decided.
-fn untested(method: Method, threshold: f64, n_reference: u64, n_current: u64) -> ColumnTest {
+pub(crate) fn untested(method: Method, threshold: f64, n_reference: u64, n_current: u64) -> ColumnTest {
     ColumnTest {
         method,
         statistic: None,
@@ -137,16 +151,21 @@ fn untested(method: Method, threshold: f64, n_reference: u64, n_current: u64) ->
         n_reference,
         n_current,
         ks_method: None,
+        from_sketch: false,
     }
 }
 
 /// The minimum-sample rule; an empty sample is always insufficient.
-fn insufficient(n_reference: u64, n_current: u64, min_rows: u64) -> bool {
+pub(crate) fn insufficient(n_reference: u64, n_current: u64, min_rows: u64) -> bool {
     n_reference == 0 || n_current == 0 || n_reference < min_rows || n_current < min_rows
 }
 
 /// Chi-square or z on counts per value: the statistic and the p-value.
-fn count_test(method: Method, reference_counts: &[u64], current_counts: &[u64]) -> (Option<f64>, Option<f64>) {
+pub(crate) fn count_test(
+    method: Method,
+    reference_counts: &[u64],
+    current_counts: &[u64],
+) -> (Option<f64>, Option<f64>) {
     match method {
         Method::Z => match ztest::z_test(reference_counts, current_counts) {
             Some(z) => (z.statistic, Some(z.p_value)),
@@ -160,7 +179,7 @@ fn count_test(method: Method, reference_counts: &[u64], current_counts: &[u64]) 
 }
 
 /// PSI (with Evidently's zero filling) or the Jensen–Shannon distance on binned counts.
-fn binned_distance(method: Method, binned: &Binned) -> f64 {
+pub(crate) fn binned_distance(method: Method, binned: &Binned) -> f64 {
     let (r, c) = (binned.reference_shares(), binned.current_shares());
     match method {
         Method::Psi => distance::psi_with_zero_fill(&r, &c),

@@ -137,6 +137,24 @@ pub struct Override {
     pub threshold: Option<f64>,
 }
 
+impl Override {
+    /// Parses `column=method` or `column=method:threshold` (e.g. `body_mass_g=psi:0.2`).
+    pub fn parse_for_column(text: &str) -> Result<(String, Override), String> {
+        let (column, rest) =
+            text.split_once('=').ok_or_else(|| format!("{text:?} is not column=method[:threshold]"))?;
+        let (column, rest) = (column.trim(), rest.trim());
+        let (method, threshold) = match rest.split_once(':') {
+            Some((m, t)) => (m, Some(t.parse::<f64>().map_err(|_| format!("{t:?} is not a threshold"))?)),
+            None => (rest, None),
+        };
+        let method = Method::from_name(method).ok_or_else(|| {
+            let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+            format!("{method:?} is not a method; use one of {}", names.join(", "))
+        })?;
+        Ok((column.to_string(), Override { method: Some(method), threshold }))
+    }
+}
+
 /// The settings of the drift tests that are not per column.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

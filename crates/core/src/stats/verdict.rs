@@ -42,6 +42,10 @@ pub struct ColumnTest {
     /// How the KS p-value was computed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ks_method: Option<KsMethod>,
+    /// The statistic was computed from a sketch of a profile, within the sketch's error, rather
+    /// than from the exact values.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_sketch: bool,
 }
 
 impl ColumnTest {
@@ -73,6 +77,18 @@ pub enum Correction {
     Bonferroni,
     /// Benjamini–Hochberg, as `scipy.stats.false_discovery_control(p, method='bh')`.
     BenjaminiHochberg,
+}
+
+impl Correction {
+    /// Parses `none`, `bonferroni` or `bh` (also `benjamini-hochberg`).
+    pub fn from_name(name: &str) -> Result<Correction, String> {
+        match name {
+            "none" => Ok(Correction::None),
+            "bonferroni" => Ok(Correction::Bonferroni),
+            "bh" | "benjamini-hochberg" => Ok(Correction::BenjaminiHochberg),
+            other => Err(format!("{other:?} is not a correction; use none, bonferroni or bh")),
+        }
+    }
 }
 
 /// Adjusted p-values of a family of `m` tests, in the order given. A NaN p-value counts as 1.

@@ -1,9 +1,16 @@
 //! Mergeable statistics of a batch of rows.
 //!
 //! A profile holds, per numeric column, count, nulls, min, max, mean and the sum of squared
-//! deviations (merged with Chan's formula) and a histogram on bin edges fixed by the
-//! baseline; per categorical column, value counts. Profiles of batches that share the
-//! baseline's edges merge in any order.
+//! deviations (merged with Chan's formula), a histogram on bin edges fixed by the baseline, a
+//! KLL quantile sketch, and the exact values and per-value counts while they are few
+//! ([`numeric`]); per categorical column, counts per label, beyond a bound a frequent-items
+//! sketch ([`categorical`]). The sketches are Apache DataSketches ([`sketches`]). Profiles of
+//! batches that share the baseline's edges merge in any order: the moments and counts exactly,
+//! the sketches within their error bounds.
+
+pub mod categorical;
+pub mod numeric;
+pub mod sketches;
 
 use std::collections::BTreeMap;
 
@@ -12,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::contract::{Column, ColumnType, Contract};
 use crate::error::{Error, Result};
 use crate::validate::Value;
+
+pub use categorical::CategoricalProfile;
+pub use numeric::{Histogram, NumericProfile};
 
 /// Number of equal-frequency bins a baseline cuts each numeric column into.
 pub const BASELINE_BINS: usize = 10;
@@ -33,111 +43,12 @@ pub enum ColumnProfile {
     Categorical(CategoricalProfile),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NumericProfile {
-    /// Non-null values.
-    pub count: u64,
-    pub nulls: u64,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub mean: f64,
-    /// Sum of squared deviations from the mean.
-    pub m2: f64,
-    pub histogram: Histogram,
-}
-
-/// Counts of values in the bins cut by `edges`: bin `i` holds values in
-/// `(edges[i-1], edges[i]]`, with open outer bins, so there is one more bin than edges.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Histogram {
-    pub edges: Vec<f64>,
-    pub counts: Vec<u64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CategoricalProfile {
-    pub count: u64,
-    pub nulls: u64,
-    pub counts: BTreeMap<String, u64>,
-}
-
-impl Histogram {
-    pub fn new(edges: Vec<f64>) -> Histogram {
-        let counts = vec![0; edges.len() + 1];
-        Histogram { edges, counts }
-    }
-
-    pub fn add(&mut self, v: f64) {
-        let bin = self.edges.partition_point(|e| *e < v);
-        self.counts[bin] += 1;
-    }
-}
-
-impl NumericProfile {
-    pub fn new(edges: Vec<f64>) -> NumericProfile {
-        NumericProfile {
-            count: 0,
-            nulls: 0,
-            min: None,
-            max: None,
-            mean: 0.0,
-            m2: 0.0,
-            histogram: Histogram::new(edges),
-        }
-    }
-
-    pub fn add(&mut self, v: f64) {
-        self.count += 1;
-        let delta = v - self.mean;
-        self.mean += delta / self.count as f64;
-        self.m2 += delta * (v - self.mean);
-        self.min = Some(self.min.map_or(v, |m| m.min(v)));
-        self.max = Some(self.max.map_or(v, |m| m.max(v)));
-        self.histogram.add(v);
-    }
-
-    /// Sample variance (n − 1 denominator); `None` below two values.
-    pub fn variance(&self) -> Option<f64> {
-        (self.count > 1).then(|| self.m2 / (self.count - 1) as f64)
-    }
-
-    fn merge(&mut self, other: &NumericProfile, column: &str) -> Result<()> {
-        if self.histogram.edges != other.histogram.edges {
-            return Err(Error::Profile(format!(
-                "column {column:?}: profiles use different histogram edges and cannot be merged"
-            )));
-        }
-        let (n1, n2) = (self.count as f64, other.count as f64);
-        if other.count > 0 {
-            let n = n1 + n2;
-            let delta = other.mean - self.mean;
-            self.mean += delta * n2 / n;
-            self.m2 += other.m2 + delta * delta * n1 * n2 / n;
-        }
-        self.count += other.count;
-        self.nulls += other.nulls;
-        self.min = min_opt(self.min, other.min, f64::min);
-        self.max = min_opt(self.max, other.max, f64::max);
-        for (a, b) in self.histogram.counts.iter_mut().zip(&other.histogram.counts) {
-            *a += b;
-        }
-        Ok(())
-    }
-}
-
-fn min_opt(a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(pick(a, b)),
-        (a, b) => a.or(b),
-    }
-}
-
 /// Whether a column is profiled, and how.
 fn profiled_as_numeric(column: &Column) -> Option<bool> {
     match column.kind {
         ColumnType::Float | ColumnType::Int => Some(true),
-        ColumnType::Category | ColumnType::Bool => Some(false),
-        ColumnType::String | ColumnType::Timestamp => None,
+        ColumnType::Category | ColumnType::Bool | ColumnType::String => Some(false),
+        ColumnType::Timestamp => None,
     }
 }
 
@@ -169,20 +80,27 @@ impl Profile {
     /// Computes a baseline from training rows: bin edges are the deciles of each numeric
     /// column (linear interpolation, as numpy's default), then every row is observed.
     pub fn baseline(contract: &Contract, rows: &[Vec<Value>]) -> Profile {
-        let mut values: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for (i, column) in contract.columns.iter().enumerate() {
             if column.kind.is_numeric() {
-                let mut v: Vec<f64> = rows.iter().filter_map(|r| r.get(i).and_then(Value::as_f64)).collect();
-                v.sort_by(f64::total_cmp);
-                values.insert(&column.name, v);
+                let v: Vec<f64> = rows.iter().filter_map(|r| r.get(i).and_then(Value::as_f64)).collect();
+                values.insert(column.name.clone(), v);
             }
         }
-        let mut profile =
-            Profile::with_edges(contract, |name| values.get(name).map(|v| decile_edges(v)).unwrap_or_default());
+        let mut profile = Profile::empty_with_deciles(contract, values);
         for row in rows {
             profile.observe(contract, row);
         }
         profile
+    }
+
+    /// An empty profile whose numeric bins are cut at the deciles of `values` (per column name),
+    /// for a baseline whose rows are observed afterwards.
+    pub fn empty_with_deciles(contract: &Contract, mut values: BTreeMap<String, Vec<f64>>) -> Profile {
+        for v in values.values_mut() {
+            v.sort_by(f64::total_cmp);
+        }
+        Profile::with_edges(contract, |name| values.get(name).map(|v| decile_edges(v)).unwrap_or_default())
     }
 
     /// Adds one valid row (values in contract column order).
@@ -210,13 +128,7 @@ impl Profile {
                     self.columns.insert(name.clone(), theirs.clone());
                 }
                 (Some(ColumnProfile::Numeric(a)), ColumnProfile::Numeric(b)) => a.merge(b, name)?,
-                (Some(ColumnProfile::Categorical(a)), ColumnProfile::Categorical(b)) => {
-                    a.count += b.count;
-                    a.nulls += b.nulls;
-                    for (k, v) in &b.counts {
-                        *a.counts.entry(k.clone()).or_insert(0) += v;
-                    }
-                }
+                (Some(ColumnProfile::Categorical(a)), ColumnProfile::Categorical(b)) => a.merge(b),
                 _ => {
                     return Err(Error::Profile(format!(
                         "column {name:?} is numeric in one profile and categorical in the other"
@@ -246,19 +158,8 @@ fn observe_value(profile: &mut ColumnProfile, value: &Value) {
             }
         }
         (ColumnProfile::Categorical(p), Value::Null) => p.nulls += 1,
-        (ColumnProfile::Categorical(p), Value::Text(t)) => {
-            p.count += 1;
-            match p.counts.get_mut(t.as_str()) {
-                Some(n) => *n += 1,
-                None => {
-                    p.counts.insert(t.clone(), 1);
-                }
-            }
-        }
-        (ColumnProfile::Categorical(p), v) => {
-            p.count += 1;
-            *p.counts.entry(v.to_text()).or_insert(0) += 1;
-        }
+        (ColumnProfile::Categorical(p), Value::Text(t)) => p.add(t),
+        (ColumnProfile::Categorical(p), v) => p.add(&v.to_text()),
     }
 }
 

@@ -1,0 +1,200 @@
+//! The profile of a numeric column: moments merged with Chan's formula, a histogram on the
+//! baseline's edges, a KLL sketch, the exact values while there are few, and counts per value
+//! while there are few distinct ones.
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::sketches::Kll;
+use crate::error::{Error, Result};
+
+/// A column keeps its exact values up to this many: the size up to which the field's defaults
+/// test with KS or chi-square (a reference of at most 1000 rows), so those tests are exact.
+pub const EXACT_VALUES: usize = 1000;
+
+/// A column keeps counts per value up to this many distinct values: more than the 20 distinct
+/// reference values up to which Evidently bins a numeric column per value, so that choice is
+/// exact on any profile.
+pub const DISTINCT_VALUES: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumericProfile {
+    /// Non-null values.
+    pub count: u64,
+    pub nulls: u64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+    pub histogram: Histogram,
+    /// Every value, sorted, while there are at most [`EXACT_VALUES`].
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "sorted")]
+    pub values: Option<Vec<f64>>,
+    /// `(value, count)` in value order while there are at most [`DISTINCT_VALUES`] distinct values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_counts: Option<Vec<(f64, u64)>>,
+    /// A KLL sketch of every value.
+    pub sketch: Kll,
+}
+
+/// Counts of values in the bins cut by `edges`: bin `i` holds values in
+/// `(edges[i-1], edges[i]]`, with open outer bins, so there is one more bin than edges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+impl Histogram {
+    pub fn new(edges: Vec<f64>) -> Histogram {
+        let counts = vec![0; edges.len() + 1];
+        Histogram { edges, counts }
+    }
+
+    #[inline]
+    pub fn add(&mut self, v: f64) {
+        let bin = self.edges.partition_point(|e| *e < v);
+        self.counts[bin] += 1;
+    }
+}
+
+fn sorted<S: Serializer>(values: &Option<Vec<f64>>, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    let mut values = values.clone().unwrap_or_default();
+    values.sort_by(f64::total_cmp);
+    values.serialize(serializer)
+}
+
+impl NumericProfile {
+    pub fn new(edges: Vec<f64>) -> NumericProfile {
+        NumericProfile {
+            count: 0,
+            nulls: 0,
+            min: None,
+            max: None,
+            mean: 0.0,
+            m2: 0.0,
+            histogram: Histogram::new(edges),
+            values: Some(Vec::new()),
+            value_counts: Some(Vec::new()),
+            sketch: Kll::default(),
+        }
+    }
+
+    /// Adds a finite value.
+    #[inline]
+    pub fn add(&mut self, v: f64) {
+        // One zero: -0.0 and 0.0 are the same value.
+        let v = if v == 0.0 { 0.0 } else { v };
+        self.count += 1;
+        let delta = v - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (v - self.mean);
+        self.min = Some(self.min.map_or(v, |m| m.min(v)));
+        self.max = Some(self.max.map_or(v, |m| m.max(v)));
+        self.histogram.add(v);
+        self.sketch.update(v);
+        if let Some(values) = &mut self.values {
+            if values.len() < EXACT_VALUES {
+                values.push(v);
+            } else {
+                self.values = None;
+            }
+        }
+        if let Some(counts) = &mut self.value_counts {
+            match counts.binary_search_by(|(x, _)| x.total_cmp(&v)) {
+                Ok(i) => counts[i].1 += 1,
+                Err(i) if counts.len() < DISTINCT_VALUES => counts.insert(i, (v, 1)),
+                Err(_) => self.value_counts = None,
+            }
+        }
+    }
+
+    /// Sample variance (n − 1 denominator); `None` below two values.
+    pub fn variance(&self) -> Option<f64> {
+        (self.count > 1).then(|| self.m2 / (self.count - 1) as f64)
+    }
+
+    /// Population standard deviation (n denominator), as Evidently normalises the Wasserstein
+    /// distance; NaN when there is no value.
+    pub fn population_std(&self) -> f64 {
+        if self.count == 0 { f64::NAN } else { (self.m2 / self.count as f64).sqrt() }
+    }
+
+    /// The exact values, sorted, when the profile still holds them.
+    pub fn sorted_values(&self) -> Option<Vec<f64>> {
+        let mut values = self.values.clone()?;
+        values.sort_by(f64::total_cmp);
+        Some(values)
+    }
+
+    pub(super) fn merge(&mut self, other: &NumericProfile, column: &str) -> Result<()> {
+        if self.histogram.edges != other.histogram.edges {
+            return Err(Error::Profile(format!(
+                "column {column:?}: profiles use different histogram edges and cannot be merged"
+            )));
+        }
+        let (n1, n2) = (self.count as f64, other.count as f64);
+        if other.count > 0 {
+            let n = n1 + n2;
+            let delta = other.mean - self.mean;
+            self.mean += delta * n2 / n;
+            self.m2 += other.m2 + delta * delta * n1 * n2 / n;
+        }
+        self.count += other.count;
+        self.nulls += other.nulls;
+        self.min = pick(self.min, other.min, f64::min);
+        self.max = pick(self.max, other.max, f64::max);
+        for (a, b) in self.histogram.counts.iter_mut().zip(&other.histogram.counts) {
+            *a += b;
+        }
+        self.sketch.merge(&other.sketch).map_err(|e| Error::Profile(format!("column {column:?}: {e}")))?;
+        self.values = match (self.values.take(), &other.values) {
+            (Some(mut a), Some(b)) if a.len() + b.len() <= EXACT_VALUES => {
+                a.extend_from_slice(b);
+                Some(a)
+            }
+            _ => None,
+        };
+        self.value_counts = match (self.value_counts.take(), &other.value_counts) {
+            (Some(a), Some(b)) => merge_counts(a, b),
+            _ => None,
+        };
+        Ok(())
+    }
+}
+
+/// Two sorted `(value, count)` lists merged, or `None` beyond [`DISTINCT_VALUES`].
+fn merge_counts(a: Vec<(f64, u64)>, b: &[(f64, u64)]) -> Option<Vec<(f64, u64)>> {
+    let mut merged: Vec<(f64, u64)> = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(&(x, n)), Some(&(y, m))) if x == y => {
+                (i, j) = (i + 1, j + 1);
+                (x, n + m)
+            }
+            (Some(&(x, n)), Some(&(y, _))) if x < y => {
+                i += 1;
+                (x, n)
+            }
+            (Some(&(x, n)), None) => {
+                i += 1;
+                (x, n)
+            }
+            (_, Some(&(y, m))) => {
+                j += 1;
+                (y, m)
+            }
+            (None, None) => break,
+        };
+        merged.push(next);
+    }
+    (merged.len() <= DISTINCT_VALUES).then_some(merged)
+}
+
+fn pick(a: Option<f64>, b: Option<f64>, choose: fn(f64, f64) -> f64) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(choose(a, b)),
+        (a, b) => a.or(b),
+    }
+}
