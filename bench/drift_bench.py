@@ -12,19 +12,34 @@ process pinned to one core with `taskset`:
   columns categorical). The worker times the CSV reading and the report separately, so the
   results hold Evidently's time with and without reading the CSVs; wall time and peak RSS
   (from `os.wait4`) are those of the whole process.
+* **mlops-csv**: `mlops drift` on the two CSVs (the `--mlops` binary, target/release/mlops by
+  default), which reads and validates every row of both files.
+* **profile builds**: `mlops profile` of the reference CSV (a baseline, with histogram edges at
+  its own deciles), then of the current CSV on the baseline's edges, as the ingest Lambda writes
+  a profile per batch. This is what ingest pays as the data arrives; it is reported apart from
+  the check, with the size of each profile.
+* **mlops-profile**: `mlops drift` from the two profiles (KLL sketches and exact counts), the
+  check a scheduled drift job runs without reading any row.
 * **ours**: each `--ours` command template, run as given after substituting `{ref}`, `{cur}`,
   `{contract}`, `{out}`, `{workdir}` and `{rows}`; the command writes its JSON report to
   `{out}`. A template may carry a label, `--ours "profiles=..."`. A template whose binary or
   subcommand does not exist is skipped with a message.
 
-The per-column verdicts of every run are compared with Evidently's wherever both used the
-same method. Results go to a JSON file (bench/drift-evidently.json by default) and a Markdown
-table is printed.
+The `mlops` runs are repeated `--mlops-repeat` times (5 by default) and Evidently `--repeat`
+times (1 by default); medians are reported. If the `--mlops` binary does not exist, its runs are
+skipped with a message.
 
-    python bench/drift_bench.py                                  # 1M rows, Evidently only
+The per-column verdicts of every run are compared with Evidently's wherever both used the
+same method, and the method, verdict and score of each column are compared between every two
+of Evidently, the CSV check and the profile check, listing each column where they differ.
+Results go to a JSON file (bench/drift-evidently.json by default) and a Markdown summary is
+printed, with Evidently's time divided by each check's.
+
+    python bench/drift_bench.py                                  # 1M rows: Evidently, CSV and profiles
     python bench/drift_bench.py --rows 100000                    # a quicker run
-    python bench/drift_bench.py --ours "target/release/mlops drift --reference {ref} \\
-        --current {cur} --contract {contract} --json {out}"
+    python bench/drift_bench.py --rows 20000 --mlops target/debug/mlops --out target/bench-drift/small.json
+    python bench/drift_bench.py --no-evidently                   # mlops again, Evidently from the last JSON
+    python bench/drift_bench.py --ours "other=path/to/tool --ref {ref} --cur {cur} --json {out}"
 
 Our report is read as JSON with a "columns" list whose items carry "column", "method" and
 "verdict" ("drift", "no_drift", "insufficient_data") or a boolean "drift", and an optional
@@ -41,8 +56,10 @@ import os
 import platform
 import re
 import shlex
+import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -383,7 +400,83 @@ def our_columns(report: dict) -> dict:
             verdict = str(c.get("verdict", "")).lower()
         out[name] = {"method": c.get("method"), "verdict": verdict,
                      "score": c.get("statistic", c.get("score", c.get("drift_score")))}
+        if "from_sketch" in c:
+            out[name]["from_sketch"] = c["from_sketch"]
     return out
+
+
+def find_binary(binary: str) -> str | None:
+    """The executable a command names: a path (from the working directory, else from the
+    repository's root) or a name on PATH; None when there is no such executable."""
+    if "/" in binary:
+        path = Path(binary) if Path(binary).is_absolute() or Path(binary).exists() else ROOT / binary
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(binary)
+
+
+def gnu_time() -> str | None:
+    """GNU time's path, if it is installed.
+
+    The peak RSS that wait4 reports for a child of this process is never below this process's
+    own peak: Linux carries the high-water mark of the address space a process replaces with
+    exec into its ru_maxrss, and the child of a fork (or vfork) starts from the parent's. GNU time,
+    a process of about a megabyte, forks the command itself and reports the command's own peak, so
+    that commands of a few MiB, like the check from profiles, are measured rather than this
+    process's footprint."""
+    path = shutil.which("time")
+    if path is None:
+        return None
+    try:
+        version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if "GNU" in version.stdout + version.stderr else None
+
+
+def time_command(label: str, argv: list[str], repeat: int, args, out: Path | None = None) -> dict:
+    """Runs `argv` `repeat` times, pinned to the benchmark's core, deleting `out` before each run.
+    Returns the runs with the median wall time and peak RSS, or "skipped" when the binary does
+    not know the subcommand or an option, or "failed" with the tail of the log. The wall time is
+    taken around the child; the peak RSS is GNU time's %M of the command when GNU time is
+    installed (which adds about a millisecond to the wall time), else wait4's."""
+    logfile = args.workdir / f"{label}-{args.rows}.log"
+    rss_file = args.workdir / f"{label}-{args.rows}.rss"
+    wrapper = [args.gnu_time, "-f", "%M", "-o", str(rss_file)] if args.gnu_time else []
+    runs = []
+    for i in range(repeat):
+        if out is not None:
+            out.unlink(missing_ok=True)
+        rss_file.unlink(missing_ok=True)
+        run = measure(["taskset", "-c", str(args.cpu)] + wrapper + argv, logfile,
+                      {**os.environ, **SINGLE_THREAD_ENV})
+        if wrapper and run["exit_code"] == 0:
+            # GNU time's output file ends with the format's line (the command's peak RSS in KiB).
+            run["wait4_peak_rss_mib"] = run["peak_rss_mib"]
+            run["peak_rss_mib"] = int(rss_file.read_text().split()[-1]) / 1024
+        if run["exit_code"] != 0:
+            text = logfile.read_text(errors="replace")
+            if re.search(r"unrecognized subcommand|unexpected argument|unknown (sub)?command", text, re.I):
+                message = f"{label}: skipped, the command is not available yet ({text.strip().splitlines()[0]})"
+                log(message)
+                return {"skipped": message}
+            log(f"{label}: failed with exit code {run['exit_code']}:\n{text[-3000:]}")
+            return {"failed": f"exit code {run['exit_code']}", "log_tail": text[-3000:], "runs": runs}
+        runs.append(run)
+        log(f"  {label} run {i + 1}/{repeat}: {run['wall_s']:.3f} s, {run['peak_rss_mib']:.0f} MiB")
+    return {
+        "runs": runs,
+        "wall_s": statistics.median(r["wall_s"] for r in runs),
+        "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in runs),
+    }
+
+
+def read_report(out: Path) -> dict:
+    """The columns and the dataset verdict of a JSON drift report, or "failed" if it is unreadable."""
+    try:
+        report = json.loads(out.read_text())
+    except (OSError, ValueError) as e:
+        return {"failed": f"no readable JSON report at {rel(out)}: {e}"}
+    return {"columns": our_columns(report), "dataset_drift": report.get("dataset_drift")}
 
 
 def run_ours(label: str, template: str, args, meta: dict) -> dict:
@@ -397,43 +490,72 @@ def run_ours(label: str, template: str, args, meta: dict) -> dict:
                          f"{{workdir}} {{rows}})")
     argv = shlex.split(command)
     binary = argv[0]
-    if "/" in binary:
-        path = Path(binary) if Path(binary).is_absolute() or Path(binary).exists() else ROOT / binary
-        found = str(path) if os.access(path, os.X_OK) else None
-    else:
-        found = shutil.which(binary)
+    found = find_binary(binary)
     if found is None:
         message = f"{label}: skipped, {binary} does not exist (build it, or leave --ours out)"
         log(message)
         return {"skipped": message, "command": command}
     argv[0] = found
-    runs = []
-    for i in range(args.repeat):
-        out.unlink(missing_ok=True)
-        logfile = args.workdir / f"{label}-{args.rows}.log"
-        run = measure(["taskset", "-c", str(args.cpu)] + argv, logfile, {**os.environ, **SINGLE_THREAD_ENV})
-        if run["exit_code"] != 0:
-            text = logfile.read_text(errors="replace")
-            if re.search(r"unrecognized subcommand|unexpected argument|unknown (sub)?command", text, re.I):
-                message = f"{label}: skipped, the command is not available yet ({text.strip().splitlines()[0]})"
-                log(message)
-                return {"skipped": message, "command": command}
-            log(f"{label}: failed with exit code {run['exit_code']}:\n{text[-3000:]}")
-            return {"failed": f"exit code {run['exit_code']}", "command": command, "log_tail": text[-3000:]}
-        runs.append(run)
-        log(f"  {label} run {i + 1}/{args.repeat}: {run['wall_s']:.2f} s, {run['peak_rss_mib']:.0f} MiB")
-    try:
-        report = json.loads(out.read_text())
-    except (OSError, ValueError) as e:
-        return {"failed": f"no readable JSON report at {rel(out)}: {e}", "command": command, "runs": runs}
-    return {
-        "command": command,
-        "runs": runs,
-        "wall_s": statistics.median(r["wall_s"] for r in runs),
-        "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in runs),
-        "columns": our_columns(report),
-        "dataset_drift": report.get("dataset_drift"),
-    }
+    timing = time_command(label, argv, args.repeat, args, out)
+    if "wall_s" not in timing:
+        return {"command": command, **timing}
+    return {"command": command, **timing, **read_report(out)}
+
+
+def run_check(label: str, argv: list[str], args) -> dict:
+    """Times one `mlops drift` command of the built-in runs, whose report goes to <label>-<rows>.json."""
+    out = args.workdir / f"{label}-{args.rows}.json"
+    argv = argv + ["--json", str(out)]
+    timing = time_command(label, argv, args.mlops_repeat, args, out)
+    if "wall_s" not in timing:
+        return {"command": shlex.join(argv), **timing}
+    return {"command": shlex.join(argv), **timing, **read_report(out)}
+
+
+def run_mlops(args, meta: dict) -> tuple[dict, dict | None]:
+    """The built-in runs of the `--mlops` binary: the check from the two CSVs, the two profiles'
+    builds and the check from the two profiles. Returns the checks, keyed by label as the
+    `--ours` runs are, and the builds (None if the binary does not exist)."""
+    binary = find_binary(str(args.mlops))
+    if binary is None:
+        message = (f"mlops: skipped, {args.mlops} does not exist (build it with cargo build --release -p mlops, "
+                   f"or pass --mlops)")
+        log(message)
+        return {"mlops-csv": {"skipped": message}, "mlops-profile": {"skipped": message}}, None
+    ref, cur, contract = (str(ROOT / meta[k]) for k in ("reference", "current", "contract"))
+    warm(Path(ref))
+    warm(Path(cur))
+    checks = {}
+
+    # The check from the CSVs reads and validates every row of both files.
+    log("mlops drift from the CSVs …")
+    checks["mlops-csv"] = run_check(
+        "mlops-csv", [binary, "drift", "--contract", contract, "--reference", ref, "--current", cur], args)
+
+    # The profiles are built as the data arrives: the baseline once (at training), the current one
+    # by the ingest Lambda, batch by batch, on the baseline's histogram edges so that they merge.
+    # Their cost is reported apart from the check's.
+    profiles = {"reference": args.workdir / f"profile-reference-{args.rows}.json",
+                "current": args.workdir / f"profile-current-{args.rows}.json"}
+    builds = {}
+    for side, source, extra in (("reference", ref, []), ("current", cur, ["--baseline", str(profiles["reference"])])):
+        log(f"mlops profile of the {side} CSV …")
+        argv = [binary, "profile", "--contract", contract, *extra, "--out", str(profiles[side]), source]
+        timing = time_command(f"profile-{side}", argv, args.mlops_repeat, args, profiles[side])
+        builds[side] = {"command": shlex.join(argv), **timing, "source_bytes": Path(source).stat().st_size}
+        if "wall_s" not in timing:
+            message = f"mlops-profile: skipped, the {side} profile was not built"
+            log(message)
+            checks["mlops-profile"] = {"skipped": message}
+            return checks, builds
+        builds[side].update(path=rel(profiles[side]), bytes=profiles[side].stat().st_size)
+
+    # The check from the profiles reads two small JSON files and no row.
+    log("mlops drift from the profiles …")
+    checks["mlops-profile"] = run_check(
+        "mlops-profile", [binary, "drift", "--contract", contract, "--reference", str(profiles["reference"]),
+                          "--current", str(profiles["current"])], args)
+    return checks, builds
 
 
 def compare(evidently: dict, ours: dict) -> dict:
@@ -462,14 +584,101 @@ def compare(evidently: dict, ours: dict) -> dict:
     }
 
 
+# The paths whose per-column results compare_paths sets side by side, with their labels in
+# the results' "ours" and their names in the comparison.
+PATHS = {"profile": "mlops-profile", "csv": "mlops-csv"}
+
+
+def evidently_columns(evidently: dict) -> dict:
+    """Evidently's per-column results in the shape our_columns gives ours."""
+    return {name: {"method": c["method"], "verdict": "drift" if c["drift"] else "no_drift", "score": c["score"]}
+            for name, c in evidently["columns"].items()}
+
+
+def compare_paths(results: dict) -> dict | None:
+    """Per column, the method, verdict and score of Evidently, of the check from the CSVs and of
+    the check from the profiles; and for every two of them, how many columns agree on the
+    method, on the verdict and on both, the largest score difference where the methods agree,
+    and each column where they differ, with both scores."""
+    paths = {name: results["ours"][label]["columns"] for name, label in PATHS.items()
+             if "columns" in results["ours"].get(label, {})}
+    if not paths:
+        return None
+    paths["evidently"] = evidently_columns(results["evidently"])
+    dataset = {name: results["ours"][label].get("dataset_drift") for name, label in PATHS.items() if name in paths}
+    dataset["evidently"] = results["evidently"]["dataset_drift"]
+    names = list(paths)
+    columns = list(dict.fromkeys(c for cols in paths.values() for c in cols))
+    pairs = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            same_method = same_verdict = agree = 0
+            differences, score_gaps = [], []
+            for c in columns:
+                x, y = paths[a].get(c), paths[b].get(c)
+                method = x is not None and y is not None and x["method"] == y["method"]
+                verdict = x is not None and y is not None and x["verdict"] == y["verdict"]
+                same_method += method
+                same_verdict += verdict
+                agree += method and verdict
+                if method and x["score"] is not None and y["score"] is not None:
+                    score_gaps.append(abs(x["score"] - y["score"]))
+                if not (method and verdict):
+                    differences.append({"column": c, a: x, b: y})
+            pairs[f"{a} vs {b}"] = {
+                "columns": len(columns), "same_method": same_method, "same_verdict": same_verdict, "agree": agree,
+                "max_score_difference": max(score_gaps, default=None), "differ": differences,
+                "dataset_drift_agrees": dataset[a] == dataset[b],
+            }
+    return {"columns": {c: {name: paths[name].get(c) for name in names} for c in columns},
+            "dataset_drift": dataset, "pairs": pairs}
+
+
+def ratios(results: dict) -> dict:
+    """Evidently's time divided by each of our checks': its whole process's wall time, and its
+    report alone (without imports and CSV reading). For the check from the profiles, also with
+    the current profile's build added, and with both profiles' builds added (all the work from
+    the two CSVs)."""
+    ev = results["evidently"]
+    out = {}
+    for label, o in results["ours"].items():
+        if "wall_s" not in o:
+            continue
+        out[label] = {"evidently_wall_over_this": ev["wall_s"] / o["wall_s"],
+                      "evidently_report_over_this": ev["report_s"] / o["wall_s"]}
+    builds = results.get("profiles")
+    if "mlops-profile" in out and builds and all("wall_s" in b for b in builds.values()):
+        check = results["ours"]["mlops-profile"]["wall_s"]
+        current = builds["current"]["wall_s"] + check
+        both = builds["reference"]["wall_s"] + current
+        out["mlops-profile"].update(evidently_wall_over_current_build_and_this=ev["wall_s"] / current,
+                                    evidently_wall_over_both_builds_and_this=ev["wall_s"] / both)
+    return out
+
+
+def _times(x: float) -> str:
+    return f"{x:,.0f}×" if x >= 100 else f"{x:.1f}×"
+
+
+def _cell(c: dict | None) -> str:
+    if c is None:
+        return "—"
+    score = "—" if c["score"] is None else f"{c['score']:.6g}"
+    return f"{c['method']} {score} {c['verdict']}"
+
+
 def markdown(results: dict) -> str:
     env = results["environment"]
     ev = results["evidently"]
     v = env["versions"]
+    ratio = results.get("ratios", {})
     lines = [
         f"{results['data']['rows']:,}-row reference vs {results['data']['rows']:,}-row current, "
         f"{results['data']['columns']} columns. CPU: {env['cpu']}, one core (`taskset -c {env['core']}`); "
-        f"median of {env['repeat']} run(s); peak RSS in MiB; "
+        f"median of {env['repeat']} Evidently run(s) and {env.get('mlops_repeat', env['repeat'])} run(s) of each "
+        f"mlops command; peak RSS in MiB ("
+        + ("our commands' from GNU time's %M, Evidently's from wait4" if env.get("gnu_time") else "from wait4")
+        + "); "
         f"Evidently {v['evidently']}, pandas {v['pandas']}, numpy {v['numpy']}, scipy {v['scipy']}, "
         f"Python {v['python']}" + (f" (commit {v['commit']})" if v.get("commit") else "") + ".",
         "",
@@ -480,22 +689,81 @@ def markdown(results: dict) -> str:
         f"{ev['peak_rss_mib']:.0f} | 1 | 1 | — |",
     ]
     for label, o in results["ours"].items():
-        if "wall_s" not in o:
+        if "wall_s" not in o or label not in results["comparison"]:
             lines.append(f"| {label} | — | — | — | — | — | — | {o.get('skipped') or o.get('failed')} |")
             continue
         c = results["comparison"][label]
         lines.append(
-            f"| {label} | {o['wall_s']:.3f} | — | — | {o['peak_rss_mib']:.0f} | {ev['wall_s'] / o['wall_s']:.0f}× | "
-            f"{ev['report_s'] / o['wall_s']:.0f}× | {c['agree']}/{c['same_method']}"
+            f"| {label} | {o['wall_s']:.3f} | — | — | {o['peak_rss_mib']:.0f} | "
+            f"{_times(ratio[label]['evidently_wall_over_this'])} | "
+            f"{_times(ratio[label]['evidently_report_over_this'])} | {c['agree']}/{c['same_method']}"
             + (f", differ: {', '.join(c['disagree'])}" if c["disagree"] else "") + " |")
-    lines += ["", "Evidently's per-column results:", "",
-              "| column | method | score | threshold | drift |", "|---|---|---:|---:|---|"]
+
+    builds = results.get("profiles")
+    if builds:
+        lines += ["", "Profile builds (what ingest pays as the data arrives; not part of the check):", "",
+                  "| profile | source CSV MB | build wall s | peak RSS MiB | profile KiB |", "|---|---:|---:|---:|---:|"]
+        for side, b in builds.items():
+            if "wall_s" not in b:
+                lines.append(f"| {side} | {b['source_bytes'] / 1e6:.1f} | — | — | {b.get('skipped') or b.get('failed')} |")
+                continue
+            lines.append(f"| {side} | {b['source_bytes'] / 1e6:.1f} | {b['wall_s']:.3f} | {b['peak_rss_mib']:.0f} | "
+                         f"{b['bytes'] / 1024:.1f} |")
+
+    summary = []
+    for label, name in (("mlops-profile", "the check from the profiles"), ("mlops-csv", "the check from the CSVs")):
+        if label in ratio:
+            r = ratio[label]
+            summary.append(f"Evidently ÷ {name}: {_times(r['evidently_wall_over_this'])} "
+                           f"({_times(r['evidently_report_over_this'])} against its report alone)")
+            if "evidently_wall_over_current_build_and_this" in r:
+                summary[-1] += (f"; {_times(r['evidently_wall_over_current_build_and_this'])} with the current "
+                                f"profile's build added, {_times(r['evidently_wall_over_both_builds_and_this'])} "
+                                f"with both builds added")
+            summary[-1] += "."
+    if summary:
+        lines += [""] + summary
+
+    agreement = results.get("agreement")
+    if agreement:
+        lines += ["", "Per-column agreement (method and verdict) between the paths:", "",
+                  "| paths | same method | same verdict | both | largest score difference (same method) "
+                  "| dataset verdict agrees |", "|---|---:|---:|---:|---:|---|"]
+        for pair, a in agreement["pairs"].items():
+            gap = "—" if a["max_score_difference"] is None else f"{a['max_score_difference']:.3g}"
+            lines.append(f"| {pair} | {a['same_method']}/{a['columns']} | {a['same_verdict']}/{a['columns']} | "
+                         f"{a['agree']}/{a['columns']} | {gap} | {'yes' if a['dataset_drift_agrees'] else 'no'} |")
+        differences = [(pair, d) for pair, a in agreement["pairs"].items() for d in a["differ"]]
+        if differences:
+            lines += ["", "Columns where two paths differ (method score verdict):", "",
+                      "| paths | column | first | second |", "|---|---|---|---|"]
+            for pair, d in differences:
+                a, b = pair.split(" vs ")
+                lines.append(f"| {pair} | {d['column']} | {_cell(d[a])} | {_cell(d[b])} |")
+        else:
+            lines += ["", "No column differs in method or verdict between any two paths."]
+
+    names = [n for n in PATHS if agreement and n in agreement["dataset_drift"]]
+    header = "| column | method | score | threshold | drift |" + "".join(f" {n} score | {n} drift |" for n in names)
+    lines += ["", "Per-column results (Evidently's" + (", then " + " and ".join(names) if names else "")
+              + "; a method in parentheses differs from Evidently's):", "",
+              header, "|---|---|---:|---:|---|" + "---:|---|" * len(names)]
     for name, c in ev["columns"].items():
-        lines.append(f"| {name} | {c['method']} | {c['score']:.6g} | {c['threshold']} | "
-                     f"{'yes' if c['drift'] else 'no'} |")
+        row = (f"| {name} | {c['method']} | {c['score']:.6g} | {c['threshold']} | "
+               f"{'yes' if c['drift'] else 'no'} |")
+        for n in names:
+            o = agreement["columns"][name].get(n)
+            if o is None:
+                row += " — | — |"
+                continue
+            score = "—" if o["score"] is None else f"{o['score']:.6g}"
+            method = "" if o["method"] == c["method"] else f" ({o['method']})"
+            row += f" {score}{method} | {'yes' if o['verdict'] == 'drift' else o['verdict'].replace('no_drift', 'no')} |"
+        lines.append(row)
     lines.append(f"\nDataset drift: {'yes' if ev['dataset_drift'] else 'no'} "
                  f"({ev['drifted_columns']} of {len(ev['columns'])} columns, share "
-                 f"{ev['share_of_drifted_columns']:.2f}, threshold {ev['drift_share']}).")
+                 f"{ev['share_of_drifted_columns']:.2f}, threshold {ev['drift_share']})"
+                 + "".join(f"; {n}: {'yes' if agreement['dataset_drift'][n] else 'no'}" for n in names) + ".")
     lines += ["", "Reproduce:", "", "```sh", results["command"], "```"]
     return "\n".join(lines)
 
@@ -509,8 +777,14 @@ def main() -> int:
                    help="where the files go (default target/bench-drift; reused when present)")
     p.add_argument("--ours", action="append", default=[], metavar="[LABEL=]TEMPLATE",
                    help="our command, with {ref} {cur} {contract} {out} {workdir} {rows}; repeatable")
+    p.add_argument("--mlops", type=Path, default=ROOT / "target" / "release" / "mlops",
+                   help="the mlops binary of the built-in runs (default target/release/mlops)")
+    p.add_argument("--no-mlops", action="store_true",
+                   help="leave out the built-in mlops runs (CSV check, profile builds, profile check)")
     p.add_argument("--no-evidently", action="store_true", help="time only our commands (needs a previous JSON)")
-    p.add_argument("--repeat", type=int, default=1, help="runs per measurement (default 1)")
+    p.add_argument("--repeat", type=int, default=1, help="runs of Evidently and of each --ours command (default 1)")
+    p.add_argument("--mlops-repeat", type=int, default=5,
+                   help="runs of each built-in mlops command (default 5)")
     p.add_argument("--cpu", type=int, default=0, help="the core every run is pinned to")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "drift-evidently.json", help="results JSON")
     p.add_argument("--generate-only", action="store_true", help="write the files and the contract, then stop")
@@ -531,6 +805,10 @@ def main() -> int:
     if shutil.which("taskset") is None:
         log("error: taskset (util-linux) is needed to pin every run to one core")
         return 2
+    args.gnu_time = gnu_time()
+    if args.gnu_time is None:
+        log("warning: GNU time is not installed (apt-get install time); the peak RSS of our commands is wait4's, "
+            "which is never below this script's own peak")
 
     previous = json.loads(args.out.read_text()) if args.no_evidently and args.out.exists() else None
     if args.no_evidently and (previous is None or previous["data"]["rows"] != args.rows):
@@ -539,15 +817,22 @@ def main() -> int:
     results = {
         "environment": {
             "cpu": cpu_model(), "core": args.cpu, "cores": os.cpu_count(), "repeat": args.repeat,
+            "mlops_repeat": args.mlops_repeat, "gnu_time": args.gnu_time,
             "platform": platform.platform(), "versions": package_versions(("numpy", "pandas", "scipy", "evidently")),
             "load_average": os.getloadavg(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
         "command": "python bench/drift_bench.py " + shlex.join(sys.argv[1:]),
-        "units": {"time": "wall seconds, median", "rss": "MiB (ru_maxrss from wait4)"},
+        "units": {"time": "wall seconds, median",
+                  "rss": "MiB: Evidently's ru_maxrss from wait4; each mlops and --ours command's from GNU time's %M "
+                         "when environment.gnu_time is set, else from wait4. A wait4 figure is never below "
+                         "environment.launcher_peak_rss_mib, this script's own peak."},
         "data": meta,
         "evidently": None,
         "ours": {},
+        "profiles": None,
         "comparison": {},
+        "agreement": None,
+        "ratios": {},
     }
     if previous is not None:
         results["evidently"] = previous["evidently"]
@@ -555,12 +840,19 @@ def main() -> int:
     else:
         log(f"Evidently DataDriftPreset on {args.rows:,} rows …")
         results["evidently"] = run_evidently(args, meta)
+    if not args.no_mlops:
+        checks, results["profiles"] = run_mlops(args, meta)
+        results["ours"].update(checks)
     for i, spec in enumerate(args.ours):
         label, template = parse_ours(spec, i)
         log(f"{label} …")
         results["ours"][label] = run_ours(label, template, args, meta)
-        if "columns" in results["ours"][label]:
-            results["comparison"][label] = compare(results["evidently"], results["ours"][label])
+    for label, o in results["ours"].items():
+        if "columns" in o:
+            results["comparison"][label] = compare(results["evidently"], o)
+    results["agreement"] = compare_paths(results)
+    results["ratios"] = ratios(results)
+    results["environment"]["launcher_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
