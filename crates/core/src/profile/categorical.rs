@@ -62,7 +62,7 @@ impl CategoricalProfile {
         }
     }
 
-    pub(super) fn merge(&mut self, other: &CategoricalProfile) {
+    pub fn merge(&mut self, other: &CategoricalProfile) {
         self.count += other.count;
         self.nulls += other.nulls;
         if self.frequent.is_none() && other.frequent.is_none() {

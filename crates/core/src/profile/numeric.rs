@@ -1,6 +1,6 @@
 //! The profile of a numeric column: moments merged with Chan's formula, a histogram on the
-//! baseline's edges, a KLL sketch, the exact values while there are few, and counts per value
-//! while there are few distinct ones.
+//! baseline's edges, a KLL sketch, the smallest and largest values exactly, the exact values
+//! while there are few, and counts per value while there are few distinct ones.
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -10,6 +10,10 @@ use crate::error::{Error, Result};
 /// A column keeps its exact values up to this many: the size up to which the field's defaults
 /// test with KS or chi-square (a reference of at most 1000 rows), so those tests are exact.
 pub const EXACT_VALUES: usize = 1000;
+
+/// A column keeps its smallest and its largest values exactly, this many of each, so that its
+/// distribution's tails, where a quantile sketch holds few items, are exact.
+pub const TAIL_VALUES: usize = 128;
 
 /// A column keeps counts per value up to this many distinct values: more than the 20 distinct
 /// reference values up to which Evidently bins a numeric column per value, so that choice is
@@ -35,6 +39,12 @@ pub struct NumericProfile {
     pub value_counts: Option<Vec<(f64, u64)>>,
     /// A KLL sketch of every value.
     pub sketch: Kll,
+    /// The [`TAIL_VALUES`] smallest values, ascending.
+    #[serde(default)]
+    pub low: Vec<f64>,
+    /// The [`TAIL_VALUES`] largest values, ascending.
+    #[serde(default)]
+    pub high: Vec<f64>,
 }
 
 /// Counts of values in the bins cut by `edges`: bin `i` holds values in
@@ -77,6 +87,8 @@ impl NumericProfile {
             values: Some(Vec::new()),
             value_counts: Some(Vec::new()),
             sketch: Kll::default(),
+            low: Vec::new(),
+            high: Vec::new(),
         }
     }
 
@@ -93,6 +105,18 @@ impl NumericProfile {
         self.max = Some(self.max.map_or(v, |m| m.max(v)));
         self.histogram.add(v);
         self.sketch.update(v);
+        if self.low.len() < TAIL_VALUES || v < self.low[TAIL_VALUES - 1] {
+            let at = self.low.partition_point(|&x| x <= v);
+            self.low.insert(at, v);
+            self.low.truncate(TAIL_VALUES);
+        }
+        if self.high.len() < TAIL_VALUES || v > self.high[0] {
+            let at = self.high.partition_point(|&x| x < v);
+            self.high.insert(at, v);
+            if self.high.len() > TAIL_VALUES {
+                self.high.remove(0);
+            }
+        }
         if let Some(values) = &mut self.values {
             if values.len() < EXACT_VALUES {
                 values.push(v);
@@ -127,7 +151,7 @@ impl NumericProfile {
         Some(values)
     }
 
-    pub(super) fn merge(&mut self, other: &NumericProfile, column: &str) -> Result<()> {
+    pub fn merge(&mut self, other: &NumericProfile, column: &str) -> Result<()> {
         if self.histogram.edges != other.histogram.edges {
             return Err(Error::Profile(format!(
                 "column {column:?}: profiles use different histogram edges and cannot be merged"
@@ -155,6 +179,13 @@ impl NumericProfile {
             }
             _ => None,
         };
+        let mut low: Vec<f64> = self.low.iter().chain(&other.low).copied().collect();
+        low.sort_by(f64::total_cmp);
+        low.truncate(TAIL_VALUES);
+        self.low = low;
+        let mut high: Vec<f64> = self.high.iter().chain(&other.high).copied().collect();
+        high.sort_by(f64::total_cmp);
+        self.high = high.split_off(high.len().saturating_sub(TAIL_VALUES));
         self.value_counts = match (self.value_counts.take(), &other.value_counts) {
             (Some(a), Some(b)) => merge_counts(a, b),
             _ => None,

@@ -3,6 +3,7 @@
 //! exact values they equal the sample formulas, on a sketch they are within its rank error.
 
 use crate::profile::NumericProfile;
+use crate::profile::numeric::TAIL_VALUES;
 use crate::profile::sketches::KllView;
 
 /// One sample's distribution.
@@ -10,8 +11,9 @@ use crate::profile::sketches::KllView;
 pub enum Distribution {
     /// Sorted finite values.
     Exact(Vec<f64>),
-    /// A sketch of `n` values from `min` to `max`.
-    Sketch { view: KllView, n: u64, min: f64, max: f64 },
+    /// A sketch of `n` values from `min` to `max`, with the smallest (`low`) and largest (`high`)
+    /// values kept exactly, ascending.
+    Sketch { view: KllView, n: u64, min: f64, max: f64, low: Vec<f64>, high: Vec<f64> },
 }
 
 impl Distribution {
@@ -24,6 +26,8 @@ impl Distribution {
                 n: profile.count,
                 min: profile.min.unwrap_or(f64::NAN),
                 max: profile.max.unwrap_or(f64::NAN),
+                low: profile.low.clone(),
+                high: profile.high.clone(),
             },
         }
     }
@@ -61,7 +65,29 @@ impl Distribution {
                 let below = if inclusive { v.partition_point(|&y| y <= x) } else { v.partition_point(|&y| y < x) };
                 below as f64 / v.len() as f64
             }
-            Distribution::Sketch { view, .. } => view.rank(x, inclusive),
+            Distribution::Sketch { view, n, low, high, .. } => {
+                let n = *n as f64;
+                // Every value at most x (below x) is among the smallest kept when x is below
+                // (at most) the largest of them; likewise above, with the largest kept.
+                if let Some(&last) = low.last().filter(|_| low.len() >= TAIL_VALUES) {
+                    if (inclusive && x < last) || (!inclusive && x <= last) {
+                        let below =
+                            if inclusive { low.partition_point(|&y| y <= x) } else { low.partition_point(|&y| y < x) };
+                        return below as f64 / n;
+                    }
+                }
+                if let Some(&first) = high.first().filter(|_| high.len() >= TAIL_VALUES) {
+                    if (inclusive && x >= first) || (!inclusive && x > first) {
+                        let above = if inclusive {
+                            high.len() - high.partition_point(|&y| y <= x)
+                        } else {
+                            high.len() - high.partition_point(|&y| y < x)
+                        };
+                        return 1.0 - above as f64 / n;
+                    }
+                }
+                view.rank(x, inclusive)
+            }
         }
     }
 
@@ -73,10 +99,12 @@ impl Distribution {
                 p.dedup();
                 p
             }
-            Distribution::Sketch { view, min, max, .. } => {
+            Distribution::Sketch { view, min, max, low, high, .. } => {
                 let mut p = view.points();
                 p.push(*min);
                 p.push(*max);
+                p.extend_from_slice(low);
+                p.extend_from_slice(high);
                 p.retain(|x| x.is_finite());
                 p.sort_by(f64::total_cmp);
                 p.dedup();

@@ -28,7 +28,7 @@ pub mod verdict;
 pub mod ztest;
 
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 
 pub use ks::{KsMethod, KsResult};
 pub use select::{Kind, Method, Override, TestConfig, default_method};
