@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use mlops::event_bus::LocalEventBus;
 use mlops::runtime_api::{FunctionError, Outcome, RuntimeApi};
 use tokio::process::{Child, Command};
 
@@ -105,14 +106,24 @@ async fn ingest_writes_its_outputs_and_reports_failed_records() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drift_check_writes_its_report() {
+async fn drift_check_writes_its_report_and_sends_drift_detected() {
     let t = TestLake::with_penguins().await;
-    t.ingest_batch("batch-01.csv", at("2026-01-01T06:00:00Z")).await;
+    t.ingest_batch("batch-03-shifted.csv", at("2025-12-31T06:00:00Z")).await;
+    let bus = LocalEventBus::start(0, None).await.expect("event bus");
     let api = RuntimeApi::start().await.expect("runtime API");
-    let _child = start("drift-check", &api, &t, &MODEL_ENV);
+    let endpoint = bus.endpoint();
+    let env = [MODEL_ENV.as_slice(), &[("EVENT_BUS_NAME", "mlops-test"), ("AWS_ENDPOINT_URL_EVENTBRIDGE", &endpoint)]].concat();
+    let _child = start("drift-check", &api, &t, &env);
     let answer = response(invoke(&api, include_str!("../../events/schedule.json")).await);
     let key = answer["report_key"].as_str().unwrap_or_else(|| panic!("a report key in {answer}"));
     assert!(t.lake.exists(key).await.expect("head"), "{key} written");
+    assert_eq!(answer["dataset_drift"], true, "{answer}");
+    // The binary's aws-sdk-eventbridge client reached the endpoint named by the environment.
+    let events = bus.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let detail: serde_json::Value = serde_json::from_str(events[0]["Detail"].as_str().expect("detail")).expect("JSON");
+    assert_eq!((detail["report_key"].as_str(), events[0]["DetailType"].as_str()), (Some(key), Some("DriftDetected")));
+    assert_eq!(answer["event_id"], events[0]["EventId"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

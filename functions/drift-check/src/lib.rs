@@ -9,7 +9,7 @@ use mlops_core::storage::Lake;
 use serde::Serialize;
 
 /// The `source` of the events drift-check sends.
-pub const EVENT_SOURCE: &str = "lambda-mlops.drift-check";
+pub const EVENT_SOURCE: &str = "lambda-mlops";
 /// The `detail-type` of the event sent on dataset drift.
 pub const DRIFT_DETECTED: &str = "DriftDetected";
 
