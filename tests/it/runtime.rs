@@ -112,7 +112,8 @@ async fn drift_check_writes_its_report_and_sends_drift_detected() {
     let bus = LocalEventBus::start(0, None).await.expect("event bus");
     let api = RuntimeApi::start().await.expect("runtime API");
     let endpoint = bus.endpoint();
-    let env = [MODEL_ENV.as_slice(), &[("EVENT_BUS_NAME", "mlops-test"), ("AWS_ENDPOINT_URL_EVENTBRIDGE", &endpoint)]].concat();
+    let env = [MODEL_ENV.as_slice(), &[("EVENT_BUS_NAME", "mlops-test"), ("AWS_ENDPOINT_URL_EVENTBRIDGE", &endpoint)]]
+        .concat();
     let _child = start("drift-check", &api, &t, &env);
     let answer = response(invoke(&api, include_str!("../../events/schedule.json")).await);
     let key = answer["report_key"].as_str().unwrap_or_else(|| panic!("a report key in {answer}"));
