@@ -373,7 +373,8 @@ mod tests {
     /// while it tracks fewer than 3/4 of its map, so the tests are unchanged; merged in any order.
     #[test]
     fn frequent_items_profiles_keep_the_counts() {
-        let label = |i: usize| Some(if i % 3 == 0 { format!("hot-{}", i % 7) } else { format!("id-{}", i % 2_000) });
+        let label =
+            |i: usize| Some(if i.is_multiple_of(3) { format!("hot-{}", i % 7) } else { format!("id-{}", i % 2_000) });
         let reference: Vec<Option<String>> = (0..9_000).map(label).collect();
         let current: Vec<Option<String>> = (0..9_000).map(|i| label(i * 7 + 1)).collect();
         let (r, c) = (categorical_profile(&reference), categorical_profile(&current));

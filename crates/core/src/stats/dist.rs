@@ -69,22 +69,20 @@ impl Distribution {
                 let n = *n as f64;
                 // Every value at most x (below x) is among the smallest kept when x is below
                 // (at most) the largest of them; likewise above, with the largest kept.
-                if let Some(&last) = low.last().filter(|_| low.len() >= TAIL_VALUES) {
-                    if (inclusive && x < last) || (!inclusive && x <= last) {
-                        let below =
-                            if inclusive { low.partition_point(|&y| y <= x) } else { low.partition_point(|&y| y < x) };
-                        return below as f64 / n;
-                    }
+                let full_low = low.len() >= TAIL_VALUES;
+                if low.last().is_some_and(|&last| full_low && (x < last || (!inclusive && x == last))) {
+                    let below =
+                        if inclusive { low.partition_point(|&y| y <= x) } else { low.partition_point(|&y| y < x) };
+                    return below as f64 / n;
                 }
-                if let Some(&first) = high.first().filter(|_| high.len() >= TAIL_VALUES) {
-                    if (inclusive && x >= first) || (!inclusive && x > first) {
-                        let above = if inclusive {
-                            high.len() - high.partition_point(|&y| y <= x)
-                        } else {
-                            high.len() - high.partition_point(|&y| y < x)
-                        };
-                        return 1.0 - above as f64 / n;
-                    }
+                let full_high = high.len() >= TAIL_VALUES;
+                if high.first().is_some_and(|&first| full_high && (x > first || (inclusive && x == first))) {
+                    let above = if inclusive {
+                        high.len() - high.partition_point(|&y| y <= x)
+                    } else {
+                        high.len() - high.partition_point(|&y| y < x)
+                    };
+                    return 1.0 - above as f64 / n;
                 }
                 view.rank(x, inclusive)
             }
