@@ -2,7 +2,6 @@
 //! bin, from samples or from profiles.
 
 use crate::compare::{Column, Samples};
-use crate::drift::OTHER_LABELS;
 use crate::profile::{CategoricalProfile, ColumnProfile, NumericProfile, Profile};
 use crate::stats::binning::{
     align_counts, bin_categorical, bin_numeric, numeric_value_counts, shares, sturges_edges, value_counts,
@@ -91,15 +90,7 @@ fn numeric_chart(reference: &NumericProfile, current: &NumericProfile) -> Chart 
 }
 
 fn categorical_chart(reference: &CategoricalProfile, current: &CategoricalProfile) -> Chart {
-    let counts = |p: &CategoricalProfile| {
-        let mut counts = p.label_counts();
-        let tracked: u64 = counts.values().sum();
-        if p.count > tracked {
-            counts.insert(OTHER_LABELS.to_string(), p.count - tracked);
-        }
-        counts
-    };
-    let (keys, rc, cc) = align_counts(&counts(reference), &counts(current));
+    let (keys, rc, cc) = align_counts(&reference.counts_with_other(), &current.counts_with_other());
     capped(Chart { labels: keys, reference: shares(&rc), current: shares(&cc) })
 }
 

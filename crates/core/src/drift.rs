@@ -12,17 +12,14 @@ use std::collections::BTreeMap;
 use crate::compare::{DriftReport, FeatureDrift, finish, tested};
 use crate::contract::{ColumnType, Contract};
 use crate::error::{Error, Result};
-use crate::profile::numeric::DISTINCT_VALUES;
+use crate::profile::numeric::{DISTINCT_VALUES, align_value_counts};
 use crate::profile::{CategoricalProfile, ColumnProfile, NumericProfile, Profile};
-use crate::stats::binning::{Binned, STURGES_MIN_DISTINCT, align_counts, sturges_edges};
+use crate::stats::binning::{Binned, STURGES_MIN_DISTINCT, sturges_edges};
 use crate::stats::dist::{self, Distribution};
 use crate::stats::{
     ColumnTest, Kind, Method, Override, TestConfig, Verdict, binned_distance, count_test, distance, insufficient, ks,
     test_counts, test_numeric, untested,
 };
-
-/// The label under which a frequent-items sketch's untracked labels are counted.
-pub const OTHER_LABELS: &str = "(other labels)";
 
 /// Tests every feature of `current` against `reference`, both profiles of `contract`'s dataset,
 /// with per-column overrides by column name.
@@ -147,34 +144,21 @@ fn bin_profiles(
 /// Two `(value, count)` lists aligned on the union of their values, in value order: the number
 /// of values, the reference counts and the current counts.
 fn aligned_values(a: &[(f64, u64)], b: &[(f64, u64)]) -> (usize, Vec<u64>, Vec<u64>) {
-    let ma: BTreeMap<(bool, u64), u64> = a.iter().map(|&(x, n)| (order_key(x), n)).collect();
-    let mb: BTreeMap<(bool, u64), u64> = b.iter().map(|&(x, n)| (order_key(x), n)).collect();
-    let (keys, rc, cc) = align_counts(&ma, &mb);
-    (keys.len(), rc, cc)
-}
-
-/// A key that sorts finite floats in numeric order.
-fn order_key(x: f64) -> (bool, u64) {
-    if x >= 0.0 { (true, x.to_bits()) } else { (false, !x.to_bits()) }
+    let aligned = align_value_counts(a, b);
+    (aligned.len(), aligned.iter().map(|&(_, n, _)| n).collect(), aligned.iter().map(|&(_, _, m)| m).collect())
 }
 
 /// Tests one categorical column on two profiles: on exact counts as on samples; on a
-/// frequent-items sketch, on its tracked labels plus [`OTHER_LABELS`] for the rest.
+/// frequent-items sketch, on its tracked labels plus
+/// [`OTHER_LABELS`](crate::profile::categorical::OTHER_LABELS) for the rest.
 pub fn test_categorical_profiles(
     reference: &CategoricalProfile,
     current: &CategoricalProfile,
     column: Option<&Override>,
     config: &TestConfig,
 ) -> std::result::Result<ColumnTest, String> {
-    let counts = |p: &CategoricalProfile| {
-        let mut counts = p.label_counts();
-        let tracked: u64 = counts.values().sum();
-        if !p.is_exact() && p.count > tracked {
-            *counts.entry(OTHER_LABELS.to_string()).or_insert(0) += p.count - tracked;
-        }
-        counts
-    };
-    let mut test = test_counts(&counts(reference), &counts(current), column, config).map_err(|e| e.to_string())?;
+    let mut test = test_counts(&reference.counts_with_other(), &current.counts_with_other(), column, config)
+        .map_err(|e| e.to_string())?;
     test.from_sketch = !(reference.is_exact() && current.is_exact());
     Ok(test)
 }

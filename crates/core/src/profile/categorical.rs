@@ -11,6 +11,9 @@ use super::sketches::Frequent;
 /// holds them, so a column of identifiers cannot make a profile grow with the data.
 pub const CATEGORY_LIMIT: usize = 1000;
 
+/// The label under which a frequent-items sketch's untracked labels are counted.
+pub const OTHER_LABELS: &str = "(other labels)";
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CategoricalProfile {
     /// Non-null values.
@@ -60,6 +63,17 @@ impl CategoricalProfile {
             None => self.counts.clone(),
             Some(sketch) => sketch.estimates().into_iter().collect(),
         }
+    }
+
+    /// [`label_counts`](Self::label_counts), plus [`OTHER_LABELS`] for the values of labels a
+    /// sketch does not track, so that the counts add up to `count`.
+    pub fn counts_with_other(&self) -> BTreeMap<String, u64> {
+        let mut counts = self.label_counts();
+        let tracked: u64 = counts.values().sum();
+        if self.count > tracked {
+            *counts.entry(OTHER_LABELS.to_string()).or_insert(0) += self.count - tracked;
+        }
+        counts
     }
 
     pub fn merge(&mut self, other: &CategoricalProfile) {

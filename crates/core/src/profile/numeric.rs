@@ -187,39 +187,45 @@ impl NumericProfile {
         high.sort_by(f64::total_cmp);
         self.high = high.split_off(high.len().saturating_sub(TAIL_VALUES));
         self.value_counts = match (self.value_counts.take(), &other.value_counts) {
-            (Some(a), Some(b)) => merge_counts(a, b),
+            (Some(a), Some(b)) => merge_counts(&a, b),
             _ => None,
         };
         Ok(())
     }
 }
 
-/// Two sorted `(value, count)` lists merged, or `None` beyond [`DISTINCT_VALUES`].
-fn merge_counts(a: Vec<(f64, u64)>, b: &[(f64, u64)]) -> Option<Vec<(f64, u64)>> {
-    let mut merged: Vec<(f64, u64)> = Vec::with_capacity(a.len() + b.len());
+/// Two sorted `(value, count)` lists aligned on the union of their values, in value order:
+/// `(value, count in a, count in b)`.
+pub fn align_value_counts(a: &[(f64, u64)], b: &[(f64, u64)]) -> Vec<(f64, u64, u64)> {
+    let mut aligned = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
+    loop {
         let next = match (a.get(i), b.get(j)) {
             (Some(&(x, n)), Some(&(y, m))) if x == y => {
                 (i, j) = (i + 1, j + 1);
-                (x, n + m)
+                (x, n, m)
             }
             (Some(&(x, n)), Some(&(y, _))) if x < y => {
                 i += 1;
-                (x, n)
+                (x, n, 0)
             }
             (Some(&(x, n)), None) => {
                 i += 1;
-                (x, n)
+                (x, n, 0)
             }
             (_, Some(&(y, m))) => {
                 j += 1;
-                (y, m)
+                (y, 0, m)
             }
-            (None, None) => break,
+            (None, None) => return aligned,
         };
-        merged.push(next);
+        aligned.push(next);
     }
+}
+
+/// Two sorted `(value, count)` lists merged, or `None` beyond [`DISTINCT_VALUES`].
+fn merge_counts(a: &[(f64, u64)], b: &[(f64, u64)]) -> Option<Vec<(f64, u64)>> {
+    let merged: Vec<(f64, u64)> = align_value_counts(a, b).into_iter().map(|(x, n, m)| (x, n + m)).collect();
     (merged.len() <= DISTINCT_VALUES).then_some(merged)
 }
 

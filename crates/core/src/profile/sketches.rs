@@ -100,19 +100,31 @@ impl KllView {
     }
 }
 
+/// A sketch's binary form as a base64 string.
+fn write_base64<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&STANDARD.encode(bytes))
+}
+
+/// A sketch read from a base64 string with `decode`; errors name `what`.
+fn read_base64<'de, D: Deserializer<'de>, T, E: std::fmt::Display>(
+    deserializer: D,
+    what: &str,
+    decode: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<T, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let bytes = STANDARD.decode(text).map_err(|e| serde::de::Error::custom(format!("{what}: {e}")))?;
+    decode(&bytes).map_err(|e| serde::de::Error::custom(format!("{what}: {e}")))
+}
+
 impl Serialize for Kll {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&STANDARD.encode(self.0.serialize()))
+        write_base64(&self.0.serialize(), serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Kll {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let bytes = STANDARD.decode(text).map_err(|e| serde::de::Error::custom(format!("KLL sketch: {e}")))?;
-        let sketch =
-            KllSketch::deserialize(&bytes).map_err(|e| serde::de::Error::custom(format!("KLL sketch: {e}")))?;
-        Ok(Kll(sketch))
+        read_base64(deserializer, "KLL sketch", KllSketch::deserialize).map(Kll)
     }
 }
 
@@ -171,16 +183,12 @@ impl PartialEq for Frequent {
 
 impl Serialize for Frequent {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&STANDARD.encode(self.0.serialize()))
+        write_base64(&self.0.serialize(), serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Frequent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let bytes = STANDARD.decode(text).map_err(|e| serde::de::Error::custom(format!("frequent items: {e}")))?;
-        let sketch = FrequentItemsSketch::deserialize(&bytes)
-            .map_err(|e| serde::de::Error::custom(format!("frequent items: {e}")))?;
-        Ok(Frequent(sketch))
+        read_base64(deserializer, "frequent items", FrequentItemsSketch::deserialize).map(Frequent)
     }
 }
