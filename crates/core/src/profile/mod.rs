@@ -144,8 +144,23 @@ impl Profile {
         serde_json::to_vec_pretty(self).unwrap_or_default()
     }
 
+    /// Reads a profile, checking that each numeric column's sketch holds as many values as the
+    /// column counts (a profile written without sketches is accepted only when it is empty).
     pub fn from_json(bytes: &[u8], what: &str) -> Result<Profile> {
-        serde_json::from_slice(bytes).map_err(|e| Error::json(format!("profile {what}"), e))
+        let profile: Profile = serde_json::from_slice(bytes).map_err(|e| Error::json(format!("profile {what}"), e))?;
+        for (name, column) in &profile.columns {
+            if let ColumnProfile::Numeric(n) = column {
+                if n.sketch.n() != n.count {
+                    return Err(Error::Profile(format!(
+                        "profile {what}: column {name:?} counts {} values but its sketch holds {}; \
+                         rebuild the profile with this version",
+                        n.count,
+                        n.sketch.n()
+                    )));
+                }
+            }
+        }
+        Ok(profile)
     }
 }
 
@@ -284,6 +299,17 @@ mod tests {
             assert_eq!(merged.columns["k"], base.columns["k"]);
             assert_eq!(merged.rows, base.rows);
         }
+    }
+
+    #[test]
+    fn reads_an_empty_profile_without_sketches_and_refuses_a_filled_one() {
+        let empty = r#"{"dataset": "d", "rows": 0, "columns": {"x": {"kind": "numeric", "count": 0, "nulls": 0,
+            "min": null, "max": null, "mean": 0.0, "m2": 0.0, "histogram": {"edges": [1.0], "counts": [0, 0]}}}}"#;
+        let p = Profile::from_json(empty.as_bytes(), "empty").expect("an empty profile needs no sketch");
+        assert_eq!(numeric(&p).histogram.edges, [1.0]);
+        let filled = empty.replace(r#""count": 0"#, r#""count": 5"#);
+        let e = Profile::from_json(filled.as_bytes(), "old.json").expect_err("no sketch for 5 values");
+        assert!(e.to_string().contains("column \"x\" counts 5 values but its sketch holds 0"), "{e}");
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub struct NumericProfile {
     /// `(value, count)` in value order while there are at most [`DISTINCT_VALUES`] distinct values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_counts: Option<Vec<(f64, u64)>>,
-    /// A KLL sketch of every value.
+    /// A KLL sketch of every value (absent from an empty profile written without one).
+    #[serde(default)]
     pub sketch: Kll,
     /// The [`TAIL_VALUES`] smallest values, ascending.
     #[serde(default)]
