@@ -43,7 +43,7 @@ pub(crate) fn tested(contract: &Contract) -> Vec<(usize, &crate::contract::Colum
         .columns
         .iter()
         .enumerate()
-        .filter(|(_, c)| wanted(&c.name) && !matches!(c.kind, ColumnType::Timestamp))
+        .filter(|(_, c)| wanted(&c.name) && !matches!(c.kind, ColumnType::Timestamp | ColumnType::String))
         .collect()
 }
 

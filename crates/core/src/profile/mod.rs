@@ -47,8 +47,9 @@ pub enum ColumnProfile {
 fn profiled_as_numeric(column: &Column) -> Option<bool> {
     match column.kind {
         ColumnType::Float | ColumnType::Int => Some(true),
-        ColumnType::Category | ColumnType::Bool | ColumnType::String => Some(false),
-        ColumnType::Timestamp => None,
+        ColumnType::Category | ColumnType::Bool => Some(false),
+        // Free text and timestamps are not tested for drift, so not profiled.
+        ColumnType::String | ColumnType::Timestamp => None,
     }
 }
 
