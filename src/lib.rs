@@ -1,19 +1,10 @@
 //! `mlops`: the lambda-mlops loop on a laptop.
 //!
-//! An embedded S3-compatible server stands in for the lake bucket; the functions' own
-//! handlers run in-process against it through the real aws-sdk-s3.
+//! Each subcommand is a module of [`commands`]: its arguments (a clap `Args` struct) and its
+//! `run`. The embedded lake and the other local stand-ins for AWS come from mlops-devkit; the
+//! functions' own handlers run in-process against them through the real AWS SDK clients.
 
-pub mod cold_start;
-pub mod demo;
-pub mod drift_local;
-pub mod event_bus;
-pub mod ingest_local;
-pub mod invoke;
-pub mod lake_server;
-pub mod register;
-pub mod runtime_api;
-pub mod score;
-pub mod serve;
+pub mod commands;
 
 /// The bucket used when neither `--bucket` nor `LAKE_BUCKET` names one.
 pub const DEFAULT_BUCKET: &str = "mlops-lake";

@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use mlops::lake_server::{EmbeddedLake, ensure_bucket};
-use mlops::register::{RegisterArgs, register};
-use mlops_core::Lake;
-use mlops_core::config::Env;
-use mlops_core::ingest::{IngestOutcome, IngestSummary};
+use mlops::commands::model::{RegisterArgs, register};
+use mlops_devkit::lake_server::{EmbeddedLake, ensure_bucket};
+use mlops_flows::ingest::{IngestOutcome, IngestSummary};
+use mlops_lake::Lake;
+use mlops_lambda::Env;
 
 pub const BUCKET: &str = "mlops-lake";
 
@@ -61,7 +61,7 @@ impl TestLake {
         let key = format!("raw/penguins/{file}");
         let size = bytes.len() as u64;
         let etag = self.lake.put(&key, bytes, "text/csv").await.expect("put").expect("etag");
-        let event = ingest::object_created_event(BUCKET, &key, &etag, size, at).expect("event");
+        let event = mlops_lambda::events::object_created(BUCKET, &key, &etag, size, at).expect("event");
         let outcomes = ingest::invoke(&self.lake, &Default::default(), &event).await.expect("ingest succeeds");
         let mut outcomes: Vec<IngestOutcome> = serde_json::from_value(outcomes).expect("outcomes");
         match outcomes.pop() {

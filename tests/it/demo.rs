@@ -1,6 +1,6 @@
 //! `mlops demo` runs the whole loop and reports it.
 
-use mlops::demo::{DemoOptions, run};
+use mlops::commands::demo::{DemoOptions, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_the_loop() {

@@ -2,14 +2,14 @@
 //! ingest wrote; windows of days and of batches; the report, its HTML page, Model Monitor's
 //! files, and the DriftDetected event sent through aws-sdk-eventbridge to a local endpoint.
 
-use mlops::event_bus::LocalEventBus;
-use mlops_core::config::DriftCheckConfig;
-use mlops_core::monitor::{DriftCheck, emf_lines};
+use drift_check::Config as DriftCheckConfig;
+use mlops_devkit::event_bus::LocalEventBus;
+use mlops_flows::drift_check::{DriftCheck, emf_lines};
 
 use crate::common::{TestLake, at, env};
 
 async fn check(t: &TestLake, bus: &LocalEventBus, config: &DriftCheckConfig, when: &str) -> serde_json::Value {
-    let event = drift_check::scheduled_event(at(when)).expect("event");
+    let event = mlops_lambda::events::scheduled(at(when)).expect("event");
     drift_check::invoke(&t.lake, &bus.client(), config, &event).await.expect("check")
 }
 

@@ -1,6 +1,6 @@
 //! ingest: every row curated or quarantined, idempotent, records isolated.
 
-use mlops_core::ingest::{IngestOutcome, QuarantineRecord};
+use mlops_flows::ingest::{IngestOutcome, QuarantineRecord};
 
 use crate::common::{BUCKET, TestLake, at};
 
@@ -56,11 +56,11 @@ async fn every_row_is_curated_or_quarantined_with_its_reason() {
     assert!(records.iter().all(|r| r.source == "raw/penguins/batch-02.csv" && r.raw.is_some()));
 
     let profile = t.lake.get(&s.profile_key).await.expect("profile").bytes;
-    let profile = mlops_core::Profile::from_json(&profile, "profile").expect("profile JSON");
+    let profile = mlops_drift::Profile::from_json(&profile, "profile").expect("profile JSON");
     assert_eq!(profile.rows, 300);
 
     let manifest = t.lake.get(&s.manifest_key).await.expect("manifest").bytes;
-    let manifest: mlops_core::ingest::BatchManifest = serde_json::from_slice(&manifest).expect("manifest JSON");
+    let manifest: mlops_flows::ingest::BatchManifest = serde_json::from_slice(&manifest).expect("manifest JSON");
     assert_eq!(manifest.counts, s.counts);
     assert_eq!(manifest.source, "raw/penguins/batch-02.csv");
     assert!(s.manifest_key.starts_with("manifests/penguins/dt=2026-03-01/batch-02-"));
@@ -100,7 +100,11 @@ async fn the_sample_s3_event_ingests_its_object() {
         ingest::invoke(&t.lake, &Default::default(), include_str!("../../events/s3-put.json")).await.expect("ingest");
     assert_eq!(out[0]["status"], "ingested", "{out}");
     assert_eq!(out[0]["counts"]["curated"], 300);
-    assert!(out[0]["profile_key"].as_str().expect("key").starts_with("profiles/penguins/dt=2026-01-01/"));
+    // The profile is filed under the baseline it was cut on: v1's.
+    let (v1, _) = mlops_lake::registry::load(&t.lake, "penguins", 1).await.expect("v1");
+    let baseline_id = v1.manifest.baseline_id.expect("v1 records its baseline");
+    let prefix = format!("profiles/penguins/{baseline_id}/dt=2026-01-01/");
+    assert!(out[0]["profile_key"].as_str().expect("key").starts_with(&prefix), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +113,7 @@ async fn foreign_keys_are_skipped_and_one_failure_spares_the_others() {
     let when = at("2026-03-01T10:00:00Z");
     for key in ["notes/readme.txt", "raw/unknown-dataset/x.csv"] {
         t.lake.put(key, b"a,b\n1,2\n".to_vec(), "text/csv").await.expect("put");
-        let event = ingest::object_created_event(BUCKET, key, "e", 8, when).expect("event");
+        let event = mlops_lambda::events::object_created(BUCKET, key, "e", 8, when).expect("event");
         let out: Vec<IngestOutcome> =
             serde_json::from_value(ingest::invoke(&t.lake, &Default::default(), &event).await.expect("no error"))
                 .expect("outcomes");
@@ -120,11 +124,11 @@ async fn foreign_keys_are_skipped_and_one_failure_spares_the_others() {
     let good = std::fs::read(crate::common::example("batches/batch-01.csv")).expect("batch");
     t.lake.put("raw/penguins/good.csv", good, "text/csv").await.expect("put");
     let missing: serde_json::Value = serde_json::from_str(
-        &ingest::object_created_event(BUCKET, "raw/penguins/gone.csv", "e", 1, when).expect("event"),
+        &mlops_lambda::events::object_created(BUCKET, "raw/penguins/gone.csv", "e", 1, when).expect("event"),
     )
     .expect("json");
     let mut event: serde_json::Value = serde_json::from_str(
-        &ingest::object_created_event(BUCKET, "raw/penguins/good.csv", "e", 1, when).expect("event"),
+        &mlops_lambda::events::object_created(BUCKET, "raw/penguins/good.csv", "e", 1, when).expect("event"),
     )
     .expect("json");
     event["Records"].as_array_mut().expect("records").insert(0, missing["Records"][0].clone());

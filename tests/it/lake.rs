@@ -1,6 +1,6 @@
 //! The embedded S3 server behind the real aws-sdk-s3.
 
-use mlops_core::Error;
+use mlops_lake::Error;
 
 use crate::common::TestLake;
 
@@ -26,10 +26,10 @@ async fn objects_round_trip_through_the_sdk() {
 }
 
 /// Registers the penguins model once more, as the next version.
-pub async fn register_again(t: &TestLake) -> mlops_core::registry::Manifest {
-    mlops::register::register(
+pub async fn register_again(t: &TestLake) -> mlops_lake::registry::Manifest {
+    mlops::commands::model::register(
         &t.lake,
-        &mlops::register::RegisterArgs {
+        &mlops::commands::model::RegisterArgs {
             name: "penguins".into(),
             model: crate::common::example("model.onnx"),
             contract: crate::common::example("contract.yaml"),
@@ -47,8 +47,9 @@ async fn model_versions_are_numbered_and_never_overwritten() {
     let t = TestLake::with_penguins().await;
     let again = register_again(&t).await;
     assert_eq!(again.version, 2);
-    assert_eq!(mlops_core::registry::versions(&t.lake, "penguins").await.expect("versions"), [1, 2]);
-    let v1 = mlops_core::registry::load(&t.lake, "penguins", 1).await.expect("v1 still loads");
+    assert_eq!(mlops_lake::registry::versions(&t.lake, "penguins").await.expect("versions"), [1, 2]);
+    let (v1, _model) = mlops_lake::registry::load(&t.lake, "penguins", 1).await.expect("v1 still loads");
     assert_eq!(v1.manifest.class_labels.as_deref().map(<[String]>::len), Some(3));
-    assert_eq!(v1.baseline.rows, 344, "the baseline covers every training row");
+    let baseline = mlops_drift::Profile::from_json(&v1.baseline, "v1").expect("baseline");
+    assert_eq!(baseline.rows, 344, "the baseline covers every training row");
 }

@@ -3,9 +3,7 @@
 
 mod common;
 
-mod adversarial;
 mod cli;
-mod conformance;
 mod demo;
 mod drift;
 mod events;

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::process::Command;
 
-use mlops_core::ingest::{Source, ingest_bytes};
+use mlops_flows::ingest::{Source, ingest_bytes};
 
 use crate::common::{BUCKET, TestLake, at, example, repo};
 
@@ -24,8 +24,9 @@ async fn ingest_memory_stays_bounded_for_an_object_five_times_larger() {
     let t = TestLake::with_penguins().await;
     let key = "raw/penguins/big.csv";
     let rows = write_big_object(&t.server.root().join(BUCKET).join(key));
-    let event = ingest::object_created_event(BUCKET, key, "big-object", OBJECT_BYTES, at("2026-05-01T00:00:00Z"))
-        .expect("event");
+    let event =
+        mlops_lambda::events::object_created(BUCKET, key, "big-object", OBJECT_BYTES, at("2026-05-01T00:00:00Z"))
+            .expect("event");
     let dir = tempfile::tempdir().expect("temp dir");
     let event_file = dir.path().join("event.json");
     std::fs::write(&event_file, event).expect("event file");
@@ -72,8 +73,8 @@ fn write_big_object(path: &std::path::Path) -> (u64, u64) {
     let header = lines.next().expect("header");
     let body: Vec<&str> = lines.collect();
     // The example batch's own accounting, from the in-memory pipeline, per copy of its rows.
-    let contract = mlops_core::Contract::load(&example("contract.yaml")).expect("contract");
-    let baseline = mlops_core::Profile::baseline(&contract, &[]);
+    let contract = mlops_contract::Contract::load(&example("contract.yaml")).expect("contract");
+    let baseline = mlops_drift::Profile::baseline(&contract, &[]);
     let source =
         Source { key: "raw/penguins/batch-02.csv", etag: Some("e"), dt: at("2026-05-01T00:00:00Z").date_naive() };
     let bad = ingest_bytes(&contract, &baseline, &source, None, text.as_bytes())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use mlops_core::config::ModelConfig;
+use mlops_lambda::ModelConfig;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -149,7 +149,7 @@ async fn a_shadow_model_never_changes_the_answer() {
     for budget in [std::time::Duration::from_secs(5), std::time::Duration::ZERO] {
         let limits = predict::Limits { shadow_budget: budget, ..Default::default() };
         let app = predict::App::load(&t.lake, &config, limits).await.expect("champion and shadow load");
-        assert_eq!(app.shadow.as_ref().map(|s| s.version.manifest.version), Some(2));
+        assert_eq!(app.shadow.as_ref().map(|s| s.manifest.version), Some(2));
         let shadowed = predict::router(Arc::new(app));
         let body = json!({"instances": [{"island": "Dream", "bill_length_mm": 46.5, "sex": "female"}]});
         let (status, with_shadow) = call(&shadowed, "POST", "/predict", body.clone()).await;

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mlops::event_bus::LocalEventBus;
-use mlops::runtime_api::{FunctionError, Outcome, RuntimeApi};
+use mlops_devkit::event_bus::LocalEventBus;
+use mlops_devkit::runtime_api::{FunctionError, Outcome, RuntimeApi};
 use tokio::process::{Child, Command};
 
 use crate::common::{BUCKET, TestLake, at, example, repo};

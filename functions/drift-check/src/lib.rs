@@ -1,12 +1,15 @@
 //! `drift-check`: a scheduled event → merged window profiles vs. the baseline → report, metrics
 //! and, on dataset drift, a `DriftDetected` event.
 
+mod config;
+
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
-use mlops_core::config::DriftCheckConfig;
-use mlops_core::monitor::{DriftCheck, emf_lines, run_drift_check};
-use mlops_core::stats::Verdict;
-use mlops_core::storage::Lake;
+use mlops_drift::stats::Verdict;
+use mlops_flows::drift_check::{DriftCheck, emf_lines, run_drift_check};
+use mlops_lake::Lake;
 use serde::Serialize;
+
+pub use config::Config;
 
 /// The `source` of the events drift-check sends.
 pub const EVENT_SOURCE: &str = "lambda-mlops";
@@ -20,7 +23,7 @@ pub enum Error {
     #[error("sending {DRIFT_DETECTED} to event bus {bus}: {message}")]
     Publish { bus: String, message: String },
     #[error(transparent)]
-    Core(#[from] mlops_core::Error),
+    Check(#[from] mlops_flows::Error),
 }
 
 impl From<Error> for lambda_runtime::Diagnostic {
@@ -28,7 +31,7 @@ impl From<Error> for lambda_runtime::Diagnostic {
         let error_type = match e {
             Error::Event(_) => "InvalidEvent",
             Error::Publish { .. } => "PublishFailed",
-            Error::Core(_) => "DriftCheckFailed",
+            Error::Check(_) => "DriftCheckFailed",
         };
         lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
     }
@@ -99,18 +102,31 @@ pub async fn publish(
 }
 
 /// Runs the drift check as of the event's time, so that a replayed event checks the same window;
-/// logs the metrics and, on dataset drift with a bus configured, sends `DriftDetected`.
+/// prints the metrics as EMF lines (stdout is the function's log, where CloudWatch Logs
+/// extracts them) and, on dataset drift with a bus configured, sends `DriftDetected`.
 pub async fn handle(
     lake: &Lake,
     events: &aws_sdk_eventbridge::Client,
-    config: &DriftCheckConfig,
+    config: &Config,
     event: CloudWatchEvent,
 ) -> Result<Summary, Error> {
-    let (check, report_key) = run_drift_check(lake, config, event.time).await?;
-    for line in emf_lines(&check) {
-        // EMF lines go to stdout, where CloudWatch Logs extracts the metrics.
+    let (summary, metrics) = check(lake, events, config, event).await?;
+    for line in metrics {
         println!("{line}");
     }
+    Ok(summary)
+}
+
+/// [`handle`] without printing: the summary and the EMF lines, for callers that show them
+/// their own way.
+pub async fn check(
+    lake: &Lake,
+    events: &aws_sdk_eventbridge::Client,
+    config: &Config,
+    event: CloudWatchEvent,
+) -> Result<(Summary, Vec<String>), Error> {
+    let (check, report_key) = run_drift_check(lake, &config.check, event.time).await?;
+    let metrics = emf_lines(&check);
     let report = &check.report;
     let event_id = match (&config.event_bus, report.dataset_drift) {
         (Some(bus), true) => publish(events, bus, &check, &report_key).await?,
@@ -121,7 +137,7 @@ pub async fn handle(
         drift_share = report.share, current_rows = report.current_rows,
         profiles = check.window.profiles.len(), event_id = event_id.as_deref().unwrap_or(""), "drift check done"
     );
-    Ok(Summary {
+    let summary = Summary {
         html_key: check.outputs.html.clone(),
         report_key,
         dataset: report.dataset.clone(),
@@ -131,27 +147,20 @@ pub async fn handle(
         profiles: check.window.profiles.len(),
         drifted: drifted(&check),
         event_id,
-    })
+    };
+    Ok((summary, metrics))
 }
 
 /// Runs one scheduled event given as JSON, as Lambda would, and returns the summary as JSON.
 pub async fn invoke(
     lake: &Lake,
     events: &aws_sdk_eventbridge::Client,
-    config: &DriftCheckConfig,
+    config: &Config,
     event: &str,
 ) -> Result<serde_json::Value, Error> {
     let event: CloudWatchEvent = serde_json::from_str(event).map_err(|e| Error::Event(e.to_string()))?;
     let summary = handle(lake, events, config, event).await?;
     serde_json::to_value(summary).map_err(|e| Error::Event(e.to_string()))
-}
-
-/// A scheduled EventBridge event at `at`, in the shape of `events/schedule.json`.
-pub fn scheduled_event(at: chrono::DateTime<chrono::Utc>) -> Result<String, Error> {
-    let mut event: serde_json::Value =
-        serde_json::from_str(include_str!("../../../events/schedule.json")).map_err(|e| Error::Event(e.to_string()))?;
-    event["time"] = at.format("%Y-%m-%dT%H:%M:%SZ").to_string().into();
-    Ok(event.to_string())
 }
 
 #[cfg(test)]

@@ -5,21 +5,22 @@
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
-use mlops_core::config::{DriftCheckConfig, process_env};
-use mlops_core::storage::{Lake, client_from_env};
+use mlops_lake::Lake;
+use mlops_lake::client::client_from_env;
+use mlops_lambda::process_env;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = match DriftCheckConfig::from_env(&process_env()) {
+    let config = match drift_check::Config::from_env(&process_env()) {
         Ok(config) => config,
         Err(e) => {
-            lambda_init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
+            mlops_lambda::init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
             return Err(e.into());
         }
     };
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let lake = Lake::new(client_from_env().await, &config.model.bucket);
+    let lake = Lake::new(client_from_env().await, &config.bucket);
     let events = aws_sdk_eventbridge::Client::new(&aws);
     let (lake, events, config) = (&lake, &events, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<CloudWatchEvent>| async move {

@@ -1,8 +1,12 @@
 //! `ingest`: S3 `ObjectCreated` events on `raw/<dataset>/` → curated, quarantine, profile.
 
+mod config;
+
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
-use mlops_core::ingest::{IngestLimits, IngestOutcome, Source, ingest_object};
-use mlops_core::storage::Lake;
+use mlops_flows::ingest::{IngestLimits, IngestOutcome, Source, ingest_object};
+use mlops_lake::Lake;
+
+pub use config::{Config, limits_from_env};
 
 /// Failures of an invocation.
 #[derive(Debug, thiserror::Error)]
@@ -81,36 +85,6 @@ pub async fn invoke(lake: &Lake, limits: &IngestLimits, event: &str) -> Result<s
     serde_json::to_value(outcomes).map_err(|e| Error::Event(e.to_string()))
 }
 
-/// Characters S3 leaves unencoded in event keys, besides letters and digits.
-const KEY_ENCODING: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-
-/// An `ObjectCreated:Put` notification for one object, in the shape S3 delivers (the
-/// shape of `events/s3-put.json`), for local runs that stand in for the bucket notification.
-pub fn object_created_event(
-    bucket: &str,
-    key: &str,
-    etag: &str,
-    size: u64,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<String, Error> {
-    let mut event: serde_json::Value =
-        serde_json::from_str(include_str!("../../../events/s3-put.json")).map_err(|e| Error::Event(e.to_string()))?;
-    let record = &mut event["Records"][0];
-    record["eventTime"] = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string().into();
-    record["s3"]["bucket"]["name"] = bucket.into();
-    record["s3"]["bucket"]["arn"] = format!("arn:aws:s3:::{bucket}").into();
-    let encoded: String = key
-        .split('/')
-        .map(|part| percent_encoding::utf8_percent_encode(part, KEY_ENCODING).to_string())
-        .collect::<Vec<_>>()
-        .join("/");
-    record["s3"]["object"]["key"] = encoded.into();
-    record["s3"]["object"]["eTag"] = etag.trim_matches('"').into();
-    record["s3"]["object"]["size"] = size.into();
-    Ok(event.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,7 +98,7 @@ mod tests {
     #[test]
     fn builds_events_that_decode_back() {
         let at = chrono::DateTime::parse_from_rfc3339("2026-03-04T05:06:07Z").expect("time").to_utc();
-        let json = object_created_event("b", "raw/p/a b+c.csv", "\"e1\"", 12, at).expect("event");
+        let json = mlops_lambda::events::object_created("b", "raw/p/a b+c.csv", "\"e1\"", 12, at).expect("event");
         let event: S3Event = serde_json::from_str(&json).expect("S3 event");
         let record = &event.records[0];
         let key = decode_key(record.s3.object.key.as_deref().expect("key")).expect("decodes");

@@ -2,16 +2,17 @@
 
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{LambdaEvent, service_fn};
-use mlops_core::config::{IngestConfig, process_env};
-use mlops_core::storage::{Lake, client_from_env};
+use mlops_lake::Lake;
+use mlops_lake::client::client_from_env;
+use mlops_lambda::process_env;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = match IngestConfig::from_env(&process_env()) {
+    let config = match ingest::Config::from_env(&process_env()) {
         Ok(config) => config,
         Err(e) => {
-            lambda_init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
+            mlops_lambda::init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
             return Err(e.into());
         }
     };

@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
-use mlops_core::contract::{Column, ColumnType};
-use mlops_core::model::{Cell, Layout, NamedTensor};
-use mlops_core::registry::{Manifest, ModelVersion};
-use mlops_core::{Contract, Model, Profile};
+use mlops_contract::{Column, ColumnType, Contract};
+use mlops_lake::registry::Manifest;
+use mlops_model::{Cell, Model, NamedTensor};
 use predict::{App, Limits, Served};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -133,14 +132,12 @@ fn app(case: &Case) -> App {
         model_bytes: case.bytes.len() as u64,
         inputs: model.inputs().to_vec(),
         outputs: model.outputs().to_vec(),
+        baseline_id: None,
         class_labels: None,
         metrics: None,
     };
-    let layout = Layout::of(&model).expect("layout");
-    let order = layout.feature_order(&case.contract).expect("contract fits");
-    let baseline = Profile::baseline(&case.contract, &[]);
-    let version = ModelVersion { manifest, model, contract: case.contract.clone(), baseline };
-    App { champion: Served { version, layout, order }, shadow: None, limits: Limits::default() }
+    let champion = Served::new(manifest, case.contract.clone(), model).expect("contract fits");
+    App { champion, shadow: None, limits: Limits::default() }
 }
 
 /// The first `n` instances, repeating the 20 as needed.
@@ -155,7 +152,8 @@ fn tensors(app: &App, case: &Case, n: usize) -> Vec<NamedTensor> {
         .iter()
         .map(|inst| {
             served
-                .order
+                .scorer
+                .order()
                 .iter()
                 .map(|&i| match &inst[&case.contract.features[i]] {
                     Value::Number(x) => x.as_i64().map_or(Cell::Num(x.as_f64().unwrap_or(f64::NAN)), Cell::Int),
@@ -165,7 +163,7 @@ fn tensors(app: &App, case: &Case, n: usize) -> Vec<NamedTensor> {
                 .collect()
         })
         .collect();
-    served.layout.encode(&rows).expect("inputs")
+    served.scorer.layout().encode(&rows).expect("inputs")
 }
 
 fn main() {

@@ -10,9 +10,26 @@ use crate::request::Detail;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Core(#[from] mlops_core::Error),
+    Config(#[from] mlops_lambda::ConfigError),
+    #[error(transparent)]
+    Lake(#[from] mlops_lake::Error),
+    #[error(transparent)]
+    Model(#[from] mlops_model::Error),
     #[error("the event is not an API Gateway request: {0}")]
     Event(String),
+}
+
+impl Error {
+    /// A stable name for the kind of error, for the error types reported to Lambda.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "Config",
+            Error::Lake(mlops_lake::Error::Registry(_) | mlops_lake::Error::NotFound { .. }) => "Registry",
+            Error::Lake(_) => "Storage",
+            Error::Model(_) => "Model",
+            Error::Event(_) => "Event",
+        }
+    }
 }
 
 /// A request that cannot be answered, as `{"error": …, "details": [{"path": …, "reason": …}]}`.

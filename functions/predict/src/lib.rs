@@ -3,6 +3,7 @@
 //! The same axum [`Router`] runs behind API Gateway (through lambda_http), on a local port,
 //! and in-process for `mlops invoke`.
 
+mod config;
 mod error;
 mod request;
 
@@ -15,71 +16,46 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use mlops_core::config::{Env, ModelConfig};
-use mlops_core::model::{Cell, Layout, RowOutputs, rows_json};
-use mlops_core::registry::{self, ModelVersion};
-use mlops_core::storage::Lake;
-use mlops_core::validate::Value;
+use mlops_contract::Contract;
+use mlops_contract::validate::Value;
+use mlops_lake::Lake;
+use mlops_lake::registry::{self, Manifest};
+use mlops_lambda::ModelConfig;
+use mlops_model::{Model, RowOutputs, Scorer};
 use serde_json::json;
 
+pub use config::{Config, Limits};
 pub use error::{ApiError, Error};
 pub use request::Detail;
 
 /// Largest request body accepted, the same as Lambda's synchronous payload limit.
 const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
-/// Settings of the HTTP layer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    /// Most instances one request may carry; more get 413.
-    pub max_instances: usize,
-    /// How long a request may wait for the shadow model after the champion has answered.
-    pub shadow_budget: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { max_instances: 1000, shadow_budget: Duration::from_millis(50) }
-    }
-}
-
-impl Limits {
-    /// `PREDICT_MAX_INSTANCES` (default 1000) and `SHADOW_BUDGET_MS` (default 50).
-    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> mlops_core::Result<Limits> {
-        let defaults = Limits::default();
-        Ok(Limits {
-            max_instances: env.parsed("PREDICT_MAX_INSTANCES", defaults.max_instances)?,
-            shadow_budget: Duration::from_millis(env.parsed("SHADOW_BUDGET_MS", 50u64)?),
-        })
-    }
-}
-
-/// A loaded model version with its input layout.
+/// A loaded model version: its manifest, contract and scorer.
 #[derive(Debug)]
 pub struct Served {
-    pub version: ModelVersion,
-    pub layout: Layout,
-    /// For each layout column, its index among the contract's features.
-    pub order: Vec<usize>,
+    pub manifest: Manifest,
+    pub contract: Contract,
+    pub scorer: Scorer,
 }
 
 impl Served {
-    async fn load(lake: &Lake, name: &str, version: u32) -> Result<Served, Error> {
-        let version = registry::load(lake, name, version).await?;
-        let layout = registry::check_fits(&version.model, &version.contract)?;
-        let order = layout.feature_order(&version.contract)?;
-        Ok(Served { version, layout, order })
+    /// Loads a registered version and checks that its model fits its contract.
+    pub async fn load(lake: &Lake, name: &str, version: u32) -> Result<Served, Error> {
+        let (stored, bytes) = registry::load(lake, name, version).await?;
+        let model = Model::load(&bytes)?;
+        Served::new(stored.manifest, stored.contract, model)
+    }
+
+    /// A version from its parts.
+    pub fn new(manifest: Manifest, contract: Contract, model: Model) -> Result<Served, Error> {
+        let scorer = Scorer::new(model, &contract, manifest.class_labels.clone())?;
+        Ok(Served { manifest, contract, scorer })
     }
 
     /// Scores validated rows (contract feature order) and returns each row's outputs.
-    pub fn score(&self, rows: &[Vec<Value>]) -> mlops_core::Result<RowOutputs> {
-        let cells: Vec<Vec<Cell>> =
-            rows.iter().map(|r| self.order.iter().map(|&i| Cell::from(&r[i])).collect()).collect();
-        let inputs = self.layout.encode(&cells)?;
-        let outputs = self.version.model.run(&inputs)?;
-        let mut rows_out = rows_json(&outputs, rows.len())?;
-        registry::add_class_names(&self.version.manifest, &mut rows_out);
-        Ok(rows_out)
+    pub fn score(&self, rows: &[Vec<Value>]) -> mlops_model::Result<RowOutputs> {
+        self.scorer.score(rows)
     }
 }
 
@@ -118,7 +94,7 @@ async fn not_found(request: Request) -> ApiError {
 }
 
 async fn model_info(State(app): State<Arc<App>>) -> Response {
-    let v = &app.champion.version;
+    let v = &app.champion;
     axum::Json(json!({
         "name": v.manifest.name,
         "version": v.manifest.version,
@@ -130,8 +106,8 @@ async fn model_info(State(app): State<Arc<App>>) -> Response {
         "class_labels": v.manifest.class_labels,
         "metrics": v.manifest.metrics,
         "contract": v.contract,
-        "input_layout": app.champion.layout,
-        "shadow_version": app.shadow.as_ref().map(|s| s.version.manifest.version),
+        "input_layout": v.scorer.layout(),
+        "shadow_version": app.shadow.as_ref().map(|s| s.manifest.version),
     }))
     .into_response()
 }
@@ -148,7 +124,7 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
         Ok((rows, body)) => (rows, (StatusCode::OK, axum::Json(body)).into_response()),
         Err((rows, e)) => (rows, e.into_response()),
     };
-    let manifest = &app.champion.version.manifest;
+    let manifest = &app.champion.manifest;
     tracing::info!(
         target: "audit",
         request_id = %request_id,
@@ -168,7 +144,7 @@ async fn score(app: &App, request: Request, request_id: &str) -> Result<(usize, 
         (0, ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the body exceeds {MAX_BODY_BYTES} bytes")))
     })?;
     let champion = &app.champion;
-    let batch = request::parse(&champion.version.contract, &body, app.limits.max_instances).map_err(|e| (0, e))?;
+    let batch = request::parse(&champion.contract, &body, app.limits.max_instances).map_err(|e| (0, e))?;
     let rows = Arc::new(batch.rows);
     let n = rows.len();
     let shadow = app.shadow.clone().map(|shadow| {
@@ -185,7 +161,7 @@ async fn score(app: &App, request: Request, request_id: &str) -> Result<(usize, 
     if let (Some(task), Some(shadow)) = (shadow, &app.shadow) {
         log_shadow(request_id, champion, shadow, &outputs, task, app.limits.shadow_budget).await;
     }
-    let manifest = &champion.version.manifest;
+    let manifest = &champion.manifest;
     Ok((n, json!({"model": {"name": manifest.name, "version": manifest.version}, "predictions": outputs})))
 }
 
@@ -196,10 +172,10 @@ async fn log_shadow(
     champion: &Served,
     shadow: &Served,
     answer: &RowOutputs,
-    task: tokio::task::JoinHandle<(mlops_core::Result<RowOutputs>, Duration)>,
+    task: tokio::task::JoinHandle<(mlops_model::Result<RowOutputs>, Duration)>,
     budget: Duration,
 ) {
-    let (champion_version, shadow_version) = (champion.version.manifest.version, shadow.version.manifest.version);
+    let (champion_version, shadow_version) = (champion.manifest.version, shadow.manifest.version);
     match tokio::time::timeout(budget, task).await {
         Ok(Ok((Ok(shadow_answer), took))) => {
             let label = |row: &serde_json::Map<String, serde_json::Value>| {

@@ -6,8 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use mlops_core::config::{Env, ModelConfig, process_env};
-use mlops_core::storage::{Lake, client_from_env};
+use mlops_lake::Lake;
+use mlops_lake::client::client_from_env;
+use mlops_lambda::{Env, process_env};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let app = match init(&env).await {
         Ok(app) => app,
         Err(e) => {
-            lambda_init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
+            mlops_lambda::init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
             return Err(e.into());
         }
     };
@@ -32,12 +33,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Reads the configuration and loads the model version (and its shadow) from the lake.
-async fn init<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> mlops_core::Result<predict::App> {
-    let config = ModelConfig::from_env(env)?;
-    let limits = predict::Limits::from_env(env)?;
-    let lake = Lake::new(client_from_env().await, &config.bucket);
-    predict::App::load(&lake, &config, limits).await.map_err(|e| match e {
-        predict::Error::Core(e) => e,
-        other => mlops_core::Error::Model(other.to_string()),
-    })
+async fn init<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<predict::App, predict::Error> {
+    let config = predict::Config::from_env(env)?;
+    let lake = Lake::new(client_from_env().await, &config.model.bucket);
+    predict::App::load(&lake, &config.model, config.limits).await
 }

@@ -1,8 +1,8 @@
 //! Reading `{"instances": [...]}` against the contract's features.
 
 use axum::http::StatusCode;
-use mlops_core::Contract;
-use mlops_core::validate::{Value, check_json};
+use mlops_contract::Contract;
+use mlops_contract::validate::{Value, check_json};
 use serde::Serialize;
 
 use crate::error::ApiError;

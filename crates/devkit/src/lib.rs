@@ -1,0 +1,9 @@
+//! mlops-devkit: AWS on a laptop, for `mlops` and the tests.
+//!
+//! The embedded lake (an S3-compatible server on loopback, [`lake_server`]), a local
+//! EventBridge `PutEvents` endpoint ([`event_bus`]) and an emulated Lambda Runtime API
+//! ([`runtime_api`]). The only crate that knows it is local: no function binary links it.
+
+pub mod event_bus;
+pub mod lake_server;
+pub mod runtime_api;

@@ -1,0 +1,355 @@
+//! The ingest pipeline: a raw batch in; curated rows (Parquet), quarantined rows, a profile
+//! and a manifest out.
+//!
+//! Every data row of the batch ends up either curated or quarantined with its reasons;
+//! [`Counts`] records that `rows_read == curated + quarantined`.
+
+mod pipeline;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use mlops_contract::Contract;
+use mlops_contract::validate::Reason;
+use mlops_drift::profile::Profile;
+use mlops_formats::rows::FileKind;
+use mlops_lake::Lake;
+use mlops_lake::keys::{self, BatchKeys};
+use mlops_lake::outputs::{MemoryObject, MemoryOutputs};
+
+pub use pipeline::ingest_stream;
+
+/// What bounds the memory ingest uses, whatever the size of the batch.
+///
+/// Peak memory is about the process itself, plus `row_group_bytes` for the open Parquet row
+/// groups, plus two upload parts per open output (`max_open_partitions` curated files and
+/// the quarantine file), plus the longest row ([`mlops_formats::rows::MAX_ROW_BYTES`] at most).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Encoded Parquet data held in memory across all open curated files before the largest
+    /// row group is closed; also the size at which any one row group closes.
+    pub row_group_bytes: usize,
+    /// Upload part size for outputs written to S3.
+    pub part_bytes: usize,
+    /// Curated files (one per event date) open at once.
+    pub max_open_partitions: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            row_group_bytes: mlops_formats::curated::ROW_GROUP_BYTES,
+            part_bytes: mlops_lake::multipart::DEFAULT_PART_BYTES,
+            max_open_partitions: 4,
+        }
+    }
+}
+
+/// Row accounting of one batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub rows_read: u64,
+    pub curated: u64,
+    pub quarantined: u64,
+}
+
+/// One quarantined row (or, for a batch-level problem, the whole batch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineRecord {
+    pub source: String,
+    /// The row's first line in the source file; absent when the whole batch is rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// The row's text, cut to a bounded length; absent when the whole batch is rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    /// For a batch-level rejection, how many data rows the batch held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_rows: Option<u64>,
+    pub reasons: Vec<Reason>,
+}
+
+/// The accounting of one batch, written beside its outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchManifest {
+    pub source: String,
+    pub source_etag: String,
+    pub dataset: String,
+    pub batch: String,
+    pub contract_version: u32,
+    pub format: FileKind,
+    pub compressed: bool,
+    /// Size of the source object as stored.
+    pub bytes: u64,
+    pub counts: Counts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_error: Option<String>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub duration_ms: f64,
+    /// Curated Parquet objects, one per row date.
+    pub curated: Vec<String>,
+    pub outputs: BatchKeys,
+}
+
+/// A batch's outputs, keyed as in the lake.
+#[derive(Debug, Clone)]
+pub struct BatchFiles {
+    pub manifest: BatchManifest,
+    /// (key, bytes, content type) in the order they were committed, the manifest last.
+    pub objects: Vec<MemoryObject>,
+}
+
+/// Runs one source object held in memory through the pipeline, with outputs in memory.
+pub fn ingest_bytes(
+    contract: &Contract,
+    baseline: &Profile,
+    source: &Source<'_>,
+    content_encoding: Option<&str>,
+    bytes: &[u8],
+) -> Result<BatchFiles> {
+    let outputs = MemoryOutputs::default();
+    let limits = IngestLimits::default();
+    let manifest = ingest_stream(contract, baseline, source, content_encoding, bytes, &outputs, &limits)?;
+    Ok(BatchFiles { manifest, objects: outputs.into_objects() })
+}
+
+/// What happened to one source object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum IngestOutcome {
+    Ingested(IngestSummary),
+    /// The object is not one ingest handles (outside `raw/`, or an unknown dataset).
+    Skipped {
+        key: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestSummary {
+    pub source: String,
+    pub dataset: String,
+    pub batch: String,
+    pub counts: Counts,
+    /// Curated Parquet objects, one per row date.
+    pub curated_keys: Vec<String>,
+    pub quarantine_key: String,
+    pub profile_key: String,
+    pub manifest_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_error: Option<String>,
+}
+
+/// A source object to ingest.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    pub key: &'a str,
+    /// The ETag from the event; when absent, the object's own ETag is used.
+    pub etag: Option<&'a str>,
+    /// The partition date (the object's creation date), so a redelivery lands in place.
+    pub dt: NaiveDate,
+}
+
+/// Ingests one object of the lake's `raw/` zone, writing curated, quarantine, profile and
+/// manifest objects whose keys derive from the source key and ETag.
+///
+/// The object is read as a stream and the outputs written with multipart uploads, on a
+/// blocking thread of the current Tokio runtime, within the memory `limits` set.
+pub async fn ingest_object(lake: &Lake, source: &Source<'_>, limits: &IngestLimits) -> Result<IngestOutcome> {
+    let skipped = |reason: String| Ok(IngestOutcome::Skipped { key: source.key.to_string(), reason });
+    let Some(raw) = keys::parse_raw_key(source.key) else {
+        return skipped(format!("not under {}<dataset>/", keys::RAW_PREFIX));
+    };
+    let contract_key = keys::dataset_contract(raw.dataset);
+    let contract = match lake.get(&contract_key).await {
+        Ok(o) => Contract::from_yaml(&String::from_utf8_lossy(&o.bytes), &contract_key)?,
+        Err(mlops_lake::Error::NotFound { .. }) => {
+            return skipped(format!("unknown dataset {:?}: {contract_key} does not exist", raw.dataset));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let baseline_key = keys::dataset_baseline(raw.dataset);
+    let baseline = Profile::from_json(&lake.get(&baseline_key).await?.bytes, &baseline_key)?;
+    let object = lake.open(source.key).await?;
+    let etag = source.etag.map(str::to_string).or(object.etag.clone()).unwrap_or_default();
+    let handle = tokio::runtime::Handle::current();
+    let outputs = mlops_lake::multipart::S3Outputs::new(lake.clone(), handle.clone(), limits.part_bytes);
+    let body = tokio_util::io::SyncIoBridge::new_with_handle(object.body.into_async_read(), handle);
+    let (key, dt, limits) = (source.key.to_string(), source.dt, *limits);
+    let encoding = object.content_encoding;
+    let manifest = tokio::task::spawn_blocking(move || {
+        let source = Source { key: &key, etag: Some(&etag), dt };
+        ingest_stream(&contract, &baseline, &source, encoding.as_deref(), body, &outputs, &limits)
+    })
+    .await
+    .map_err(|e| Error::Task { key: source.key.to_string(), message: e.to_string() })??;
+    let m = manifest;
+    Ok(IngestOutcome::Ingested(IngestSummary {
+        source: m.source,
+        dataset: m.dataset,
+        batch: m.batch,
+        counts: m.counts,
+        curated_keys: m.curated,
+        quarantine_key: m.outputs.quarantine,
+        profile_key: m.outputs.profile,
+        manifest_key: m.outputs.manifest,
+        batch_error: m.batch_error,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlops_formats::rows::RAW_TEXT_LIMIT;
+
+    fn contract() -> Contract {
+        Contract::from_yaml(
+            "dataset: d\ncolumns:\n  - {name: x, type: float, min: 0}\n  - {name: k, type: category, allowed: [a, b]}\n",
+            "t.yaml",
+        )
+        .expect("contract")
+    }
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, 1).expect("date")
+    }
+
+    fn run(c: &Contract, key: &str, bytes: &[u8]) -> BatchFiles {
+        let base = Profile::baseline(c, &[]);
+        ingest_bytes(c, &base, &Source { key, etag: Some("e"), dt: day() }, None, bytes).expect("in memory")
+    }
+
+    fn object<'a>(files: &'a BatchFiles, prefix: &str) -> Vec<&'a MemoryObject> {
+        files.objects.iter().filter(|(k, _, _)| k.starts_with(prefix)).collect()
+    }
+
+    fn quarantine(files: &BatchFiles) -> Vec<QuarantineRecord> {
+        let (_, bytes, _) = object(files, "quarantine/")[0];
+        String::from_utf8_lossy(bytes).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+    }
+
+    #[test]
+    fn every_row_is_curated_or_quarantined() {
+        let c = contract();
+        let out = run(&c, "raw/d/b.csv", b"x,k\n1,a\n-1,z\nabc,a\n2,b\n3\n");
+        assert_eq!(out.manifest.counts, Counts { rows_read: 5, curated: 2, quarantined: 3 });
+        let curated = object(&out, "curated/");
+        assert_eq!(curated.len(), 1);
+        let rows = mlops_formats::curated::read_rows(curated[0].1.clone()).expect("parquet");
+        assert_eq!(rows, ["{x: 1.0, k: \"a\"}", "{x: 2.0, k: \"b\"}"]);
+        let records = quarantine(&out);
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0].line, Some(3));
+        assert_eq!(records[0].raw.as_deref(), Some("-1,z"));
+        let rules: Vec<&str> = records[0].reasons.iter().map(|r| r.rule.as_str()).collect();
+        assert_eq!(rules, ["min", "allowed"], "every broken rule is reported");
+        let (key, profile, _) = object(&out, "profiles/")[0];
+        assert_eq!(Profile::from_json(profile, key).expect("profile").rows, 2);
+        assert_eq!(out.objects.last().map(|o| o.0.as_str()), Some(out.manifest.outputs.manifest.as_str()));
+    }
+
+    #[test]
+    fn a_batch_without_a_required_column_is_quarantined_whole() {
+        let c = contract();
+        let out = run(&c, "raw/d/b.csv", b"x,other\n1,a\n2,b\n\n");
+        assert_eq!(out.manifest.counts, Counts { rows_read: 2, curated: 0, quarantined: 2 });
+        let rows =
+            mlops_formats::curated::read_rows(object(&out, "curated/")[0].1.clone()).expect("an empty Parquet file");
+        assert!(rows.is_empty());
+        let records = quarantine(&out);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].batch_rows, Some(2));
+        assert_eq!(records[0].reasons[0].message, "the header lacks column \"k\" required by the contract");
+    }
+
+    #[test]
+    fn rows_are_partitioned_by_event_date() {
+        let c = Contract::from_yaml(
+            "dataset: d\nevent_time: t\ncolumns:\n  - {name: t, type: timestamp, nullable: true}\n  - {name: x, type: float}\n",
+            "t.yaml",
+        )
+        .expect("contract");
+        let csv = b"t,x\n2026-04-30T23:59:59Z,1\n2026-04-29,2\n,3\n2026-04-30T00:00:00+02:00,4\n";
+        let out = run(&c, "raw/d/b.csv", csv);
+        let dates: Vec<(String, usize)> = object(&out, "curated/")
+            .iter()
+            .map(|(k, b, _)| {
+                let dt = k.split("dt=").nth(1).unwrap_or_default()[..10].to_string();
+                (dt, mlops_formats::curated::read_rows(b.clone()).expect("parquet").len())
+            })
+            .collect();
+        // 2026-04-30T00:00:00+02:00 is 2026-04-29 in UTC; the row without a time goes to the batch date.
+        let mut dates = dates;
+        dates.sort();
+        assert_eq!(
+            dates,
+            [("2026-04-29".to_string(), 2), ("2026-04-30".to_string(), 1), ("2026-05-01".to_string(), 1)]
+        );
+        assert_eq!(out.manifest.curated.len(), 3);
+    }
+
+    #[test]
+    fn more_dates_than_open_files_get_further_files_and_lose_no_row() {
+        let c = Contract::from_yaml(
+            "dataset: d\nevent_time: t\ncolumns:\n  - {name: t, type: timestamp}\n  - {name: x, type: float}\n",
+            "t.yaml",
+        )
+        .expect("contract");
+        let mut csv = String::from("t,x\n");
+        for i in 0..40 {
+            csv.push_str(&format!("2026-04-{:02},{i}\n", 1 + i % 5));
+        }
+        let base = Profile::baseline(&c, &[]);
+        let outputs = MemoryOutputs::default();
+        let limits = IngestLimits { max_open_partitions: 2, ..IngestLimits::default() };
+        let source = Source { key: "raw/d/b.csv", etag: Some("e"), dt: day() };
+        let m = ingest_stream(&c, &base, &source, None, csv.as_bytes(), &outputs, &limits).expect("in memory");
+        let objects = outputs.into_objects();
+        let rows: usize = objects
+            .iter()
+            .filter(|(k, _, _)| k.starts_with("curated/"))
+            .map(|(_, b, _)| mlops_formats::curated::read_rows(b.clone()).expect("parquet").len())
+            .sum();
+        assert_eq!(rows, 40);
+        assert_eq!(m.counts.curated, 40);
+        assert!(m.curated.len() > 5, "dates reopened get numbered files: {:?}", m.curated);
+        assert!(m.curated.iter().any(|k| k.ends_with("-1.parquet")));
+    }
+
+    #[test]
+    fn gzip_broken_part_way_quarantines_the_batch_with_the_rows_read() {
+        use std::io::Write as _;
+        let c = contract();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut text = String::from("x,k\n");
+        for i in 0..5000 {
+            text.push_str(&format!("{i},a\n"));
+        }
+        encoder.write_all(text.as_bytes()).expect("compress");
+        let mut bytes = encoder.finish().expect("gzip");
+        let cut = bytes.len() / 2;
+        bytes[cut..].iter_mut().for_each(|b| *b = !*b);
+        let out = run(&c, "raw/d/b.csv.gz", &bytes);
+        let m = &out.manifest;
+        let reason = m.batch_error.clone().expect("a batch error");
+        assert!(reason.starts_with("the object is not valid gzip"), "{reason}");
+        assert_eq!(m.counts.rows_read, m.counts.quarantined);
+        assert_eq!(m.counts.curated, 0);
+        let curated = object(&out, "curated/");
+        assert_eq!(curated.len(), 1);
+        assert!(mlops_formats::curated::read_rows(curated[0].1.clone()).expect("parquet").is_empty());
+        assert_eq!(quarantine(&out).len(), 1);
+    }
+
+    #[test]
+    fn raw_text_is_bounded() {
+        let c = contract();
+        let long = format!("x,k\n{},a\n", "q".repeat(3 * RAW_TEXT_LIMIT));
+        let out = run(&c, "raw/d/b.csv", long.as_bytes());
+        assert_eq!(out.manifest.counts, Counts { rows_read: 1, curated: 0, quarantined: 1 });
+        let record = &quarantine(&out)[0];
+        assert_eq!(record.raw.as_ref().map(|r| r.len()), Some(RAW_TEXT_LIMIT));
+        assert_eq!(record.reasons[0].rule, "type");
+    }
+}

@@ -1,0 +1,353 @@
+//! One batch from a byte stream to its outputs, with memory bounded whatever the batch size.
+//!
+//! The source is read through a buffer (and a gzip decoder when compressed), one record at a
+//! time; curated rows go to Parquet writers whose row groups are closed at a byte budget;
+//! quarantined rows are written as they come. Nothing of the batch is held whole.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, Read, Write};
+
+use chrono::NaiveDate;
+
+use super::{BatchManifest, Counts, IngestLimits, QuarantineRecord, Source};
+use crate::error::{Error, Result};
+use mlops_contract::Contract;
+use mlops_contract::validate::{Reason, Value};
+use mlops_drift::profile::{Profile, Profiler};
+use mlops_formats::curated::CuratedWriter;
+use mlops_formats::rows::{FileKind, ReadError, Row, is_gzip, read_batch};
+use mlops_lake::keys::{self, BatchKeys};
+use mlops_lake::outputs::{ObjectWriter, Outputs};
+
+const PARQUET: &str = "application/vnd.apache.parquet";
+const JSONL: &str = "application/x-ndjson";
+const JSON: &str = "application/json";
+
+/// Rows between two checks of the memory the open row groups hold together.
+const BUDGET_CHECK_ROWS: u64 = 8192;
+
+/// An error of the source stream itself (as opposed to its content), which fails the batch
+/// so that it is retried rather than quarantined.
+#[derive(Debug)]
+struct SourceError(std::io::Error);
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+/// Counts the bytes read from the source and marks its errors as [`SourceError`]s.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(e),
+            Err(e) => Err(std::io::Error::other(SourceError(e))),
+        }
+    }
+}
+
+fn source_error(e: &std::io::Error) -> Option<&SourceError> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<SourceError>())
+}
+
+/// Buffer between the source and the record reader.
+const READ_BUFFER: usize = 256 << 10;
+
+/// Runs a batch read from `input` (as stored: compressed or not) through the pipeline and
+/// writes its outputs: curated Parquet per date, quarantine JSONL, profile, and the manifest
+/// last. Returns the manifest.
+///
+/// Content problems (bad rows, a bad header, undecodable gzip) end up in the quarantine;
+/// an `Err` means the source or an output failed, and nothing of the batch was committed
+/// except possibly some curated files that a retry rewrites.
+pub fn ingest_stream(
+    contract: &Contract,
+    baseline: &Profile,
+    source: &Source<'_>,
+    content_encoding: Option<&str>,
+    input: impl Read,
+    outputs: &dyn Outputs,
+    limits: &IngestLimits,
+) -> Result<BatchManifest> {
+    let started_at = chrono::Utc::now();
+    let clock = std::time::Instant::now();
+    let etag = source.etag.unwrap_or_default().trim_matches('"').to_string();
+    let batch = keys::batch_id(source.key, &etag);
+    let keys = BatchKeys::new(&contract.dataset, &baseline.edges_id(), source.dt, &batch);
+    let kind = FileKind::of(source.key);
+    let compressed = is_gzip(source.key, content_encoding);
+
+    let mut counted = Counted { inner: input, bytes: 0 };
+    let mut state = State::new(contract, baseline, source, &batch, outputs, limits, &keys)?;
+    let result = if compressed {
+        let decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, &mut counted));
+        read_batch(contract, kind, BufReader::with_capacity(READ_BUFFER, decoder), |row| state.row(row))
+    } else {
+        read_batch(contract, kind, BufReader::with_capacity(READ_BUFFER, &mut counted), |row| state.row(row))
+    };
+    let rejection = match result {
+        Ok(()) => None,
+        Err(ReadError::Batch { reason, rows }) => Some((reason, rows)),
+        Err(ReadError::Input(e)) => match source_error(&e) {
+            Some(source_failure) => {
+                let message = source_failure.to_string();
+                state.abort();
+                return Err(Error::Read { key: source.key.to_string(), message });
+            }
+            None if compressed => {
+                let rows = state.counts.rows_read;
+                Some((format!("the object is not valid gzip: {e} (after {rows} rows)"), rows))
+            }
+            None => Some((format!("the object could not be read: {e}"), state.counts.rows_read)),
+        },
+        Err(ReadError::Consumer(e)) => {
+            state.abort();
+            return Err(e);
+        }
+    };
+    let (counts, curated, batch_error) = match rejection {
+        None => {
+            let counts = state.counts;
+            (counts, state.commit()?, None)
+        }
+        Some((reason, rows)) => {
+            let curated = state.reject(&reason, rows)?;
+            (Counts { rows_read: rows, curated: 0, quarantined: rows }, curated, Some(reason))
+        }
+    };
+    let manifest = BatchManifest {
+        source: source.key.to_string(),
+        source_etag: etag,
+        dataset: contract.dataset.clone(),
+        batch,
+        contract_version: contract.version,
+        format: kind,
+        compressed,
+        bytes: counted.bytes,
+        counts,
+        batch_error,
+        started_at,
+        duration_ms: clock.elapsed().as_secs_f64() * 1e3,
+        curated,
+        outputs: keys.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json("batch manifest", e))?;
+    outputs.put(&keys.manifest, &json, JSON)?;
+    Ok(manifest)
+}
+
+fn json_line(record: &QuarantineRecord) -> Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(record).map_err(|e| Error::json("quarantine record", e))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// A curated file being written for one date.
+struct Partition {
+    writer: CuratedWriter<Box<dyn ObjectWriter>>,
+    key: String,
+    last_used: u64,
+}
+
+/// The state of a batch being read: counts, profile, open outputs.
+struct State<'a> {
+    contract: &'a Contract,
+    baseline: &'a Profile,
+    source: &'a Source<'a>,
+    batch: &'a str,
+    outputs: &'a dyn Outputs,
+    limits: &'a IngestLimits,
+    event_time: Option<usize>,
+    counts: Counts,
+    profile: Profiler,
+    quarantine: Option<Box<dyn ObjectWriter>>,
+    keys: &'a BatchKeys,
+    open: BTreeMap<NaiveDate, Partition>,
+    /// Files per date so far (a date's next file is numbered with this).
+    files: BTreeMap<NaiveDate, u32>,
+    /// Curated files committed, in order.
+    committed: Vec<String>,
+}
+
+impl<'a> State<'a> {
+    fn new(
+        contract: &'a Contract,
+        baseline: &'a Profile,
+        source: &'a Source<'a>,
+        batch: &'a str,
+        outputs: &'a dyn Outputs,
+        limits: &'a IngestLimits,
+        keys: &'a BatchKeys,
+    ) -> Result<State<'a>> {
+        let event_time = contract.event_time.as_ref().and_then(|e| contract.columns.iter().position(|c| &c.name == e));
+        Ok(State {
+            contract,
+            baseline,
+            source,
+            batch,
+            outputs,
+            limits,
+            event_time,
+            counts: Counts::default(),
+            profile: Profiler::new(contract, Profile::empty_like(contract, baseline)),
+            quarantine: Some(outputs.create(&keys.quarantine, JSONL)?),
+            keys,
+            open: BTreeMap::new(),
+            files: BTreeMap::new(),
+            committed: Vec::new(),
+        })
+    }
+
+    fn row(&mut self, row: Row<'_>) -> Result<()> {
+        self.counts.rows_read += 1;
+        match row.outcome {
+            Ok(values) => {
+                self.profile.observe(&values);
+                self.curate(&values)?;
+                self.counts.curated += 1;
+            }
+            Err(reasons) => {
+                let record = QuarantineRecord {
+                    source: self.source.key.to_string(),
+                    line: Some(row.line),
+                    raw: Some(String::from_utf8_lossy(row.raw).into_owned()),
+                    batch_rows: None,
+                    reasons,
+                };
+                let line = json_line(&record)?;
+                if let Some(q) = self.quarantine.as_mut() {
+                    q.write_all(&line).map_err(|e| Error::Write { key: self.keys.quarantine.clone(), source: e })?;
+                }
+                self.counts.quarantined += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The date a valid row is filed under: its event time's UTC date, else the batch date.
+    fn date_of(&self, row: &[Value]) -> NaiveDate {
+        self.event_time
+            .and_then(|i| match &row[i] {
+                Value::Text(t) => mlops_formats::curated::timestamp_micros(t),
+                _ => None,
+            })
+            .and_then(chrono::DateTime::from_timestamp_micros)
+            .map_or(self.source.dt, |t| t.date_naive())
+    }
+
+    fn curate(&mut self, row: &[Value]) -> Result<()> {
+        let date = self.date_of(row);
+        let tick = self.counts.rows_read;
+        if !self.open.contains_key(&date) {
+            self.open_partition(date)?;
+        }
+        if let Some(p) = self.open.get_mut(&date) {
+            p.last_used = tick;
+            p.writer.push(row)?;
+        }
+        if self.open.len() > 1 && tick.is_multiple_of(BUDGET_CHECK_ROWS) {
+            self.keep_to_budget()?;
+        }
+        Ok(())
+    }
+
+    fn open_partition(&mut self, date: NaiveDate) -> Result<()> {
+        if self.open.len() >= self.limits.max_open_partitions.max(1) {
+            // Close the partition used longest ago; its date gets a new file if rows return.
+            let oldest = self.open.iter().min_by_key(|(_, p)| p.last_used).map(|(d, _)| *d);
+            if let Some(p) = oldest.and_then(|d| self.open.remove(&d)) {
+                p.writer.finish()?.commit()?;
+                self.committed.push(p.key);
+            }
+        }
+        let number = self.files.entry(date).or_insert(0);
+        let key = keys::curated_key(&self.contract.dataset, date, self.batch, *number);
+        *number += 1;
+        let sink = self.outputs.create(&key, PARQUET)?;
+        let writer = CuratedWriter::to_sink(self.contract, sink, self.limits.row_group_bytes)?;
+        self.open.insert(date, Partition { writer, key, last_used: 0 });
+        Ok(())
+    }
+
+    /// Closes the largest open row group while those of all partitions together exceed
+    /// the row-group budget.
+    fn keep_to_budget(&mut self) -> Result<()> {
+        let total: usize = self.open.values().map(|p| p.writer.buffered_bytes()).sum();
+        if total > self.limits.row_group_bytes
+            && let Some(p) = self.open.values_mut().max_by_key(|p| p.writer.buffered_bytes())
+        {
+            p.writer.flush_row_group()?;
+        }
+        Ok(())
+    }
+
+    /// Commits every output of a batch read to its end; returns the curated keys.
+    fn commit(mut self) -> Result<Vec<String>> {
+        if self.open.is_empty() && self.committed.is_empty() {
+            self.open_partition(self.source.dt)?;
+        }
+        while let Some((_, p)) = self.open.pop_first() {
+            match p.writer.finish() {
+                Ok(sink) => sink.commit()?,
+                Err(e) => {
+                    self.abort();
+                    return Err(e.into());
+                }
+            }
+            self.committed.push(p.key);
+        }
+        if let Some(q) = self.quarantine.take() {
+            q.commit()?;
+        }
+        let mut keys = std::mem::take(&mut self.committed);
+        keys.sort();
+        self.outputs.put(&self.keys.profile, &self.profile.finish().to_json(), JSON)?;
+        Ok(keys)
+    }
+
+    /// Drops what was written and writes the outputs of a batch rejected whole: one quarantine
+    /// record, an empty profile and an empty curated file at the batch date (so a rerun
+    /// overwrites an earlier one). Returns the curated key.
+    fn reject(mut self, reason: &str, rows: u64) -> Result<Vec<String>> {
+        self.abort();
+        let key = keys::curated_key(&self.contract.dataset, self.source.dt, self.batch, 0);
+        let sink = self.outputs.create(&key, PARQUET)?;
+        CuratedWriter::to_sink(self.contract, sink, self.limits.row_group_bytes)?.finish()?.commit()?;
+        let record = QuarantineRecord {
+            source: self.source.key.to_string(),
+            line: None,
+            raw: None,
+            batch_rows: Some(rows),
+            reasons: vec![Reason::row("batch", reason.to_string())],
+        };
+        self.outputs.put(&self.keys.quarantine, &json_line(&record)?, JSONL)?;
+        self.outputs.put(&self.keys.profile, &Profile::empty_like(self.contract, self.baseline).to_json(), JSON)?;
+        Ok(vec![key])
+    }
+
+    /// Drops every output still open.
+    fn abort(&mut self) {
+        while let Some((_, p)) = self.open.pop_first() {
+            // The writer's sink is reached only through finishing the file; an unfinished
+            // file is dropped with its buffers, and the sink aborts what it began.
+            if let Ok(sink) = p.writer.finish() {
+                sink.abort();
+            }
+        }
+        if let Some(q) = self.quarantine.take() {
+            q.abort();
+        }
+    }
+}

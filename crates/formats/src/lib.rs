@@ -1,0 +1,14 @@
+//! mlops-formats: the files and objects lambda-mlops reads and writes.
+//!
+//! The one rows reader (CSV and JSON Lines against a contract, with the one format detection),
+//! curated Parquet, the HTML drift report, SageMaker Model Monitor's files and CloudWatch EMF
+//! lines. No AWS and no environment variables: callers hand in streams and get bytes back.
+
+pub mod curated;
+pub mod emf;
+mod error;
+pub mod html;
+pub mod model_monitor;
+pub mod rows;
+
+pub use error::{Error, Result};

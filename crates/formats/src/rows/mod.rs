@@ -1,0 +1,367 @@
+//! Reading batches (CSV or JSON Lines) row by row from a stream, against a contract.
+
+use std::io::BufRead;
+
+use mlops_contract::Contract;
+use mlops_contract::validate::{Reason, Value, check_text};
+
+pub mod records;
+
+use records::{CsvRecords, Lines, Record, RecordLimits};
+
+/// The raw text kept for a quarantined row is cut to this many bytes.
+pub const RAW_TEXT_LIMIT: usize = 4096;
+
+/// Rows longer than this many bytes are quarantined without being held in memory.
+pub const MAX_ROW_BYTES: usize = 16 << 20;
+
+/// The record limits batches are read with.
+pub const LIMITS: RecordLimits = RecordLimits { max_row_bytes: MAX_ROW_BYTES, raw_bytes: RAW_TEXT_LIMIT };
+
+/// One data row of a batch and what validation made of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row<'a> {
+    /// 1-based line number in the source file where the row starts (the header is line 1).
+    pub line: u64,
+    /// The row's source text without its line terminator, cut to [`RAW_TEXT_LIMIT`] bytes.
+    pub raw: &'a [u8],
+    pub outcome: Result<Vec<Value>, Vec<Reason>>,
+}
+
+impl Row<'_> {
+    /// The row's bounded source text, with invalid UTF-8 replaced.
+    pub fn raw_text(&self) -> String {
+        String::from_utf8_lossy(self.raw).into_owned()
+    }
+}
+
+/// Why reading a batch stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError<E = std::convert::Infallible> {
+    /// A problem that makes the whole batch unreadable, with one reason for all of it, and
+    /// the number of data rows the batch holds.
+    #[error("{reason}")]
+    Batch { reason: String, rows: u64 },
+    /// The input failed part-way (a transport error or undecodable compression).
+    #[error("{0}")]
+    Input(#[from] std::io::Error),
+    /// The row consumer failed (e.g. writing outputs).
+    #[error("{0}")]
+    Consumer(E),
+}
+
+/// What a file or object holds, by its name: the one format detection of lambda-mlops.
+///
+/// `.jsonl` and `.ndjson` are JSON Lines, `.json` is a profile (as ingest and `mlops profile`
+/// write them), anything else is CSV in the contract's format; a trailing `.gz` is ignored
+/// here and means gzip ([`is_gzip`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Csv,
+    Jsonl,
+    Profile,
+}
+
+impl FileKind {
+    /// The kind a file name announces.
+    pub fn of(name: &str) -> FileKind {
+        let name = name.to_ascii_lowercase();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        if [".jsonl", ".ndjson"].iter().any(|s| name.ends_with(s)) {
+            FileKind::Jsonl
+        } else if name.ends_with(".json") {
+            FileKind::Profile
+        } else {
+            FileKind::Csv
+        }
+    }
+}
+
+/// Opens a local file for reading, decompressing it when its name ends in `.gz`.
+pub fn open_file(path: &std::path::Path) -> std::io::Result<Box<dyn BufRead>> {
+    let file = std::fs::File::open(path)?;
+    let name = path.to_string_lossy();
+    Ok(if is_gzip(&name, None) {
+        Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))))
+    } else {
+        Box::new(std::io::BufReader::with_capacity(256 << 10, file))
+    })
+}
+
+/// Reads a batch of rows and adds its valid rows to `samples` (and counts the rejected ones).
+pub fn read_samples(
+    samples: &mut mlops_drift::Samples,
+    contract: &Contract,
+    name: &str,
+    input: impl BufRead,
+) -> Result<(), ReadError> {
+    read_batch(contract, FileKind::of(name), input, |row| {
+        match &row.outcome {
+            Ok(values) => samples.add_row(contract, values),
+            Err(_) => samples.add_rejected(),
+        }
+        Ok(())
+    })
+}
+
+/// Whether a batch is gzip-compressed: a `.gz` name or `Content-Encoding: gzip`.
+pub fn is_gzip(name: &str, content_encoding: Option<&str>) -> bool {
+    name.to_ascii_lowercase().ends_with(".gz")
+        || content_encoding.is_some_and(|e| e.split(',').any(|p| p.trim().eq_ignore_ascii_case("gzip")))
+}
+
+/// Reads a batch in either format from a stream; see [`read_csv`] and [`read_jsonl`].
+pub fn read_batch<E>(
+    contract: &Contract,
+    kind: FileKind,
+    input: impl BufRead,
+    on_row: impl FnMut(Row<'_>) -> Result<(), E>,
+) -> Result<(), ReadError<E>> {
+    match kind {
+        FileKind::Csv => read_csv(contract, input, on_row),
+        FileKind::Jsonl => read_jsonl(contract, input, on_row),
+        FileKind::Profile => Err(ReadError::Batch {
+            reason: "a .json file is read as a profile, not as rows; send rows as .csv, .jsonl or .ndjson".into(),
+            rows: 0,
+        }),
+    }
+}
+
+/// Reads a JSON Lines batch: one object per line, fields by column name. Blank lines are not
+/// rows; a line that is not a JSON object is a row with that reason. Extra fields are ignored.
+pub fn read_jsonl<E>(
+    contract: &Contract,
+    input: impl BufRead,
+    mut on_row: impl FnMut(Row<'_>) -> Result<(), E>,
+) -> Result<(), ReadError<E>> {
+    let mut lines = Lines::new(input, LIMITS);
+    let mut record = Record::default();
+    let mut first = true;
+    while lines.next_into(&mut record)? {
+        let mut line = record.field(0).unwrap_or_default();
+        if std::mem::take(&mut first) {
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
+        let outcome = if record.oversized {
+            Err(vec![oversized(record.len)])
+        } else if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        } else {
+            match serde_json::from_slice::<serde_json::Value>(line) {
+                Ok(serde_json::Value::Object(fields)) => check_object(contract, &fields),
+                Ok(other) => {
+                    Err(vec![Reason::row("json", format!("the line is JSON but not an object: {}", json_kind(&other)))])
+                }
+                Err(e) if std::str::from_utf8(line).is_err() => {
+                    Err(vec![Reason::row("encoding", format!("the line is not valid UTF-8 ({e})"))])
+                }
+                Err(e) => Err(vec![Reason::row("json", format!("the line is not valid JSON: {e}"))]),
+            }
+        };
+        on_row(Row { line: record.line, raw: record.raw(), outcome }).map_err(ReadError::Consumer)?;
+    }
+    Ok(())
+}
+
+fn oversized(len: u64) -> Reason {
+    Reason::row("size", format!("the row is {len} bytes long, over the limit of {MAX_ROW_BYTES} bytes"))
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Null => "null",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn check_object(
+    contract: &Contract,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<Value>, Vec<Reason>> {
+    let mut values = Vec::with_capacity(contract.columns.len());
+    let mut reasons = Vec::new();
+    for column in &contract.columns {
+        match mlops_contract::validate::check_json(column, fields.get(&column.name).unwrap_or(&serde_json::Value::Null))
+        {
+            Ok(v) => values.push(v),
+            Err(mut r) => reasons.append(&mut r),
+        }
+    }
+    if reasons.is_empty() { Ok(values) } else { Err(reasons) }
+}
+
+/// Reads a CSV batch from a stream and hands every data row, valid or not, to `on_row`.
+///
+/// The contract's `csv` section sets the delimiter and whether a header line names the
+/// columns. Values come back in contract column order. Extra columns in the file are
+/// ignored; a contract column missing from the header, a repeated header name or an
+/// unreadable header reject the whole batch (the rest of the input is read to count its rows).
+pub fn read_csv<E>(
+    contract: &Contract,
+    input: impl BufRead,
+    mut on_row: impl FnMut(Row<'_>) -> Result<(), E>,
+) -> Result<(), ReadError<E>> {
+    let format = &contract.csv;
+    let mut records = CsvRecords::new(input, format.delimiter as u8, LIMITS);
+    let mut record = Record::default();
+
+    let names = if format.header {
+        if !records.next_into(&mut record)? {
+            return Err(ReadError::Batch { reason: "the file is empty: no header line".into(), rows: 0 });
+        }
+        match header_names(&record) {
+            Ok(names) => names,
+            Err(reason) => return Err(ReadError::Batch { reason, rows: count_rest(&mut records, &mut record)? }),
+        }
+    } else {
+        contract.columns.iter().map(|c| c.name.clone()).collect()
+    };
+    let positions = match column_positions(contract, &names) {
+        Ok(p) => p,
+        Err(reason) => return Err(ReadError::Batch { reason, rows: count_rest(&mut records, &mut record)? }),
+    };
+    while records.next_into(&mut record)? {
+        let outcome = if record.oversized {
+            Err(vec![oversized(record.len)])
+        } else {
+            check_record(contract, &positions, names.len(), &record)
+        };
+        on_row(Row { line: record.line, raw: record.raw(), outcome }).map_err(ReadError::Consumer)?;
+    }
+    Ok(())
+}
+
+fn header_names(record: &Record) -> Result<Vec<String>, String> {
+    if record.oversized {
+        return Err(format!("the header line is {} bytes long, over the limit of {MAX_ROW_BYTES} bytes", record.len));
+    }
+    let names = (0..record.width())
+        .map(|i| std::str::from_utf8(record.field(i).unwrap_or_default()).map(|s| s.trim().to_string()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "the header line is not valid UTF-8".to_string())?;
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(format!("the header names column {name:?} twice"));
+        }
+    }
+    Ok(names)
+}
+
+fn column_positions(contract: &Contract, names: &[String]) -> Result<Vec<usize>, String> {
+    contract
+        .columns
+        .iter()
+        .map(|c| {
+            names
+                .iter()
+                .position(|n| *n == c.name)
+                .ok_or_else(|| format!("the header lacks column {:?} required by the contract", c.name))
+        })
+        .collect()
+}
+
+/// The data rows left in a batch that is rejected whole.
+fn count_rest(records: &mut CsvRecords<impl BufRead>, record: &mut Record) -> std::io::Result<u64> {
+    let mut rows = 0;
+    while records.next_into(record)? {
+        rows += 1;
+    }
+    Ok(rows)
+}
+
+fn check_record(
+    contract: &Contract,
+    positions: &[usize],
+    width: usize,
+    record: &Record,
+) -> Result<Vec<Value>, Vec<Reason>> {
+    if record.width() != width {
+        return Err(vec![Reason::row(
+            "fields",
+            format!("the row has {} fields but the header has {width}", record.width()),
+        )]);
+    }
+    let mut values = Vec::with_capacity(positions.len());
+    let mut reasons = Vec::new();
+    for (column, &pos) in contract.columns.iter().zip(positions) {
+        let field = record.field(pos).unwrap_or_default();
+        let Ok(text) = std::str::from_utf8(field) else {
+            reasons.push(Reason::column(
+                &column.name,
+                "encoding",
+                format!("{}: the value is not valid UTF-8", column.name),
+            ));
+            continue;
+        };
+        match check_text(column, text) {
+            Ok(v) => values.push(v),
+            Err(mut r) => reasons.append(&mut r),
+        }
+    }
+    if reasons.is_empty() { Ok(values) } else { Err(reasons) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract() -> Contract {
+        Contract::from_yaml(
+            "dataset: d\ncolumns:\n  - {name: x, type: float, min: 0}\n  - {name: k, type: category, allowed: [a, b], nullable: true}\n",
+            "t.yaml",
+        )
+        .expect("contract")
+    }
+
+    /// Rows as (line, raw text, outcome).
+    type Owned = (u64, String, Result<Vec<Value>, Vec<Reason>>);
+
+    fn read(text: &str) -> Result<Vec<Owned>, String> {
+        let mut rows = Vec::new();
+        read_csv(&contract(), text.as_bytes(), |r| {
+            rows.push((r.line, r.raw_text(), r.outcome));
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(rows)
+    }
+
+    #[test]
+    fn reads_valid_and_invalid_rows_with_line_numbers() {
+        let rows = read("k,x,extra\na,1.5,z\n\"b\",-1,z\nq,abc\n").expect("readable");
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].0, 2);
+        assert_eq!(rows[0].2, Ok(vec![Value::Float(1.5), Value::Text("a".into())]));
+        assert_eq!(rows[1].1, "\"b\",-1,z");
+        let reasons = rows[1].2.clone().expect_err("below min");
+        assert_eq!(reasons[0].rule, "min");
+        let reasons = rows[2].2.clone().expect_err("ragged");
+        assert_eq!(reasons[0].message, "the row has 2 fields but the header has 3");
+    }
+
+    #[test]
+    fn quoted_newlines_keep_line_numbers_and_raw_text() {
+        let rows = read("x,k\r\n1,\"a\r\nb\"\r\n2,a\r\n").expect("readable");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].1, "1,\"a\r\nb\"");
+        assert_eq!(rows[0].2.clone().expect_err("not allowed")[0].rule, "allowed");
+        assert_eq!(rows[1].0, 4);
+        assert!(rows[1].2.is_ok());
+    }
+
+    #[test]
+    fn batch_level_problems_have_one_reason() {
+        assert_eq!(read("").expect_err("empty"), "the file is empty: no header line");
+        assert_eq!(
+            read("x,other\n1,2\n").expect_err("missing"),
+            "the header lacks column \"k\" required by the contract"
+        );
+        assert_eq!(read("x,k,x\n").expect_err("dup"), "the header names column \"x\" twice");
+        assert!(read("\u{feff}x,k\n1,a\n").is_ok());
+    }
+}

@@ -1,0 +1,170 @@
+//! The S3 key layout of the lake and the model registry.
+//!
+//! ```text
+//! raw/<dataset>/...                                  drop zone; only this prefix notifies ingest
+//! curated/<dataset>/dt=YYYY-MM-DD/<batch>.parquet    valid rows, typed
+//! quarantine/<dataset>/dt=YYYY-MM-DD/<batch>.jsonl   one line per bad row
+//! profiles/<dataset>/<baseline-id>/dt=YYYY-MM-DD/<batch>.json  mergeable statistics, cut on
+//!                                                    the baseline <baseline-id>
+//! manifests/<dataset>/dt=YYYY-MM-DD/<batch>.json     the batch's accounting
+//! models/<name>/v<N>/registration.json|model.onnx|contract.yaml|baseline.json|manifest.json
+//! datasets/<dataset>/contract.yaml|baseline.json     the dataset's active contract and bins
+//! reports/drift/<dataset>/<timestamp>.json
+//! ```
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sha2::{Digest, Sha256};
+
+use mlops_contract::is_path_segment;
+
+pub const RAW_PREFIX: &str = "raw/";
+
+/// A source object under `raw/<dataset>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawKey<'a> {
+    pub dataset: &'a str,
+    /// The rest of the key after `raw/<dataset>/`.
+    pub name: &'a str,
+}
+
+/// Splits `raw/<dataset>/<name>`; any other key is not a drop-zone object.
+pub fn parse_raw_key(key: &str) -> Option<RawKey<'_>> {
+    let rest = key.strip_prefix(RAW_PREFIX)?;
+    let (dataset, name) = rest.split_once('/')?;
+    (is_path_segment(dataset) && !name.is_empty() && !name.ends_with('/')).then_some(RawKey { dataset, name })
+}
+
+/// The batch id of a source object: its file stem and a digest of key and ETag, so a
+/// redelivered event maps to the same outputs and a rewritten object to new ones.
+pub fn batch_id(source_key: &str, etag: &str) -> String {
+    let file = source_key.rsplit('/').next().unwrap_or(source_key);
+    let stem: String = file
+        .split('.')
+        .next()
+        .unwrap_or(file)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(64)
+        .collect();
+    let digest =
+        Sha256::new().chain_update(source_key).chain_update(b"\0").chain_update(etag.trim_matches('"')).finalize();
+    format!("{stem}-{}", &hex::encode(digest)[..12])
+}
+
+/// Where the outputs of one batch go (curated rows: [`curated_key`], per date).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchKeys {
+    pub quarantine: String,
+    pub profile: String,
+    pub manifest: String,
+}
+
+impl BatchKeys {
+    /// The keys of a batch of `dataset` ingested on `dt`, profiled on the baseline `baseline_id`.
+    pub fn new(dataset: &str, baseline_id: &str, dt: NaiveDate, batch: &str) -> BatchKeys {
+        let day = dt.format("%Y-%m-%d");
+        BatchKeys {
+            quarantine: format!("quarantine/{dataset}/dt={day}/{batch}.jsonl"),
+            profile: format!("profiles/{dataset}/{baseline_id}/dt={day}/{batch}.json"),
+            manifest: format!("manifests/{dataset}/dt={day}/{batch}.json"),
+        }
+    }
+}
+
+/// The curated Parquet object of a batch's rows dated `dt`. A batch whose rows span more
+/// dates than ingest keeps open at once can have several files for a date: `part` numbers
+/// them from 0, which has no suffix.
+pub fn curated_key(dataset: &str, dt: NaiveDate, batch: &str, part: u32) -> String {
+    let suffix = if part == 0 { String::new() } else { format!("-{part}") };
+    format!("curated/{dataset}/dt={}/{batch}{suffix}.parquet", dt.format("%Y-%m-%d"))
+}
+
+/// The prefix holding every profile of a dataset, whatever baseline it was cut on.
+pub fn profiles_prefix(dataset: &str) -> String {
+    format!("profiles/{dataset}/")
+}
+
+/// A batch profile's key, split: the baseline it was cut on and its day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileKey<'a> {
+    pub baseline_id: &'a str,
+    pub day: NaiveDate,
+}
+
+/// Splits `profiles/<dataset>/<baseline-id>/dt=YYYY-MM-DD/<batch>.json`.
+pub fn parse_profile_key<'a>(dataset: &str, key: &'a str) -> Option<ProfileKey<'a>> {
+    let rest = key.strip_prefix("profiles/")?.strip_prefix(dataset)?.strip_prefix('/')?;
+    let mut parts = rest.split('/');
+    let (baseline_id, day, batch) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !is_path_segment(baseline_id) || !batch.ends_with(".json") {
+        return None;
+    }
+    let day = NaiveDate::parse_from_str(day.strip_prefix("dt=")?, "%Y-%m-%d").ok()?;
+    Some(ProfileKey { baseline_id, day })
+}
+
+/// The prefix of every version of a model.
+pub fn model_root(name: &str) -> String {
+    format!("models/{name}/")
+}
+
+/// The key of one file of a model version.
+pub fn model_file(name: &str, version: u32, file: &str) -> String {
+    format!("models/{name}/v{version}/{file}")
+}
+
+/// Parses the version out of a key under `models/<name>/v<N>/`.
+pub fn model_version_of(name: &str, key: &str) -> Option<u32> {
+    key.strip_prefix(&model_root(name))?.strip_prefix('v')?.split('/').next()?.parse().ok()
+}
+
+pub fn dataset_contract(dataset: &str) -> String {
+    format!("datasets/{dataset}/contract.yaml")
+}
+
+pub fn dataset_baseline(dataset: &str) -> String {
+    format!("datasets/{dataset}/baseline.json")
+}
+
+pub fn drift_report(dataset: &str, at: DateTime<Utc>) -> String {
+    format!("reports/drift/{dataset}/{}.json", at.format("%Y-%m-%dT%H-%M-%SZ"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_keys() {
+        assert_eq!(parse_raw_key("raw/penguins/a/b.csv"), Some(RawKey { dataset: "penguins", name: "a/b.csv" }));
+        assert_eq!(parse_raw_key("curated/penguins/x.csv"), None);
+        assert_eq!(parse_raw_key("raw/penguins/"), None);
+        assert_eq!(parse_raw_key("raw/x.csv"), None);
+        assert_eq!(parse_raw_key("raw/../x.csv"), None);
+    }
+
+    #[test]
+    fn batch_ids_follow_key_and_etag() {
+        let a = batch_id("raw/p/batch-01.csv", "\"abc\"");
+        assert_eq!(a, batch_id("raw/p/batch-01.csv", "abc"));
+        assert!(a.starts_with("batch-01-"));
+        assert_ne!(a, batch_id("raw/p/batch-01.csv", "abd"));
+        assert_ne!(a, batch_id("raw/q/batch-01.csv", "abc"));
+    }
+
+    #[test]
+    fn layout() {
+        let dt = NaiveDate::from_ymd_opt(2026, 1, 2).expect("date");
+        let keys = BatchKeys::new("p", "e1", dt, "b-1");
+        assert_eq!(curated_key("p", dt, "b-1", 0), "curated/p/dt=2026-01-02/b-1.parquet");
+        assert_eq!(curated_key("p", dt, "b-1", 2), "curated/p/dt=2026-01-02/b-1-2.parquet");
+        assert_eq!(keys.quarantine, "quarantine/p/dt=2026-01-02/b-1.jsonl");
+        assert_eq!(keys.profile, "profiles/p/e1/dt=2026-01-02/b-1.json");
+        assert_eq!(parse_profile_key("p", &keys.profile), Some(ProfileKey { baseline_id: "e1", day: dt }));
+        assert_eq!(parse_profile_key("p", "profiles/p/dt=2026-01-02/b-1.json"), None);
+        assert_eq!(parse_profile_key("p", "profiles/pp/e1/dt=2026-01-02/b-1.json"), None);
+        assert_eq!(model_file("m", 3, "model.onnx"), "models/m/v3/model.onnx");
+        assert_eq!(model_version_of("m", "models/m/v12/manifest.json"), Some(12));
+        assert_eq!(model_version_of("m", "models/mm/v1/manifest.json"), None);
+    }
+}

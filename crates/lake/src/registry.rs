@@ -1,0 +1,248 @@
+//! The model registry: immutable, numbered model versions under `models/<name>/v<N>/`.
+//!
+//! A version is claimed with a conditional write (`If-None-Match: *`) of its
+//! `registration.json` before anything else of it is written, so two concurrent
+//! registrations get two versions, never one overwritten by the other. Its manifest is
+//! written last: a version is visible only when complete.
+//!
+//! The registry stores a model's bytes and checks their SHA-256 on every load, but does not
+//! run models or read profiles: callers load the model (mlops-model) and parse the baseline
+//! (mlops-drift), so that a function links only what it uses.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use mlops_contract::{Contract, TensorSpec, is_path_segment};
+
+use crate::client::Lake;
+use crate::error::{Error, Result};
+use crate::keys;
+
+/// What is known about a model version, stored as `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: u32,
+    pub created_at: DateTime<Utc>,
+    pub dataset: String,
+    pub contract_version: u32,
+    /// SHA-256 of `model.onnx`, checked whenever the version is loaded.
+    pub model_sha256: String,
+    pub model_bytes: u64,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    /// The id of the version's baseline profile: the digest of its bin edges. Profiles cut on
+    /// this baseline are stored under `profiles/<dataset>/<baseline_id>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_id: Option<String>,
+    /// Names of the classes, indexed by the model's integer labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_labels: Option<Vec<String>>,
+    /// Training or evaluation metrics supplied at registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<serde_json::Value>,
+}
+
+/// What `register` needs. The caller has checked that the model loads and fits the contract.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub name: &'a str,
+    pub model: &'a [u8],
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    pub contract: &'a Contract,
+    /// The baseline profile as stored (JSON), and its id.
+    pub baseline: &'a [u8],
+    pub baseline_id: &'a str,
+    pub class_labels: Option<Vec<String>>,
+    pub metrics: Option<serde_json::Value>,
+}
+
+/// A registered version's files, read back and checked.
+#[derive(Debug, Clone)]
+pub struct StoredVersion {
+    pub manifest: Manifest,
+    pub contract: Contract,
+    /// The baseline profile's JSON.
+    pub baseline: Vec<u8>,
+}
+
+/// A model version named as `NAME@VERSION` (`penguins@1`, `penguins@v1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRef {
+    pub name: String,
+    pub version: u32,
+}
+
+impl std::str::FromStr for ModelRef {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<ModelRef> {
+        let bad = |reason: &str| Error::ModelRef { text: text.to_string(), reason: reason.to_string() };
+        let (name, version) = text.split_once('@').ok_or_else(|| bad("expected NAME@VERSION, e.g. penguins@1"))?;
+        if !is_path_segment(name) {
+            return Err(bad("the name must use only letters, digits, '-', '_' and '.'"));
+        }
+        let version = version.strip_prefix('v').unwrap_or(version);
+        let version: u32 =
+            version.parse().map_err(|_| bad("the version must be a whole number of at least 1, e.g. penguins@1"))?;
+        if version == 0 {
+            return Err(bad("versions start at 1"));
+        }
+        Ok(ModelRef { name: name.to_string(), version })
+    }
+}
+
+impl std::fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.name, self.version)
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The versions of a model that exist (their manifest is written), in ascending order.
+pub async fn versions(lake: &Lake, name: &str) -> Result<Vec<u32>> {
+    versions_with(lake, name, "/manifest.json").await
+}
+
+async fn versions_with(lake: &Lake, name: &str, file: &str) -> Result<Vec<u32>> {
+    let mut versions: Vec<u32> = lake
+        .list(&keys::model_root(name))
+        .await?
+        .iter()
+        .filter(|k| k.ends_with(file))
+        .filter_map(|k| keys::model_version_of(name, k))
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    Ok(versions)
+}
+
+/// Most versions one registration tries to claim before it gives up.
+const CLAIM_ATTEMPTS: u32 = 32;
+
+/// Registers a new version: claims the next free version number, then writes model,
+/// contract, baseline and (last, so that a version is visible only when complete) the
+/// manifest. The dataset's active contract and baseline become this version's.
+pub async fn register(lake: &Lake, reg: &Registration<'_>) -> Result<Manifest> {
+    if !is_path_segment(reg.name) {
+        return Err(Error::Registry(format!(
+            "model name {:?} must use only letters, digits, '-', '_' and '.'",
+            reg.name
+        )));
+    }
+    let created_at = Utc::now();
+    let mut version = versions_with(lake, reg.name, "/registration.json").await?.last().map_or(1, |v| v + 1);
+    let claim = serde_json::to_vec_pretty(&serde_json::json!({
+        "name": reg.name,
+        "created_at": created_at,
+        "model_sha256": sha256_hex(reg.model),
+    }))
+    .map_err(|e| Error::json("registration", e))?;
+    let mut attempts = 0;
+    loop {
+        let key = keys::model_file(reg.name, version, "registration.json");
+        match lake.put_if_absent(&key, claim.clone(), "application/json").await {
+            Ok(_) => break,
+            Err(Error::Exists { .. }) if attempts + 1 < CLAIM_ATTEMPTS => {
+                attempts += 1;
+                version += 1;
+            }
+            Err(Error::Exists { .. }) => {
+                return Err(Error::Registry(format!(
+                    "{} v{version} is taken and {CLAIM_ATTEMPTS} later versions were claimed concurrently; try again",
+                    reg.name
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let manifest = Manifest {
+        name: reg.name.to_string(),
+        version,
+        created_at,
+        dataset: reg.contract.dataset.clone(),
+        contract_version: reg.contract.version,
+        model_sha256: sha256_hex(reg.model),
+        model_bytes: reg.model.len() as u64,
+        inputs: reg.inputs.clone(),
+        outputs: reg.outputs.clone(),
+        baseline_id: Some(reg.baseline_id.to_string()),
+        class_labels: reg.class_labels.clone(),
+        metrics: reg.metrics.clone(),
+    };
+    let contract_yaml = reg.contract.to_yaml().into_bytes();
+    let file = |name: &str| keys::model_file(reg.name, version, name);
+    lake.put_if_absent(&file("model.onnx"), reg.model.to_vec(), "application/octet-stream").await?;
+    lake.put_if_absent(&file("contract.yaml"), contract_yaml.clone(), "application/yaml").await?;
+    lake.put_if_absent(&file("baseline.json"), reg.baseline.to_vec(), "application/json").await?;
+    let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json("manifest", e))?;
+    lake.put_if_absent(&file("manifest.json"), manifest_json, "application/json").await?;
+    lake.put(&keys::dataset_contract(&manifest.dataset), contract_yaml, "application/yaml").await?;
+    lake.put(&keys::dataset_baseline(&manifest.dataset), reg.baseline.to_vec(), "application/json").await?;
+    Ok(manifest)
+}
+
+async fn get_file(lake: &Lake, name: &str, version: u32, file: &str) -> Result<Vec<u8>> {
+    let key = keys::model_file(name, version, file);
+    match lake.get(&key).await {
+        Ok(o) => Ok(o.bytes),
+        Err(Error::NotFound { .. }) => Err(Error::Registry(format!(
+            "model {name} v{version} is not registered in s3://{}: {key} is missing",
+            lake.bucket()
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a version's manifest, contract and baseline: what monitoring needs, without the model.
+pub async fn load_reference(lake: &Lake, name: &str, version: u32) -> Result<StoredVersion> {
+    let manifest = get_file(lake, name, version, "manifest.json").await?;
+    let manifest: Manifest =
+        serde_json::from_slice(&manifest).map_err(|e| Error::json(format!("manifest of {name} v{version}"), e))?;
+    let contract_text = String::from_utf8_lossy(&get_file(lake, name, version, "contract.yaml").await?).into_owned();
+    let contract = Contract::from_yaml(&contract_text, &keys::model_file(name, version, "contract.yaml"))?;
+    let baseline = get_file(lake, name, version, "baseline.json").await?;
+    Ok(StoredVersion { manifest, contract, baseline })
+}
+
+/// Reads a version's files and its model's bytes, checked against the SHA-256 its manifest
+/// records.
+pub async fn load(lake: &Lake, name: &str, version: u32) -> Result<(StoredVersion, Vec<u8>)> {
+    let stored = load_reference(lake, name, version).await?;
+    let bytes = get_file(lake, name, version, "model.onnx").await?;
+    let digest = sha256_hex(&bytes);
+    if digest != stored.manifest.model_sha256 {
+        return Err(Error::Registry(format!(
+            "model.onnx of {name} v{version} has SHA-256 {digest}, but the manifest records {}",
+            stored.manifest.model_sha256
+        )));
+    }
+    Ok((stored, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_refs_parse_one_way() {
+        assert_eq!("penguins@1".parse::<ModelRef>().expect("ok"), ModelRef { name: "penguins".into(), version: 1 });
+        assert_eq!("penguins@v12".parse::<ModelRef>().expect("ok").version, 12);
+        for (text, reason) in [
+            ("penguins", "expected NAME@VERSION"),
+            ("penguins@", "whole number"),
+            ("penguins@x", "whole number"),
+            ("penguins@0", "versions start at 1"),
+            ("../x@1", "letters, digits"),
+            ("@1", "letters, digits"),
+        ] {
+            let e = text.parse::<ModelRef>().expect_err(text).to_string();
+            assert!(e.contains(reason) && e.contains(text), "{text}: {e}");
+        }
+    }
+}

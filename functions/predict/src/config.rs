@@ -1,0 +1,66 @@
+//! predict's configuration, from the environment set by template.yaml.
+
+use std::time::Duration;
+
+use mlops_lambda::{ConfigError, Env, ModelConfig};
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Most instances one request may carry; more get 413.
+    pub max_instances: usize,
+    /// How long a request may wait for the shadow model after the champion has answered.
+    pub shadow_budget: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_instances: 1000, shadow_budget: Duration::from_millis(50) }
+    }
+}
+
+impl Limits {
+    /// `PREDICT_MAX_INSTANCES` (default 1000, at least 1) and `SHADOW_BUDGET_MS` (default 50).
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Limits, ConfigError> {
+        let defaults = Limits::default();
+        Ok(Limits {
+            max_instances: env.at_least("PREDICT_MAX_INSTANCES", defaults.max_instances, 1)?,
+            shadow_budget: Duration::from_millis(env.parsed("SHADOW_BUDGET_MS", 50u64)?),
+        })
+    }
+}
+
+/// Everything predict reads at start: the model version to serve and the limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub model: ModelConfig,
+    pub limits: Limits,
+}
+
+impl Config {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Config, ConfigError> {
+        Ok(Config { model: ModelConfig::from_env(env)?, limits: Limits::from_env(env)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlops_lambda::env::fixed;
+
+    #[test]
+    fn bad_limits_fail_the_start_with_the_variable_named() {
+        let base = [("LAKE_BUCKET", "b"), ("MODEL_NAME", "m"), ("MODEL_VERSION", "1")];
+        assert_eq!(Config::from_env(&fixed(&base)).expect("valid").limits, Limits::default());
+        for (name, value, says) in [
+            ("PREDICT_MAX_INSTANCES", "lots", "PREDICT_MAX_INSTANCES=\"lots\" is not a valid usize"),
+            ("PREDICT_MAX_INSTANCES", "0", "PREDICT_MAX_INSTANCES must be at least 1"),
+            ("SHADOW_BUDGET_MS", "-1", "SHADOW_BUDGET_MS=\"-1\" is not a valid u64"),
+        ] {
+            let mut pairs = base.to_vec();
+            pairs.push((name, value));
+            let e = Config::from_env(&fixed(&pairs)).expect_err(name).to_string();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+}

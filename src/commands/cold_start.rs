@@ -1,0 +1,139 @@
+//! `mlops cold-start`: how long a function binary takes from process start to its first
+//! answer, and how much memory it holds, run as Lambda runs it — through the Runtime API,
+//! with the model loaded from the (embedded) lake.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use clap::Args;
+use mlops_devkit::lake_server::{EmbeddedLake, ensure_bucket};
+use mlops_devkit::runtime_api::{Outcome, RuntimeApi};
+
+use super::model::{RegisterArgs, register};
+
+/// Measure predict's cold start as Lambda runs it: start the binary against an emulated
+/// Runtime API and an embedded lake holding the example model, time process start → first
+/// response, and read its peak memory. Repeated --runs times.
+#[derive(Debug, Clone, Args)]
+pub struct ColdStartArgs {
+    /// The predict binary (build it with `cargo build --release -p predict`).
+    #[arg(long, default_value = "target/release/predict")]
+    pub binary: PathBuf,
+    /// The example directory (model.onnx, contract.yaml, train.csv).
+    #[arg(long, default_value = "examples/penguins")]
+    pub example: PathBuf,
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// The API Gateway event to send.
+    #[arg(long, default_value = "events/api-predict.json")]
+    pub event: PathBuf,
+    /// Write every run as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+impl ColdStartArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let event =
+            std::fs::read_to_string(&self.event).with_context(|| format!("reading {}", self.event.display()))?;
+        let options = ColdStartOptions { binary: self.binary, example: self.example, runs: self.runs.max(1) };
+        let results = measure(&options, &event).await?;
+        println!("{}", summary(&results));
+        if let Some(path) = self.json {
+            std::fs::write(&path, serde_json::to_vec_pretty(&results)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct ColdStartOptions {
+    /// The predict binary (e.g. `target/release/predict`).
+    pub binary: PathBuf,
+    /// The example directory holding model.onnx, contract.yaml and train.csv.
+    pub example: PathBuf,
+    pub runs: usize,
+}
+
+/// One cold start.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ColdStart {
+    /// Process start to the first response received by the Runtime API.
+    pub first_response_ms: f64,
+    /// Peak resident memory of the process after that response (`VmHWM`).
+    pub peak_rss_mb: f64,
+}
+
+/// Runs predict `runs` times from a cold process, each answering `events/api-predict.json`.
+pub async fn measure(options: &ColdStartOptions, event: &str) -> anyhow::Result<Vec<ColdStart>> {
+    let dir = tempfile::tempdir()?;
+    let server = EmbeddedLake::start(dir.path(), 0).await?;
+    let client = server.client();
+    ensure_bucket(&client, crate::DEFAULT_BUCKET).await?;
+    let lake = mlops_lake::Lake::new(client, crate::DEFAULT_BUCKET);
+    let example = |f: &str| options.example.join(f);
+    let manifest = register(
+        &lake,
+        &RegisterArgs {
+            name: "penguins".into(),
+            model: example("model.onnx"),
+            contract: example("contract.yaml"),
+            train: example("train.csv"),
+            metrics: None,
+            class_labels: Some(vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into()]),
+        },
+    )
+    .await?;
+    let version = manifest.version.to_string();
+    let mut runs = Vec::with_capacity(options.runs);
+    for _ in 0..options.runs {
+        let api = RuntimeApi::start().await?;
+        let started = Instant::now();
+        let mut child = tokio::process::Command::new(&options.binary)
+            .env_clear()
+            .envs(api.lambda_env("predict"))
+            .envs(server.env_vars())
+            .envs([("LAKE_BUCKET", crate::DEFAULT_BUCKET), ("MODEL_NAME", "penguins"), ("MODEL_VERSION", &version)])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", options.binary.display()))?;
+        let outcome = tokio::time::timeout(Duration::from_secs(30), api.invoke(event)).await??;
+        let elapsed = started.elapsed();
+        if let Outcome::Error(e) = outcome {
+            anyhow::bail!("predict failed: {} {}", e.error_type, e.error_message);
+        }
+        let pid = child.id().context("the process has exited")?;
+        let peak =
+            super::invoke::peak_rss_in(&format!("/proc/{pid}/status")).context("reading the process's peak memory")?;
+        child.kill().await?;
+        runs.push(ColdStart { first_response_ms: elapsed.as_secs_f64() * 1e3, peak_rss_mb: peak as f64 / 1048576.0 });
+    }
+    Ok(runs)
+}
+
+/// The median and the largest of the runs, as a table row.
+pub fn summary(runs: &[ColdStart]) -> String {
+    let mut t: Vec<f64> = runs.iter().map(|r| r.first_response_ms).collect();
+    let mut m: Vec<f64> = runs.iter().map(|r| r.peak_rss_mb).collect();
+    t.sort_by(f64::total_cmp);
+    m.sort_by(f64::total_cmp);
+    let median = |v: &[f64]| v.get(v.len() / 2).copied().unwrap_or(f64::NAN);
+    let max = |v: &[f64]| v.last().copied().unwrap_or(f64::NAN);
+    format!(
+        "{} runs: process start → first response median {:.1} ms (min {:.1}, max {:.1}); peak RSS median {:.1} MB (max {:.1})",
+        runs.len(),
+        median(&t),
+        t.first().copied().unwrap_or(f64::NAN),
+        max(&t),
+        median(&m),
+        max(&m)
+    )
+}

@@ -1,0 +1,320 @@
+//! `mlops serve`: the whole stack on a laptop, without an AWS account.
+//!
+//! - the embedded S3 lake;
+//! - predict's router on a port (the model version is loaded on the first request once it is
+//!   registered, and kept);
+//! - the bucket notification: objects that appear under `raw/` (put through S3, or copied
+//!   into the lake's directory) are handed to ingest in the shape S3 delivers them;
+//! - drift-check on a schedule (`--drift-every`), or on demand with `mlops invoke
+//!   drift-check` against the same lake;
+//! - a local EventBridge endpoint that receives drift-check's `DriftDetected` events and
+//!   appends them to `events.jsonl` in the lake's directory.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
+use aws_lambda_events::event::s3::S3Event;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use clap::Args;
+use mlops_flows::ingest::{IngestLimits, IngestOutcome};
+use mlops_lake::client::Listed;
+use mlops_lake::{Lake, ModelRef};
+use mlops_lambda::{Env, ModelConfig, process_env};
+use tokio::sync::Mutex;
+use tower::ServiceExt as _;
+
+use mlops_devkit::event_bus::LocalEventBus;
+use mlops_devkit::lake_server::{EmbeddedLake, ensure_bucket};
+
+use super::LakeArgs;
+
+/// The bus name drift-check sends to when `EVENT_BUS_NAME` is not set.
+pub const LOCAL_BUS: &str = "mlops-local";
+
+/// Run the whole stack locally until Ctrl-C: the embedded lake, predict on a port, ingest on
+/// every object that appears under raw/ (as the bucket notification would), and drift-check on
+/// a schedule. No AWS account needed. The functions' variables (PREDICT_*, INGEST_*, DRIFT_*)
+/// apply, and a bad value stops the start with a message naming it.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Directory holding the lake (one sub-directory per bucket).
+    #[arg(long, default_value = "lake")]
+    pub dir: PathBuf,
+    /// Port of the S3 endpoint.
+    #[arg(long, default_value_t = 9000)]
+    pub lake_port: u16,
+    /// Port of predict (POST /predict, GET /model).
+    #[arg(long, default_value_t = 8080)]
+    pub predict_port: u16,
+    /// Port of the local EventBridge endpoint that receives DriftDetected events.
+    #[arg(long, default_value_t = 9001)]
+    pub events_port: u16,
+    /// The model version to serve and watch, as NAME@VERSION.
+    #[arg(long, default_value = "penguins@1")]
+    pub model: ModelRef,
+    /// How often raw/ is listed for new objects, in milliseconds (at least 50).
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Run drift-check every this many seconds (off unless set).
+    #[arg(long)]
+    pub drift_every_s: Option<u64>,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+}
+
+impl ServeArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let options = ServeOptions {
+            dir: self.dir,
+            lake_port: self.lake_port,
+            predict_port: self.predict_port,
+            events_port: self.events_port,
+            bucket: self.lake.bucket,
+            model: self.model.name,
+            version: self.model.version,
+            poll: Duration::from_millis(self.poll_ms.max(50)),
+            drift_every: self.drift_every_s.map(Duration::from_secs),
+        };
+        serve(&options).await
+    }
+}
+
+/// What `mlops serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub dir: PathBuf,
+    pub lake_port: u16,
+    pub predict_port: u16,
+    pub events_port: u16,
+    pub bucket: String,
+    /// The model version predict serves and drift-check watches.
+    pub model: String,
+    pub version: u32,
+    /// How often `raw/` is listed for new objects.
+    pub poll: Duration,
+    /// How often drift-check runs; never when `None`.
+    pub drift_every: Option<Duration>,
+}
+
+/// The functions' configuration, read once at start as each function reads it at its cold start.
+struct Settings {
+    predict: predict::Limits,
+    ingest: IngestLimits,
+    drift: drift_check::Config,
+}
+
+fn settings(options: &ServeOptions) -> anyhow::Result<Settings> {
+    let version = options.version.to_string();
+    // The DRIFT_* and other variables apply; the model and bucket are the ones served.
+    let env = Env(|name: &str| match name {
+        "LAKE_BUCKET" => Some(options.bucket.clone()),
+        "MODEL_NAME" => Some(options.model.clone()),
+        "MODEL_VERSION" => Some(version.clone()),
+        "EVENT_BUS_NAME" => Some(std::env::var(name).unwrap_or_else(|_| LOCAL_BUS.to_string())),
+        _ => std::env::var(name).ok(),
+    });
+    Ok(Settings {
+        predict: predict::Limits::from_env(&process_env())?,
+        ingest: ingest::limits_from_env(&process_env())?,
+        drift: drift_check::Config::from_env(&env)?,
+    })
+}
+
+/// Runs the stack until Ctrl-C.
+pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
+    let settings = settings(options)?;
+    let server = EmbeddedLake::start(&options.dir, options.lake_port).await?;
+    let client = server.client();
+    ensure_bucket(&client, &options.bucket).await?;
+    let lake = Lake::new(client, &options.bucket);
+    let bus = LocalEventBus::start(options.events_port, Some(options.dir.join("events.jsonl"))).await?;
+    let model = ModelConfig {
+        bucket: options.bucket.clone(),
+        model_name: options.model.clone(),
+        model_version: options.version,
+        shadow_version: None,
+    };
+
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.predict_port));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let predict = lazy_predict(lake.clone(), model.clone(), settings.predict.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, predict).await {
+            tracing::error!(error = %e, "predict server stopped");
+        }
+    });
+
+    println!("lake     {} (directory {}, bucket {})", server.endpoint(), options.dir.display(), options.bucket);
+    println!("predict  http://{addr}/predict  (model {} v{})", options.model, options.version);
+    println!(
+        "ingest   objects under s3://{}/raw/<dataset>/ (or {}/{}/raw/<dataset>/)",
+        options.bucket,
+        options.dir.display(),
+        options.bucket
+    );
+    println!(
+        "events   {} (EventBridge PutEvents; entries appended to {})",
+        bus.endpoint(),
+        options.dir.join("events.jsonl").display()
+    );
+    match options.drift_every {
+        Some(every) => println!("drift    every {} s", every.as_secs()),
+        None => println!("drift    on demand: mlops invoke drift-check --event events/schedule.json"),
+    }
+    println!("\nexport these to use the lake from another terminal (mlops model register, mlops invoke, aws s3):");
+    for (name, value) in server.env_vars() {
+        println!("  export {name}={value}");
+    }
+    println!("  export AWS_ENDPOINT_URL_EVENTBRIDGE={} EVENT_BUS_NAME={LOCAL_BUS}", bus.endpoint());
+    println!("  export LAKE_BUCKET={} MODEL_NAME={} MODEL_VERSION={}", options.bucket, options.model, options.version);
+    println!("\nPress Ctrl-C to stop.");
+
+    let notifier = tokio::spawn(notify_raw(lake.clone(), settings.ingest, options.poll));
+    let events = bus.client();
+    let drift_config = settings.drift;
+    let drift =
+        options.drift_every.map(|every| tokio::spawn(drift_schedule(lake.clone(), events, drift_config, every)));
+    tokio::signal::ctrl_c().await?;
+    notifier.abort();
+    if let Some(d) = drift {
+        d.abort();
+    }
+    Ok(())
+}
+
+/// predict's router, built on the first request that finds the model version registered.
+fn lazy_predict(lake: Lake, config: ModelConfig, limits: predict::Limits) -> Router {
+    let loaded: Arc<Mutex<Option<Router>>> = Arc::new(Mutex::new(None));
+    Router::new().fallback(move |request: Request<Body>| {
+        let (lake, config, limits, loaded) = (lake.clone(), config.clone(), limits.clone(), Arc::clone(&loaded));
+        async move {
+            let router = {
+                let mut slot = loaded.lock().await;
+                if slot.is_none() {
+                    match predict::App::load(&lake, &config, limits).await {
+                        Ok(app) => *slot = Some(predict::router(Arc::new(app))),
+                        Err(e) => return not_ready(&config, &e.to_string()),
+                    }
+                }
+                slot.clone()
+            };
+            match router {
+                Some(router) => router.oneshot(request).await.into_response(),
+                None => not_ready(&config, "not loaded"),
+            }
+        }
+    })
+}
+
+fn not_ready(config: &ModelConfig, cause: &str) -> Response {
+    let body = serde_json::json!({
+        "error": format!("model {} v{} is not available: {cause}", config.model_name, config.model_version),
+        "details": [{"path": "", "reason": "register it with `mlops model register` against this lake"}],
+    });
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+}
+
+/// Stands in for the bucket notification: lists `raw/` and hands every new or changed object
+/// to ingest as an `ObjectCreated:Put` event. Objects present at start are taken as already
+/// ingested.
+async fn notify_raw(lake: Lake, limits: IngestLimits, poll: Duration) {
+    let mut seen: HashMap<String, (i64, Option<String>)> = HashMap::new();
+    let mut first = true;
+    loop {
+        match lake.list_objects(mlops_lake::keys::RAW_PREFIX).await {
+            Ok(objects) => {
+                for object in objects {
+                    let stamp = (object.size, object.etag.clone());
+                    if seen.get(&object.key) == Some(&stamp) {
+                        continue;
+                    }
+                    seen.insert(object.key.clone(), stamp);
+                    if !first {
+                        ingest_one(&lake, &limits, &object).await;
+                    }
+                }
+                first = false;
+            }
+            Err(e) => tracing::warn!(error = %e, "listing raw/"),
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// The notification S3 would send for `object`, in its exact shape.
+fn notification(lake: &Lake, object: &Listed) -> anyhow::Result<S3Event> {
+    let etag = object.etag.clone().unwrap_or_default();
+    let size = u64::try_from(object.size).unwrap_or_default();
+    let event = mlops_lambda::events::object_created(lake.bucket(), &object.key, &etag, size, chrono::Utc::now())?;
+    Ok(serde_json::from_str(&event)?)
+}
+
+async fn ingest_one(lake: &Lake, limits: &IngestLimits, object: &Listed) {
+    let event = match notification(lake, object) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("ingest   {}: {e}", object.key);
+            return;
+        }
+    };
+    match ingest::handle(lake, limits, event).await {
+        Ok(outcomes) => {
+            for outcome in outcomes {
+                match outcome {
+                    IngestOutcome::Ingested(s) => println!(
+                        "ingest   {}: {} rows, {} curated, {} quarantined → {}, {}, {}",
+                        s.source,
+                        s.counts.rows_read,
+                        s.counts.curated,
+                        s.counts.quarantined,
+                        s.curated_keys.join(", "),
+                        s.quarantine_key,
+                        s.profile_key
+                    ),
+                    IngestOutcome::Skipped { key, reason } => println!("ingest   {key}: skipped ({reason})"),
+                }
+            }
+        }
+        Err(e) => eprintln!("ingest   {}: {e}", object.key),
+    }
+}
+
+/// A scheduled EventBridge event at `at`, in its exact shape.
+pub fn schedule(at: chrono::DateTime<chrono::Utc>) -> anyhow::Result<CloudWatchEvent> {
+    Ok(serde_json::from_str(&mlops_lambda::events::scheduled(at)?)?)
+}
+
+async fn drift_schedule(lake: Lake, events: aws_sdk_eventbridge::Client, config: drift_check::Config, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let event = match schedule(chrono::Utc::now()) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("drift    {e}");
+                continue;
+            }
+        };
+        match drift_check::check(&lake, &events, &config, event).await {
+            Ok((s, _metrics)) => println!(
+                "drift    {}: dataset drift {} (share {:.2}, {} rows, {} profiles){} → {}",
+                s.dataset,
+                if s.dataset_drift { "YES" } else { "no" },
+                s.drift_share,
+                s.current_rows,
+                s.profiles,
+                if s.drifted.is_empty() { String::new() } else { format!(", drifted: {}", s.drifted.join(", ")) },
+                s.report_key
+            ),
+            Err(e) => eprintln!("drift    {e}"),
+        }
+    }
+}
