@@ -3,6 +3,8 @@
 
 mod common;
 
+mod baselines;
+
 mod cli;
 mod demo;
 mod drift;
