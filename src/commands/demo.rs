@@ -227,7 +227,14 @@ async fn demo_predict<F: Fn(&str) -> Option<String>>(
             .as_array()
             .and_then(|ps| ps.iter().filter_map(|v| v.as_f64()).reduce(f64::max))
             .unwrap_or(f64::NAN);
-        writeln!(out, "  {instance} -> {} (p = {best:.2})", p["class"].as_str().unwrap_or(&p["label"].to_string()))?;
+        let fields: Vec<String> = instance
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+            .collect();
+        let class = p["class"].as_str().map_or_else(|| p["label"].to_string(), str::to_string);
+        writeln!(out, "  {} -> {class} (p = {best:.2})", fields.join(" "))?;
     }
     if status != 200 {
         anyhow::bail!("predict answered {status}: {body}");
