@@ -14,7 +14,9 @@ use mlops_devkit::runtime_api::{Outcome, RuntimeApi};
 
 use super::model::{RegisterArgs, register};
 
-/// Measure predict's cold start as Lambda runs it: start the binary against an emulated
+/// Measure predict's cold start and peak memory as Lambda runs it.
+///
+/// Starts the binary against an emulated
 /// Runtime API and an embedded lake holding the example model, time process start → first
 /// response, and read its peak memory. Repeated --runs times.
 #[derive(Debug, Clone, Args)]

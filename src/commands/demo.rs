@@ -24,7 +24,9 @@ use super::serve::schedule;
 
 const MODEL: &str = "penguins";
 
-/// Run the whole loop on the penguins example in a temporary embedded lake: register, predict,
+/// Run the whole loop on the penguins example in a temporary embedded lake.
+///
+/// Register, predict,
 /// ingest three batches, check drift on two days.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {

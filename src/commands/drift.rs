@@ -17,7 +17,9 @@ use mlops_drift::{DriftReport, Profile, Samples};
 use mlops_flows::baseline::{profile_files, read_profile};
 use mlops_formats::rows::{FileKind, open_file, read_samples};
 
-/// Test drift between a reference and current data read against a contract: each feature
+/// Test drift between reference and current data (rows or profiles).
+///
+/// Both are read against a contract; each feature is tested
 /// with the method the field's defaults pick (Evidently's: KS or chi-square/z on a reference of
 /// up to 1000 rows, normalised Wasserstein or Jensen-Shannon beyond), then the dataset verdict.
 /// Exits 0 either way; the report's `dataset_drift` says which.

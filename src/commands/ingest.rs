@@ -14,7 +14,9 @@ use mlops_flows::ingest::{BatchManifest, IngestLimits, QuarantineRecord, Source,
 use mlops_lake::outputs::{ObjectWriter, Outputs};
 use sha2::{Digest, Sha256};
 
-/// Run the ingest pipeline on local CSV or JSON Lines files (optionally .gz): curated rows,
+/// Run the ingest pipeline on local files, to try a contract before deploying it.
+///
+/// CSV or JSON Lines files (optionally .gz) give curated rows,
 /// quarantined rows with reasons, a profile and a manifest per file, written under --out with
 /// the lake's key layout. For trying a contract before deploying it. Every file is ingested
 /// even when another fails; the exit status is non-zero if any failed.

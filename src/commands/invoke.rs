@@ -22,8 +22,9 @@ pub enum Function {
     DriftCheck,
 }
 
-/// Run one event through a function's handler in-process, like `sam local invoke` without
-/// Docker. Reads LAKE_BUCKET, MODEL_NAME, MODEL_VERSION and the DRIFT_* and INGEST_*
+/// Run one event through a function's handler in-process, like `sam local invoke`.
+///
+/// No Docker needed. Reads LAKE_BUCKET, MODEL_NAME, MODEL_VERSION and the DRIFT_* and INGEST_*
 /// variables as the deployed function does; prints the function's answer as JSON.
 #[derive(Debug, Clone, Args)]
 pub struct InvokeArgs {

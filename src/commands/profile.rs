@@ -7,7 +7,9 @@ use clap::Args;
 use mlops_contract::Contract;
 use mlops_flows::baseline::{profile_files, read_profile};
 
-/// Profile rows into a mergeable profile (JSON): per numeric column count, nulls, min, max,
+/// Profile rows into a mergeable profile (JSON).
+///
+/// Per numeric column: count, nulls, min, max,
 /// mean, variance, a KLL sketch and a histogram; per categorical column counts per label (a
 /// frequent-items sketch beyond 1000 labels). Without --baseline the profile is a baseline:
 /// its histogram edges are the deciles of its own values.

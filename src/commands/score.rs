@@ -24,7 +24,9 @@ use serde_json::Value;
 
 use super::{LakeArgs, lake_hint};
 
-/// Score a CSV or JSON Lines file (optionally .gz) with a model: one output record per input
+/// Score a file of rows with a model or a registered version.
+///
+/// A CSV or JSON Lines file (optionally .gz) gives one output record per input
 /// row, holding every model output by its ONNX name (and `class` for a registered version with
 /// class labels). Rows are validated against the model's contract, columns taken by name.
 /// Exits non-zero when no row could be scored.

@@ -38,7 +38,9 @@ use super::LakeArgs;
 /// The bus name drift-check sends to when `EVENT_BUS_NAME` is not set.
 pub const LOCAL_BUS: &str = "mlops-local";
 
-/// Run the whole stack locally until Ctrl-C: the embedded lake, predict on a port, ingest on
+/// Run the whole stack locally until Ctrl-C, with no AWS account.
+///
+/// The embedded lake, predict on a port, ingest on
 /// every object that appears under raw/ (as the bucket notification would), and drift-check on
 /// a schedule. No AWS account needed. The functions' variables (PREDICT_*, INGEST_*, DRIFT_*)
 /// apply, and a bad value stops the start with a message naming it.

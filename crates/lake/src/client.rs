@@ -78,12 +78,7 @@ impl Lake {
     }
 
     pub(crate) fn failed(&self, operation: &'static str, key: &str, e: impl std::error::Error) -> Error {
-        Error::Storage {
-            operation,
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
-        }
+        Error::Storage { operation, bucket: self.bucket.clone(), key: key.to_string(), message: causes(&e) }
     }
 
     /// Opens an object for reading as a stream.
@@ -178,4 +173,26 @@ impl Lake {
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         Ok(self.list_objects(prefix).await?.into_iter().map(|o| o.key).collect())
     }
+}
+
+/// An error and its causes, each once, as one line: the SDK's own `Display` of each level,
+/// without its debug dump.
+fn causes(e: &dyn std::error::Error) -> String {
+    const MAX: usize = 500;
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    let mut line = parts.join(": ");
+    if line.len() > MAX {
+        let cut = (0..=MAX).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
 }
