@@ -243,3 +243,36 @@ fn drift_compares_local_files_and_writes_json_and_html() {
         "{stderr}"
     );
 }
+
+#[test]
+fn every_command_fails_clearly_without_a_lake_or_with_a_bad_setting() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mlops"));
+        command.current_dir(repo()).args(args).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        command.envs(env.iter().copied());
+        command.output().expect("mlops runs")
+    };
+    // No endpoint and no region: a clear refusal instead of the SDK probing instance metadata.
+    let out = run(&["model", "list", "--name", "penguins"], &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no lake is configured") && stderr.contains("mlops lake serve"), "{stderr}");
+    assert!(!stderr.contains("WARN") && !stderr.contains("IMDS"), "{stderr}");
+    // A local endpoint with nothing listening: the hint names it, and no SDK debug dump follows.
+    let dead = [
+        ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9"),
+        ("AWS_ACCESS_KEY_ID", "k"),
+        ("AWS_SECRET_ACCESS_KEY", "s"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let out = run(&["model", "list", "--name", "penguins"], &dead);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is the lake running? AWS_ENDPOINT_URL_S3=http://127.0.0.1:9"), "{stderr}");
+    assert!(stderr.contains("Connection refused") && !stderr.contains("DispatchFailure {"), "{stderr}");
+    // mlops serve reads the functions' settings at start and refuses a bad one before serving.
+    let out = run(&["serve", "--dir", "/nonexistent/never-created"], &[("PREDICT_MAX_INSTANCES", "lots")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("environment variable PREDICT_MAX_INSTANCES=\"lots\" is not a valid usize"), "{stderr}");
+}

@@ -102,42 +102,42 @@ impl Lake {
 
     /// Writes a whole object and returns its ETag.
     pub async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<Option<String>> {
-        let out = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| self.failed("PutObject", key, e))?;
-        Ok(out.e_tag)
+        self.put_object(key, bytes, content_type, false).await
     }
 
     /// Writes a whole object only if its key is free (`If-None-Match: *`, which S3 and the
     /// embedded lake honour atomically). A taken key gives [`Error::Exists`].
     pub async fn put_if_absent(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<Option<String>> {
-        let out = self
+        self.put_object(key, bytes, content_type, true).await
+    }
+
+    async fn put_object(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        if_absent: bool,
+    ) -> Result<Option<String>> {
+        let mut request = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
-            .if_none_match("*")
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| {
-                let status = e.raw_response().map(|r| r.status().as_u16());
-                // 412 Precondition Failed: the key exists; 409 Conflict: a concurrent
-                // conditional write to the same key is in progress.
-                if matches!(status, Some(412 | 409)) {
-                    Error::Exists { bucket: self.bucket.clone(), key: key.to_string() }
-                } else {
-                    self.failed("PutObject", key, e)
-                }
-            })?;
+            .body(ByteStream::from(bytes));
+        if if_absent {
+            request = request.if_none_match("*");
+        }
+        let out = request.send().await.map_err(|e| {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            // 412 Precondition Failed: the key exists; 409 Conflict: a concurrent conditional
+            // write to the same key is in progress.
+            if if_absent && matches!(status, Some(412 | 409)) {
+                Error::Exists { bucket: self.bucket.clone(), key: key.to_string() }
+            } else {
+                self.failed("PutObject", key, e)
+            }
+        })?;
         Ok(out.e_tag)
     }
 
