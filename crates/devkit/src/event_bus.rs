@@ -7,7 +7,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -33,7 +32,7 @@ struct State {
 
 impl LocalEventBus {
     /// Serves on 127.0.0.1:`port` (0 picks a free port); entries are also appended to `log`.
-    pub async fn start(port: u16, log: Option<PathBuf>) -> anyhow::Result<LocalEventBus> {
+    pub async fn start(port: u16, log: Option<PathBuf>) -> crate::Result<LocalEventBus> {
         let events = Arc::new(Mutex::new(Vec::new()));
         let state = State { events: Arc::clone(&events), log };
         let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
@@ -42,8 +41,9 @@ impl LocalEventBus {
         });
         let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .await
-            .with_context(|| format!("binding 127.0.0.1:{port} for the event bus"))?;
-        let addr = listener.local_addr()?;
+            .map_err(|source| crate::Error::Bind { what: "the event bus", port, source })?;
+        let addr =
+            listener.local_addr().map_err(|source| crate::Error::Bind { what: "the event bus", port, source })?;
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "local event bus stopped");

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -31,18 +30,21 @@ pub struct EmbeddedLake {
 impl EmbeddedLake {
     /// Serves the directory `root` (one sub-directory per bucket) on 127.0.0.1:`port`
     /// (0 picks a free port).
-    pub async fn start(root: &Path, port: u16) -> anyhow::Result<EmbeddedLake> {
-        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
-        let fs = s3s_fs::FileSystem::new(root)
-            .map_err(|e| anyhow::anyhow!("opening {} as a lake: {e:?}", root.display()))?;
+    pub async fn start(root: &Path, port: u16) -> crate::Result<EmbeddedLake> {
+        let directory = |message: String| crate::Error::Directory { path: root.display().to_string(), message };
+        std::fs::create_dir_all(root).map_err(|e| directory(e.to_string()))?;
+        let fs = s3s_fs::FileSystem::new(root).map_err(|e| directory(format!("{e:?}")))?;
         let service = {
             let mut builder = S3ServiceBuilder::new(AtomicConditions { fs, conditional: tokio::sync::Mutex::new(()) });
             builder.set_auth(SimpleAuth::from_single(ACCESS_KEY_ID, SECRET_ACCESS_KEY));
             builder.build()
         };
-        let listener =
-            TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding 127.0.0.1:{port}"))?;
-        let addr = listener.local_addr()?;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|source| crate::Error::Bind {
+            what: "the lake",
+            port,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| crate::Error::Bind { what: "the lake", port, source })?;
         let (stop, mut stopped) = watch::channel(false);
         tokio::spawn(async move {
             let http = ConnBuilder::new(TokioExecutor::new());
@@ -117,16 +119,14 @@ impl Drop for EmbeddedLake {
 }
 
 /// Creates `bucket` unless it exists.
-pub async fn ensure_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<()> {
+pub async fn ensure_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> crate::Result<()> {
     if client.head_bucket().bucket(bucket).send().await.is_ok() {
         return Ok(());
     }
-    client
-        .create_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("creating bucket {bucket}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+    client.create_bucket().bucket(bucket).send().await.map_err(|e| crate::Error::Bucket {
+        bucket: bucket.to_string(),
+        message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+    })?;
     Ok(())
 }
 

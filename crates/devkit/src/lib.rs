@@ -4,6 +4,9 @@
 //! EventBridge `PutEvents` endpoint ([`event_bus`]) and an emulated Lambda Runtime API
 //! ([`runtime_api`]). The only crate that knows it is local: no function binary links it.
 
+mod error;
 pub mod event_bus;
 pub mod lake_server;
 pub mod runtime_api;
+
+pub use error::{Error, Result};

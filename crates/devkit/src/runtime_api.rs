@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -75,7 +74,7 @@ const DEADLINE: Duration = Duration::from_secs(900);
 
 impl RuntimeApi {
     /// Starts the API on a free port of 127.0.0.1.
-    pub async fn start() -> anyhow::Result<RuntimeApi> {
+    pub async fn start() -> crate::Result<RuntimeApi> {
         let shared = Arc::new(Shared::default());
         let (init_tx, init_errors) = watch::channel(None);
         if let Ok(mut slot) = shared.init_error.lock() {
@@ -87,8 +86,9 @@ impl RuntimeApi {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the Runtime API")?;
-        let addr = listener.local_addr()?;
+        let bind = |source| crate::Error::Bind { what: "the Runtime API", port: 0, source };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(bind)?;
+        let addr = listener.local_addr().map_err(bind)?;
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -120,7 +120,7 @@ impl RuntimeApi {
     }
 
     /// Queues `event` and waits for the function's answer.
-    pub async fn invoke(&self, event: &str) -> anyhow::Result<Outcome> {
+    pub async fn invoke(&self, event: &str) -> crate::Result<Outcome> {
         let n = self.shared.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let id = format!("00000000-0000-4000-8000-{n:012}");
         let (tx, rx) = oneshot::channel();
@@ -129,7 +129,7 @@ impl RuntimeApi {
         self.shared.queued.notify_one();
         let mut init_errors = self.init_errors.clone();
         tokio::select! {
-            outcome = rx => outcome.context("the invocation was dropped"),
+            outcome = rx => outcome.map_err(|_| crate::Error::Dropped),
             reported = init_errors.wait_for(Option::is_some) => {
                 let error = reported.ok().and_then(|e| e.clone());
                 Ok(Outcome::Error(error.unwrap_or_else(|| FunctionError::parse(b""))))
