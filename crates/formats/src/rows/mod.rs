@@ -355,6 +355,27 @@ mod tests {
     }
 
     #[test]
+    fn one_format_detection_for_every_reader() {
+        for (name, kind) in [
+            ("b.csv", FileKind::Csv),
+            ("b.CSV.gz", FileKind::Csv),
+            ("b.tsv", FileKind::Csv),
+            ("b.jsonl", FileKind::Jsonl),
+            ("b.ndjson.gz", FileKind::Jsonl),
+            ("baseline.json", FileKind::Profile),
+            ("p.json.gz", FileKind::Profile),
+        ] {
+            assert_eq!(FileKind::of(name), kind, "{name}");
+        }
+        assert!(is_gzip("b.csv.GZ", None) && is_gzip("b.csv", Some("identity, gzip")) && !is_gzip("b.csv", None));
+        // Rows are never read from a profile's name: the batch is refused with one reason.
+        match read_batch(&contract(), FileKind::Profile, &b"{}"[..], |_| Ok::<(), std::convert::Infallible>(())) {
+            Err(ReadError::Batch { reason, rows: 0 }) => assert!(reason.contains("read as a profile"), "{reason}"),
+            other => panic!("expected a batch rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn batch_level_problems_have_one_reason() {
         assert_eq!(read("").expect_err("empty"), "the file is empty: no header line");
         assert_eq!(
