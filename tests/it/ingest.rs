@@ -139,3 +139,29 @@ async fn foreign_keys_are_skipped_and_one_failure_spares_the_others() {
     assert_eq!(curated.len(), 1, "the good record was processed");
     assert!(curated[0].contains("/good-"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_that_escape_their_prefix_are_refused_by_ingest_and_by_the_lake() {
+    let t = TestLake::with_penguins().await;
+    let manifest_key = "models/penguins/v1/manifest.json";
+    let manifest = t.lake.get(manifest_key).await.expect("manifest").bytes;
+    // An event naming a key that climbs out of raw/: skipped with its reason, nothing copied.
+    for key in ["raw/penguins/../../models/penguins/v1/manifest.json", "raw/penguins//a.csv", "raw/penguins/./a.csv"] {
+        let event =
+            mlops_lambda::events::object_created(BUCKET, key, "e", 8, at("2026-03-01T10:00:00Z")).expect("event");
+        let out: Vec<IngestOutcome> =
+            serde_json::from_value(ingest::invoke(&t.lake, &Default::default(), &event).await.expect("no error"))
+                .expect("outcomes");
+        match &out[0] {
+            IngestOutcome::Skipped { reason, .. } => assert!(reason.contains("'..' segment; refused"), "{reason}"),
+            other => panic!("{key}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(t.lake.list("quarantine/").await.expect("list").is_empty(), "nothing was quarantined from models/");
+    // The embedded lake refuses such keys itself (S3 would keep them literally).
+    for key in ["raw/../models/penguins/v1/manifest.json", "raw/penguins/./x.csv", ".."] {
+        let e = t.lake.put(key, b"overwritten".to_vec(), "text/plain").await.expect_err(key);
+        assert!(e.to_string().contains("InvalidArgument") || e.to_string().contains("segment"), "{key}: {e}");
+    }
+    assert_eq!(t.lake.get(manifest_key).await.expect("manifest").bytes, manifest, "the registry is untouched");
+}

@@ -158,3 +158,19 @@ async fn a_shadow_model_never_changes_the_answer() {
         assert_eq!(with_shadow, without, "the champion's answer, and only it, is returned");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_methods_get_the_json_error_shape() {
+    let t = TestLake::with_penguins().await;
+    let router = router(&t).await;
+    for (method, uri, says) in [
+        ("GET", "/predict", "GET is not allowed on /predict; use POST /predict"),
+        ("PUT", "/predict", "PUT is not allowed on /predict; use POST /predict"),
+        ("POST", "/model", "POST is not allowed on /model; use GET /model"),
+    ] {
+        let (status, body) = call(&router, method, uri, json!({})).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_eq!(body["error"], says);
+        assert_eq!(body["details"], json!([]));
+    }
+}

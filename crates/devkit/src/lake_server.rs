@@ -158,6 +158,7 @@ impl S3 for AtomicConditions {
         &self,
         req: S3Request<s3s::dto::CopyObjectInput>,
     ) -> S3Result<S3Response<s3s::dto::CopyObjectOutput>> {
+        contained(&req.input.key)?;
         self.fs.copy_object(req).await
     }
 
@@ -172,6 +173,7 @@ impl S3 for AtomicConditions {
         &self,
         req: S3Request<s3s::dto::DeleteObjectInput>,
     ) -> S3Result<S3Response<s3s::dto::DeleteObjectOutput>> {
+        contained(&req.input.key)?;
         self.fs.delete_object(req).await
     }
 
@@ -193,6 +195,7 @@ impl S3 for AtomicConditions {
         &self,
         req: S3Request<s3s::dto::GetObjectInput>,
     ) -> S3Result<S3Response<s3s::dto::GetObjectOutput>> {
+        contained(&req.input.key)?;
         self.fs.get_object(req).await
     }
 
@@ -207,6 +210,7 @@ impl S3 for AtomicConditions {
         &self,
         req: S3Request<s3s::dto::HeadObjectInput>,
     ) -> S3Result<S3Response<s3s::dto::HeadObjectOutput>> {
+        contained(&req.input.key)?;
         self.fs.head_object(req).await
     }
 
@@ -235,6 +239,7 @@ impl S3 for AtomicConditions {
         &self,
         req: S3Request<s3s::dto::CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<s3s::dto::CreateMultipartUploadOutput>> {
+        contained(&req.input.key)?;
         self.fs.create_multipart_upload(req).await
     }
 
@@ -242,6 +247,7 @@ impl S3 for AtomicConditions {
         &self,
         req: S3Request<s3s::dto::UploadPartInput>,
     ) -> S3Result<S3Response<s3s::dto::UploadPartOutput>> {
+        contained(&req.input.key)?;
         self.fs.upload_part(req).await
     }
 
@@ -270,6 +276,7 @@ impl S3 for AtomicConditions {
         &self,
         req: S3Request<s3s::dto::PutObjectInput>,
     ) -> S3Result<S3Response<s3s::dto::PutObjectOutput>> {
+        contained(&req.input.key)?;
         if req.input.if_none_match.is_some() || req.input.if_match.is_some() {
             let _turn = self.conditional.lock().await;
             self.fs.put_object(req).await
@@ -282,11 +289,22 @@ impl S3 for AtomicConditions {
         &self,
         req: S3Request<s3s::dto::CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<s3s::dto::CompleteMultipartUploadOutput>> {
+        contained(&req.input.key)?;
         if req.input.if_none_match.is_some() || req.input.if_match.is_some() {
             let _turn = self.conditional.lock().await;
             self.fs.complete_multipart_upload(req).await
         } else {
             self.fs.complete_multipart_upload(req).await
         }
+    }
+}
+
+/// Refuses keys that would leave their prefix on a file system: absolute, or with an empty, `.`
+/// or `..` segment (S3 would store them literally; s3s-fs would resolve them).
+fn contained(key: &str) -> S3Result<()> {
+    if mlops_lake::keys::is_contained(key) {
+        Ok(())
+    } else {
+        Err(s3s::s3_error!(InvalidArgument, "the key is absolute or has an empty, '.' or '..' segment"))
     }
 }

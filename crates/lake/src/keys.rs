@@ -27,8 +27,21 @@ pub struct RawKey<'a> {
     pub name: &'a str,
 }
 
-/// Splits `raw/<dataset>/<name>`; any other key is not a drop-zone object.
+/// Whether a key stays where its prefix says: not absolute, and no empty, `.` or `..` segment.
+/// S3 keeps such keys literally, but file systems and some tools resolve them, so the lake
+/// refuses them everywhere.
+pub fn is_contained(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('/')
+        && key.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
+/// Splits `raw/<dataset>/<name>`; any other key, or one that is not [contained](is_contained),
+/// is not a drop-zone object.
 pub fn parse_raw_key(key: &str) -> Option<RawKey<'_>> {
+    if !is_contained(key) {
+        return None;
+    }
     let rest = key.strip_prefix(RAW_PREFIX)?;
     let (dataset, name) = rest.split_once('/')?;
     (is_path_segment(dataset) && !name.is_empty() && !name.ends_with('/')).then_some(RawKey { dataset, name })
@@ -141,6 +154,17 @@ mod tests {
         assert_eq!(parse_raw_key("raw/penguins/"), None);
         assert_eq!(parse_raw_key("raw/x.csv"), None);
         assert_eq!(parse_raw_key("raw/../x.csv"), None);
+        for escaping in [
+            "raw/penguins/../../models/penguins/v1/manifest.json",
+            "raw/penguins/./a.csv",
+            "raw/penguins//a.csv",
+            "/raw/penguins/a.csv",
+            "raw/penguins/a/..",
+        ] {
+            assert_eq!(parse_raw_key(escaping), None, "{escaping}");
+            assert!(!is_contained(escaping), "{escaping}");
+        }
+        assert!(is_contained("raw/penguins/a.b..c.csv"));
     }
 
     #[test]

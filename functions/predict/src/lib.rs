@@ -83,7 +83,21 @@ impl App {
 
 /// The HTTP routes: `POST /predict` and `GET /model`.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().route("/predict", post(predict)).route("/model", get(model_info)).fallback(not_found).with_state(app)
+    Router::new()
+        .route("/predict", post(predict))
+        .route("/model", get(model_info))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    let path = request.uri().path();
+    let allowed = if path == "/model" { "GET" } else { "POST" };
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on {path}; use {allowed} {path}", request.method()),
+    )
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -140,8 +154,16 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
 }
 
 async fn score(app: &App, request: Request, request_id: &str) -> Result<(usize, serde_json::Value), (usize, ApiError)> {
-    let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
-        (0, ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the body exceeds {MAX_BODY_BYTES} bytes")))
+    let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some())
+            || e.to_string().contains("length limit");
+        let error = if too_large {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the body exceeds {MAX_BODY_BYTES} bytes"))
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "the body could not be read whole (was it cut short?)")
+        };
+        (0, error)
     })?;
     let champion = &app.champion;
     let batch = request::parse(&champion.contract, &body, app.limits.max_instances).map_err(|e| (0, e))?;

@@ -20,7 +20,48 @@ pub struct Batch {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Parses and validates a request body. Every invalid field is reported, not only the first.
+/// Most problems one 400 lists; a last detail counts the rest.
+pub const MAX_DETAILS: usize = 20;
+
+/// Longest field name a detail's path quotes whole.
+const MAX_NAME_CHARS: usize = 64;
+
+/// A caller's field name as a path segment, cut to [`MAX_NAME_CHARS`] characters.
+fn segment(name: &str) -> String {
+    if name.chars().count() <= MAX_NAME_CHARS {
+        name.to_string()
+    } else {
+        let head: String = name.chars().take(MAX_NAME_CHARS).collect();
+        format!("{head}…({} bytes)", name.len())
+    }
+}
+
+/// The problems of a request: the first [`MAX_DETAILS`], and how many more there were.
+#[derive(Debug, Default)]
+struct Details {
+    listed: Vec<Detail>,
+    more: usize,
+}
+
+impl Details {
+    fn push(&mut self, detail: Detail) {
+        if self.listed.len() < MAX_DETAILS {
+            self.listed.push(detail);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn extend(&mut self, details: impl Iterator<Item = Detail>) {
+        for d in details {
+            self.push(d);
+        }
+    }
+}
+
+/// Parses and validates a request body. Every invalid field is reported, not only the first,
+/// up to [`MAX_DETAILS`] of them with a count of the rest, so that an answer never outgrows the
+/// request that caused it.
 pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<Batch, ApiError> {
     let bad = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, message);
     let doc: serde_json::Value =
@@ -45,7 +86,7 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
         ));
     }
     let mut rows = Vec::with_capacity(instances.len());
-    let mut details = Vec::new();
+    let mut details = Details::default();
     for (i, instance) in instances.iter().enumerate() {
         let Some(fields) = instance.as_object() else {
             details
@@ -55,7 +96,7 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
         for name in fields.keys() {
             if contract.column(name).is_none() {
                 details.push(Detail {
-                    path: format!("instances[{i}].{name}"),
+                    path: format!("instances[{i}].{}", segment(name)),
                     reason: format!("unknown field; the model takes {}", contract.features.join(", ")),
                 });
             }
@@ -77,9 +118,14 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
         }
         rows.push(row);
     }
-    if !details.is_empty() {
+    if !details.listed.is_empty() {
         let mut e = bad("some instances are invalid");
-        e.details = details;
+        if details.more > 0 {
+            details
+                .listed
+                .push(Detail { path: String::new(), reason: format!("{} more problems not listed", details.more) });
+        }
+        e.details = details.listed;
         return Err(e);
     }
     Ok(Batch { rows })
@@ -120,6 +166,30 @@ mod tests {
                 ("instances[3]", "must be an object of feature values"),
             ]
         );
+    }
+
+    #[test]
+    fn bounds_the_details_whatever_the_request() {
+        let keys: serde_json::Map<String, serde_json::Value> =
+            (0..45_000).map(|i| (format!("unknown_{i}"), serde_json::Value::from(1))).collect();
+        let long = "k".repeat(1 << 20);
+        for instance in [serde_json::Value::Object(keys), serde_json::json!({ long.clone(): 1, "a": 1 })] {
+            let body = serde_json::json!({ "instances": [instance] }).to_string();
+            let e = parse(&contract(), body.as_bytes(), 10).expect_err("invalid");
+            assert!(e.details.len() <= MAX_DETAILS + 1, "{}", e.details.len());
+            let size: usize = e.details.iter().map(|d| d.path.len() + d.reason.len()).sum();
+            assert!(size < 16 << 10, "details of {size} bytes");
+        }
+        let body = serde_json::json!({ "instances": [serde_json::Value::Object(
+            (0..45_000).map(|i| (format!("unknown_{i}"), serde_json::Value::from(1))).collect()
+        )] })
+        .to_string();
+        let e = parse(&contract(), body.as_bytes(), 10).expect_err("invalid");
+        let last = e.details.last().expect("a last detail");
+        assert_eq!(last.reason, format!("{} more problems not listed", 45_000 + 1 - MAX_DETAILS));
+        let body = serde_json::json!({ "instances": [{ long.clone(): 1, "a": 1 }] }).to_string();
+        let e = parse(&contract(), body.as_bytes(), 10).expect_err("invalid");
+        assert!(e.details[0].path.ends_with(&format!("…({} bytes)", long.len())), "{}", &e.details[0].path[..100]);
     }
 
     #[test]

@@ -158,6 +158,9 @@ pub struct Source<'a> {
 /// blocking thread of the current Tokio runtime, within the memory `limits` set.
 pub async fn ingest_object(lake: &Lake, source: &Source<'_>, limits: &IngestLimits) -> Result<IngestOutcome> {
     let skipped = |reason: String| Ok(IngestOutcome::Skipped { key: source.key.to_string(), reason });
+    if !keys::is_contained(source.key) {
+        return skipped("the key is absolute or has an empty, '.' or '..' segment; refused".into());
+    }
     let Some(raw) = keys::parse_raw_key(source.key) else {
         return skipped(format!("not under {}<dataset>/", keys::RAW_PREFIX));
     };
