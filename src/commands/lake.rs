@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use mlops_devkit::lake_server::{EmbeddedLake, ensure_bucket};
+use mlops_devkit::lake_server::{EmbeddedLake, LakeCredentials, ensure_bucket};
 
 use super::LakeArgs;
 
@@ -36,7 +36,7 @@ pub struct ServeArgs {
 impl ServeArgs {
     pub async fn run(self) -> anyhow::Result<()> {
         let bucket = &self.lake.bucket;
-        let server = EmbeddedLake::start(&self.dir, self.port).await?;
+        let server = EmbeddedLake::start_with(&self.dir, self.port, LakeCredentials::from_env()).await?;
         ensure_bucket(&server.client(), bucket).await?;
         println!("Embedded S3 lake serving {} at {}", self.dir.display(), server.endpoint());
         println!("Bucket: {bucket}. Point the AWS SDKs, the CLI and the functions at it with:\n");

@@ -31,7 +31,7 @@ use tokio::sync::Mutex;
 use tower::ServiceExt as _;
 
 use mlops_devkit::event_bus::LocalEventBus;
-use mlops_devkit::lake_server::{EmbeddedLake, ensure_bucket};
+use mlops_devkit::lake_server::{EmbeddedLake, LakeCredentials, ensure_bucket};
 
 use super::LakeArgs;
 
@@ -132,7 +132,7 @@ fn settings(options: &ServeOptions) -> anyhow::Result<Settings> {
 /// Runs the stack until Ctrl-C.
 pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
     let settings = settings(options)?;
-    let server = EmbeddedLake::start(&options.dir, options.lake_port).await?;
+    let server = EmbeddedLake::start_with(&options.dir, options.lake_port, LakeCredentials::from_env()).await?;
     let client = server.client();
     ensure_bucket(&client, &options.bucket).await?;
     let lake = Lake::new(client, &options.bucket);

@@ -53,3 +53,41 @@ async fn model_versions_are_numbered_and_never_overwritten() {
     let baseline = mlops_drift::Profile::from_json(&v1.baseline, "v1").expect("baseline");
     assert_eq!(baseline.rows, 344, "the baseline covers every training row");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lake_answers_only_loopback_host_names_and_takes_its_own_credentials() {
+    use mlops_devkit::lake_server::{EmbeddedLake, LakeCredentials, ensure_bucket};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let credentials = LakeCredentials { access_key_id: "chosen".into(), secret_access_key: "chosen-secret".into() };
+    let server = EmbeddedLake::start_with(dir.path(), 0, credentials).await.expect("starts");
+    let client = server.client();
+    ensure_bucket(&client, "own-bucket").await.expect("its own credentials are accepted");
+    assert!(server.env_vars().contains(&("AWS_ACCESS_KEY_ID", "chosen".to_string())));
+    // The default credentials are refused by a lake started with others.
+    let stranger = mlops_lake::client::client(
+        &aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(server.endpoint())
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                aws_sdk_s3::config::Credentials::new("mlops-local", "mlops-local-secret", None, None, "test"),
+            ))
+            .build(),
+        true,
+    );
+    assert!(stranger.list_objects_v2().bucket("own-bucket").send().await.is_err(), "the default pair is refused");
+    // A request whose Host is not a loopback name gets 403, whatever its signature.
+    let addr = server.endpoint().trim_start_matches("http://").to_string();
+    let answer = tokio::task::block_in_place(|| {
+        use std::io::{Read, Write};
+        let mut socket = std::net::TcpStream::connect(&addr).expect("connects");
+        socket
+            .write_all(b"GET /own-bucket?list-type=2 HTTP/1.1\r\nHost: rebound.example:9000\r\nConnection: close\r\n\r\n")
+            .expect("request");
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).expect("answer");
+        answer
+    });
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("addressed to 127.0.0.1"), "{answer}");
+}

@@ -13,30 +13,87 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Credentials the embedded server accepts. They protect nothing (the server listens on
-/// loopback only); they exist because S3 clients sign every request.
+/// The credentials the embedded server accepts unless others are given: S3 clients sign every
+/// request. The server listens on loopback only and answers only requests addressed to a
+/// loopback host name; set your own credentials ([`LakeCredentials::from_env`]) where other
+/// local users could reach the port.
 pub const ACCESS_KEY_ID: &str = "mlops-local";
 pub const SECRET_ACCESS_KEY: &str = "mlops-local-secret";
 pub const REGION: &str = "us-east-1";
+
+/// The access key pair the embedded lake accepts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LakeCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for LakeCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+    }
+}
+
+impl Default for LakeCredentials {
+    fn default() -> Self {
+        LakeCredentials { access_key_id: ACCESS_KEY_ID.into(), secret_access_key: SECRET_ACCESS_KEY.into() }
+    }
+}
+
+impl LakeCredentials {
+    /// `MLOPS_LAKE_ACCESS_KEY_ID` and `MLOPS_LAKE_SECRET_ACCESS_KEY` when both are set, the
+    /// defaults otherwise.
+    pub fn from_env() -> LakeCredentials {
+        match (std::env::var("MLOPS_LAKE_ACCESS_KEY_ID"), std::env::var("MLOPS_LAKE_SECRET_ACCESS_KEY")) {
+            (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => {
+                LakeCredentials { access_key_id: id, secret_access_key: secret }
+            }
+            _ => LakeCredentials::default(),
+        }
+    }
+}
 
 /// A running embedded lake. Dropping it stops the server.
 #[derive(Debug)]
 pub struct EmbeddedLake {
     addr: SocketAddr,
     root: PathBuf,
+    credentials: LakeCredentials,
     stop: watch::Sender<bool>,
+}
+
+/// Whether a request is addressed to this machine by a loopback name (`127.0.0.1`, `[::1]`,
+/// `localhost`, with any port). A page in a browser that rebinds a public name to 127.0.0.1
+/// still sends its own name, and is refused.
+fn loopback_host(headers: &http::HeaderMap) -> bool {
+    let Some(host) = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host
+            .rsplit_once(':')
+            .map_or(host, |(name, port)| if port.chars().all(|c| c.is_ascii_digit()) { name } else { host }),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl EmbeddedLake {
     /// Serves the directory `root` (one sub-directory per bucket) on 127.0.0.1:`port`
-    /// (0 picks a free port).
+    /// (0 picks a free port), with the default credentials.
     pub async fn start(root: &Path, port: u16) -> crate::Result<EmbeddedLake> {
+        EmbeddedLake::start_with(root, port, LakeCredentials::default()).await
+    }
+
+    /// [`EmbeddedLake::start`] with the credentials given.
+    pub async fn start_with(root: &Path, port: u16, credentials: LakeCredentials) -> crate::Result<EmbeddedLake> {
         let directory = |message: String| crate::Error::Directory { path: root.display().to_string(), message };
         std::fs::create_dir_all(root).map_err(|e| directory(e.to_string()))?;
         let fs = s3s_fs::FileSystem::new(root).map_err(|e| directory(format!("{e:?}")))?;
         let service = {
             let mut builder = S3ServiceBuilder::new(AtomicConditions { fs, conditional: tokio::sync::Mutex::new(()) });
-            builder.set_auth(SimpleAuth::from_single(ACCESS_KEY_ID, SECRET_ACCESS_KEY));
+            builder.set_auth(SimpleAuth::from_single(
+                credentials.access_key_id.as_str(),
+                credentials.secret_access_key.as_str(),
+            ));
             builder.build()
         };
         let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|source| crate::Error::Bind {
@@ -59,7 +116,22 @@ impl EmbeddedLake {
                     },
                     _ = stopped.changed() => break,
                 };
-                let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                let s3 = service.clone();
+                let guarded = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let s3 = s3.clone();
+                    async move {
+                        if !loopback_host(request.headers()) {
+                            let mut refused = http::Response::new(s3s::Body::from(
+                                "the embedded lake answers only requests addressed to 127.0.0.1, [::1] or localhost"
+                                    .to_string(),
+                            ));
+                            *refused.status_mut() = http::StatusCode::FORBIDDEN;
+                            return Ok(refused);
+                        }
+                        hyper::service::Service::call(&s3, request).await
+                    }
+                });
+                let conn = http.serve_connection(TokioIo::new(socket), guarded).into_owned();
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "embedded lake: connection ended with an error");
@@ -67,7 +139,7 @@ impl EmbeddedLake {
                 });
             }
         });
-        Ok(EmbeddedLake { addr, root: root.to_path_buf(), stop })
+        Ok(EmbeddedLake { addr, root: root.to_path_buf(), credentials, stop })
     }
 
     /// The endpoint URL clients use, e.g. `http://127.0.0.1:9000`.
@@ -87,8 +159,8 @@ impl EmbeddedLake {
             .region(Region::new(REGION))
             .endpoint_url(self.endpoint())
             .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                ACCESS_KEY_ID,
-                SECRET_ACCESS_KEY,
+                self.credentials.access_key_id.clone(),
+                self.credentials.secret_access_key.clone(),
                 None,
                 None,
                 "embedded-lake",
@@ -105,8 +177,8 @@ impl EmbeddedLake {
     pub fn env_vars(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT_URL_S3", self.endpoint()),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_string()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_string()),
+            ("AWS_ACCESS_KEY_ID", self.credentials.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.credentials.secret_access_key.clone()),
             ("AWS_REGION", REGION.to_string()),
         ]
     }
@@ -306,5 +378,26 @@ fn contained(key: &str) -> S3Result<()> {
         Ok(())
     } else {
         Err(s3s::s3_error!(InvalidArgument, "the key is absolute or has an empty, '.' or '..' segment"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_host_names_are_answered() {
+        let host = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::HOST, value.parse().expect("header"));
+            loopback_host(&headers)
+        };
+        for ok in ["127.0.0.1:9000", "127.0.0.1", "localhost:9000", "LOCALHOST", "[::1]:9000", "127.8.9.10:1"] {
+            assert!(host(ok), "{ok}");
+        }
+        for refused in ["evil.example:9000", "192.168.1.5:9000", "localhost.evil.example", "[2001:db8::1]:9000"] {
+            assert!(!host(refused), "{refused}");
+        }
+        assert!(!loopback_host(&http::HeaderMap::new()), "no Host header");
     }
 }
