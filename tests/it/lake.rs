@@ -82,7 +82,9 @@ async fn the_lake_answers_only_loopback_host_names_and_takes_its_own_credentials
         use std::io::{Read, Write};
         let mut socket = std::net::TcpStream::connect(&addr).expect("connects");
         socket
-            .write_all(b"GET /own-bucket?list-type=2 HTTP/1.1\r\nHost: rebound.example:9000\r\nConnection: close\r\n\r\n")
+            .write_all(
+                b"GET /own-bucket?list-type=2 HTTP/1.1\r\nHost: rebound.example:9000\r\nConnection: close\r\n\r\n",
+            )
             .expect("request");
         let mut answer = String::new();
         socket.read_to_string(&mut answer).expect("answer");

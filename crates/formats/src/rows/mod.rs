@@ -411,6 +411,27 @@ mod tests {
     }
 
     #[test]
+    fn line_numbers_are_right_for_lf_crlf_and_cr() {
+        for text in ["x,k\n1,a\n\n2,b\n", "x,k\r\n1,a\r\n\r\n2,b\r\n", "x,k\r1,a\r\r2,b\r"] {
+            let rows = read(text).expect("readable");
+            let lines: Vec<u64> = rows.iter().map(|r| r.0).collect();
+            assert_eq!(lines, [2, 4], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_row_of_millions_of_empty_fields_is_bounded_like_a_long_one() {
+        // Three million commas: a few megabytes of text, but 24 MB of field offsets.
+        let text = format!("x,k\n{}\n1,a\n", ",".repeat(3_000_000));
+        let rows = read(&text).expect("readable");
+        assert_eq!(rows.len(), 2);
+        let reasons = rows[0].2.clone().expect_err("oversized");
+        assert!(reasons[0].message.contains("over the limit"), "{}", reasons[0].message);
+        assert!(rows[1].2.is_ok(), "the next row is read as usual");
+        assert_eq!(rows[1].0, 3);
+    }
+
+    #[test]
     fn trailing_empty_header_names_are_dropped_with_their_columns() {
         let rows = read("x,k,,\n1,a,,\n2,b,,\n").expect("readable");
         assert_eq!(rows.len(), 2);

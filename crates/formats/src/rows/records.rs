@@ -71,14 +71,26 @@ struct Spans {
     line: u64,
     /// Leading line terminators belong to blank lines, not to the record.
     started: bool,
+    /// Whether the last byte seen was a CR, so that a CRLF split across reads counts once.
+    after_cr: bool,
 }
 
 impl Spans {
+    /// Counts the line ends in `bytes`: LF, CRLF and a lone CR each end one line.
+    fn count_lines(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\r' || (b == b'\n' && !self.after_cr) {
+                self.line += 1;
+            }
+            self.after_cr = b == b'\r';
+        }
+    }
+
     fn consume(&mut self, record: &mut Record, mut bytes: &[u8], raw_limit: usize) {
         record.len += bytes.len() as u64;
         if !self.started {
             let lead = bytes.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(bytes.len());
-            self.line += bytes[..lead].iter().filter(|b| **b == b'\n').count() as u64;
+            self.count_lines(&bytes[..lead]);
             bytes = &bytes[lead..];
             if bytes.is_empty() {
                 return;
@@ -86,7 +98,7 @@ impl Spans {
             self.started = true;
             record.line = self.line;
         }
-        self.line += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+        self.count_lines(bytes);
         let room = raw_limit.saturating_sub(record.raw.len());
         record.raw.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
@@ -110,7 +122,7 @@ impl<R> std::fmt::Debug for CsvRecords<R> {
 impl<R: BufRead> CsvRecords<R> {
     pub fn new(input: R, delimiter: u8, limits: RecordLimits) -> CsvRecords<R> {
         let parser = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
-        CsvRecords { input, parser, limits, spans: Spans { line: 1, started: false }, done: false }
+        CsvRecords { input, parser, limits, spans: Spans { line: 1, started: false, after_cr: false }, done: false }
     }
 
     /// Reads the next record into `record`; `false` at the end of the input.
@@ -151,7 +163,12 @@ impl<R: BufRead> CsvRecords<R> {
                     }
                 }
                 R::OutputEndsFull => {
-                    if record.oversized {
+                    // The field offsets count toward the row's bound as well as its bytes: a
+                    // line of a hundred million commas is a hundred million fields.
+                    let offsets = record.ends.len() * 2 * std::mem::size_of::<usize>();
+                    if record.oversized || out_len + offsets > self.limits.max_row_bytes {
+                        record.oversized = true;
+                        out_len = 0;
                         ends_len = 0;
                     } else {
                         record.ends.resize(record.ends.len() * 2, 0);
