@@ -295,6 +295,17 @@ fn check_record(
     width: usize,
     record: &Record,
 ) -> Result<Vec<Value>, Vec<Reason>> {
+    // A quote that is never closed swallows the rest of the input into one record: it is the
+    // last one, spans lines, and holds an odd number of quote characters.
+    if record.at_end && record.quotes % 2 == 1 && record.last_line > record.line {
+        return Err(vec![Reason::row(
+            "quote",
+            format!(
+                "a quote opened on line {} is never closed: lines {} to {} were read as one row",
+                record.line, record.line, record.last_line
+            ),
+        )]);
+    }
     if record.width() != width {
         return Err(vec![Reason::row(
             "fields",
@@ -408,6 +419,18 @@ mod tests {
         let rows = read(&format!("x,k,{}\n1,a,{}\n", wide.join(","), vec!["0"; wide.len()].join(","))).expect("wide");
         assert_eq!(rows.len(), 1);
         assert!(rows[0].2.is_ok());
+    }
+
+    #[test]
+    fn an_unterminated_quote_is_named() {
+        let rows = read("x,k\n1,a\n2,\"b\n3,a\n4,b\n").expect("readable");
+        assert_eq!(rows.len(), 2);
+        let reasons = rows[1].2.clone().expect_err("open quote");
+        assert_eq!(reasons[0].message, "a quote opened on line 3 is never closed: lines 3 to 5 were read as one row");
+        // A stray quote inside an unquoted field is a literal character, not an open quote.
+        let rows = read("x,k\n1,a\n2,b\"c\n").expect("readable");
+        let reasons = rows[1].2.clone().expect_err("not an allowed label");
+        assert!(reasons[0].message.contains("is not one of a, b"), "{}", reasons[0].message);
     }
 
     #[test]

@@ -16,6 +16,13 @@ pub struct Record {
     pub len: u64,
     /// The record was longer than the row limit; its content was dropped.
     pub oversized: bool,
+    /// Quote characters in the record's source text: an odd count means a quote was opened
+    /// and never closed (the record then runs to the end of the input).
+    pub quotes: u64,
+    /// The line the record ends on.
+    pub last_line: u64,
+    /// Nothing follows the record in the input.
+    pub at_end: bool,
     /// Field content; only the first `used` bytes belong to this record (the buffer keeps its
     /// length between records so it is not cleared for each one).
     fields: Vec<u8>,
@@ -49,6 +56,8 @@ impl Record {
     fn clear(&mut self) {
         self.len = 0;
         self.oversized = false;
+        self.quotes = 0;
+        self.at_end = false;
         self.used = 0;
         self.width = 0;
         self.raw.clear();
@@ -98,7 +107,19 @@ impl Spans {
             self.started = true;
             record.line = self.line;
         }
-        self.count_lines(bytes);
+        for &b in bytes {
+            match b {
+                b'\r' => self.line += 1,
+                b'\n' if !self.after_cr => self.line += 1,
+                b'\n' => {}
+                b'"' => {
+                    record.quotes += 1;
+                    record.last_line = self.line;
+                }
+                _ => record.last_line = self.line,
+            }
+            self.after_cr = b == b'\r';
+        }
         let room = raw_limit.saturating_sub(record.raw.len());
         record.raw.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
@@ -185,6 +206,7 @@ impl<R: BufRead> CsvRecords<R> {
             record.oversized = true;
         }
         (record.used, record.width) = if record.oversized { (0, 0) } else { (out_len, ends_len) };
+        record.at_end = self.input.fill_buf()?.is_empty();
         Ok(true)
     }
 }
