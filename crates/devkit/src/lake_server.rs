@@ -108,7 +108,11 @@ impl EmbeddedLake {
             loop {
                 let socket = tokio::select! {
                     accepted = listener.accept() => match accepted {
-                        Ok((socket, _)) => socket,
+                        Ok((socket, _)) => {
+                            // Small answers go out at once rather than after a delayed ACK.
+                            let _ = socket.set_nodelay(true);
+                            socket
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "embedded lake: accept failed");
                             continue;

@@ -91,6 +91,10 @@ impl RuntimeApi {
         let addr = listener.local_addr().map_err(bind)?;
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
+            // Lambda's Runtime API answers at once; so must this one (no delayed-ACK stalls).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |socket: &mut tokio::net::TcpStream| {
+                let _ = socket.set_nodelay(true);
+            });
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
             });
