@@ -296,7 +296,6 @@ pub fn score_file(loaded: &Loaded, args: &ScoreArgs) -> anyhow::Result<ScoreSumm
         Err(e) => bail!("{}: {e}", args.input.display()),
     }
     flush(&mut pending, &mut summary)?;
-    drop(flush);
     sink.finish()?;
     progress.finish_and_clear();
     Ok(summary)

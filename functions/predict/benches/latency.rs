@@ -207,7 +207,7 @@ fn main() {
             });
             let inputs = tensors(&standalone, case, n);
             let model_only = median_us(|| {
-                std::hint::black_box(standalone.champion.version.model.run(&inputs).expect("run"));
+                std::hint::black_box(standalone.champion.scorer.model().run(&inputs).expect("run"));
             });
             let ort_us = ort["models"][&case.name][format!("p50_us_{n}")].as_f64();
             row[format!("handler_us_{n}")] = json!(handler);

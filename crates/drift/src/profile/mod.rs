@@ -230,15 +230,15 @@ impl Profile {
     pub fn from_json(bytes: &[u8], what: &str) -> Result<Profile> {
         let profile: Profile = serde_json::from_slice(bytes).map_err(|e| Error::json(format!("profile {what}"), e))?;
         for (name, column) in &profile.columns {
-            if let ColumnProfile::Numeric(n) = column {
-                if n.sketch.n() != n.count {
-                    return Err(Error::Profile(format!(
-                        "profile {what}: column {name:?} counts {} values but its sketch holds {}; \
-                         rebuild the profile with this version",
-                        n.count,
-                        n.sketch.n()
-                    )));
-                }
+            if let ColumnProfile::Numeric(n) = column
+                && n.sketch.n() != n.count
+            {
+                return Err(Error::Profile(format!(
+                    "profile {what}: column {name:?} counts {} values but its sketch holds {}; \
+                     rebuild the profile with this version",
+                    n.count,
+                    n.sketch.n()
+                )));
             }
         }
         Ok(profile)
