@@ -107,18 +107,27 @@ impl Spans {
             self.started = true;
             record.line = self.line;
         }
-        for &b in bytes {
-            match b {
-                b'\r' => self.line += 1,
-                b'\n' if !self.after_cr => self.line += 1,
-                b'\n' => {}
-                b'"' => {
-                    record.quotes += 1;
-                    record.last_line = self.line;
+        record.quotes += bytes.iter().filter(|b| **b == b'"').count() as u64;
+        if self.after_cr || bytes.contains(&b'\r') {
+            // CR or CRLF line ends: byte by byte, so that a CRLF split across reads counts once.
+            for &b in bytes {
+                match b {
+                    b'\r' => self.line += 1,
+                    b'\n' if !self.after_cr => self.line += 1,
+                    b'\n' => {}
+                    _ => record.last_line = self.line,
                 }
-                _ => record.last_line = self.line,
+                self.after_cr = b == b'\r';
             }
-            self.after_cr = b == b'\r';
+        } else {
+            // LF only, the common case: counted in bulk on the hot path.
+            let trailing = bytes.iter().rev().take_while(|b| **b == b'\n').count();
+            let body = &bytes[..bytes.len() - trailing];
+            if !body.is_empty() {
+                self.line += body.iter().filter(|b| **b == b'\n').count() as u64;
+                record.last_line = self.line;
+            }
+            self.line += trailing as u64;
         }
         let room = raw_limit.saturating_sub(record.raw.len());
         record.raw.extend_from_slice(&bytes[..bytes.len().min(room)]);
