@@ -6,6 +6,7 @@
 
 mod contract;
 mod error;
+pub mod json_row;
 mod tensor;
 pub mod validate;
 

@@ -51,13 +51,31 @@ pub struct Reason {
     pub message: String,
 }
 
+/// Longest reason message, in characters: a message is cut to this length, whatever it
+/// quotes (values are already quoted cut short, see [`shown`]; this bounds the rest).
+pub const REASON_CHARS: usize = 500;
+
+/// A message cut to [`REASON_CHARS`] characters, ending in `…` when it was cut.
+pub fn bounded(message: String) -> String {
+    if message.char_indices().nth(REASON_CHARS).is_none() {
+        return message;
+    }
+    let mut cut: String = message.chars().take(REASON_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
 impl Reason {
+    /// A reason about one column; the column name is shown cut short and the message is
+    /// [`bounded`].
     pub fn column(column: &str, rule: &str, message: String) -> Reason {
-        Reason { column: Some(column.to_string()), rule: rule.to_string(), message }
+        let column = crate::json_row::shown_key(column);
+        Reason { column: Some(column), rule: rule.to_string(), message: bounded(message) }
     }
 
+    /// A reason about a whole row; the message is [`bounded`].
     pub fn row(rule: &str, message: String) -> Reason {
-        Reason { column: None, rule: rule.to_string(), message }
+        Reason { column: None, rule: rule.to_string(), message: bounded(message) }
     }
 }
 

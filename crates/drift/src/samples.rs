@@ -80,6 +80,7 @@ fn push(column: &mut Column, value: &Value) {
         Column::Numeric { values, .. } => values.push(value.as_f64().unwrap_or(f64::NAN)),
         Column::Categorical(labels) => labels.push(match value {
             Value::Null => None,
+            Value::Text(t) => Some(crate::profile::profiled_label(t).into_owned()),
             v => Some(v.to_text()),
         }),
     }

@@ -26,6 +26,10 @@ pub const ROW_GROUP_BYTES: usize = 64 << 20;
 /// Rows buffered in Arrow builders before they are handed to the Parquet writer.
 const ARROW_BATCH_ROWS: usize = 8192;
 
+/// Bytes of values buffered in Arrow builders before they are handed to the Parquet writer,
+/// whatever the number of rows: rows of megabyte strings go in a few at a time.
+pub const ARROW_BATCH_BYTES: usize = 4 << 20;
+
 /// The Arrow schema of a contract's columns: float → Float64, int → Int64, bool → Boolean,
 /// timestamp → Timestamp(µs, UTC), category and string → Utf8.
 pub fn schema(contract: &Contract) -> Schema {
@@ -116,6 +120,8 @@ pub struct CuratedWriter<W: std::io::Write + Send = Vec<u8>> {
     schema: Arc<Schema>,
     columns: Vec<Column>,
     buffered: usize,
+    /// Bytes of the values in the Arrow builders (text by its length, the rest by 8).
+    buffered_values: usize,
     rows: u64,
     row_group_bytes: usize,
     writer: ArrowWriter<W>,
@@ -155,20 +161,27 @@ impl<W: std::io::Write + Send> CuratedWriter<W> {
         let properties = properties.build();
         let writer = ArrowWriter::try_new(sink, Arc::clone(&schema), Some(properties)).map_err(parquet_error)?;
         let columns = contract.columns.iter().map(|c| Column::new(c.kind)).collect();
-        Ok(CuratedWriter { schema, columns, buffered: 0, rows: 0, row_group_bytes, writer })
+        Ok(CuratedWriter { schema, columns, buffered: 0, buffered_values: 0, rows: 0, row_group_bytes, writer })
     }
 
-    /// Adds one row.
-    pub fn push(&mut self, row: &[Value]) -> Result<()> {
+    /// Adds one row. Returns whether the buffered rows went to the Parquet writer (at
+    /// [`ARROW_BATCH_ROWS`] rows or [`ARROW_BATCH_BYTES`] bytes), the only time
+    /// [`buffered_bytes`](Self::buffered_bytes) changes.
+    pub fn push(&mut self, row: &[Value]) -> Result<bool> {
         for (column, value) in self.columns.iter_mut().zip(row) {
             column.push(value);
+            self.buffered_values += match value {
+                Value::Text(t) => t.len() + 4,
+                _ => 8,
+            };
         }
         self.buffered += 1;
         self.rows += 1;
-        if self.buffered >= ARROW_BATCH_ROWS {
+        if self.buffered >= ARROW_BATCH_ROWS || self.buffered_values >= ARROW_BATCH_BYTES {
             self.flush()?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     pub fn rows(&self) -> u64 {
@@ -183,6 +196,7 @@ impl<W: std::io::Write + Send> CuratedWriter<W> {
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays).map_err(parquet_error)?;
         self.writer.write(&batch).map_err(parquet_error)?;
         self.buffered = 0;
+        self.buffered_values = 0;
         if self.writer.in_progress_size() >= self.row_group_bytes {
             self.writer.flush().map_err(parquet_error)?;
         }

@@ -1,9 +1,11 @@
 //! Reading `{"instances": [...]}` against the contract's features.
 
 use axum::http::StatusCode;
-use mlops_contract::Contract;
-use mlops_contract::validate::{Value, check_json};
+use mlops_contract::json_row::{JsonKind, JsonRow, RowReader};
+use mlops_contract::validate::{Value, bounded, check_json};
+use mlops_contract::{Column, Contract};
 use serde::Serialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::ApiError;
 
@@ -22,19 +24,6 @@ pub struct Batch {
 
 /// Most problems one 400 lists; a last detail counts the rest.
 pub const MAX_DETAILS: usize = 20;
-
-/// Longest field name a detail's path quotes whole.
-const MAX_NAME_CHARS: usize = 64;
-
-/// A caller's field name as a path segment, cut to [`MAX_NAME_CHARS`] characters.
-fn segment(name: &str) -> String {
-    if name.chars().count() <= MAX_NAME_CHARS {
-        name.to_string()
-    } else {
-        let head: String = name.chars().take(MAX_NAME_CHARS).collect();
-        format!("{head}…({} bytes)", name.len())
-    }
-}
 
 /// The problems of a request: the first [`MAX_DETAILS`], and how many more there were.
 #[derive(Debug, Default)]
@@ -62,56 +51,65 @@ impl Details {
 /// Parses and validates a request body. Every invalid field is reported, not only the first,
 /// up to [`MAX_DETAILS`] of them with a count of the rest, so that an answer never outgrows the
 /// request that caused it.
+///
+/// The body is walked once without being built as a JSON document: per instance only the
+/// feature values are kept, and instances beyond `max_instances` are only counted. Memory per
+/// request is then bounded by `max_instances` times the features, whatever the body holds.
 pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<Batch, ApiError> {
     let bad = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, message);
-    let doc: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
+    let features: Vec<&Column> = contract.feature_columns().collect();
+    // The contract's other columns (target, id, event time) may come along; they are not
+    // unknown, only not used.
+    let reader = RowReader::with_known(features.iter().copied(), contract.columns.iter().map(|c| c.name.as_str()));
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = BodySeed { reader: &reader, max_instances }
+        .deserialize(&mut de)
+        .and_then(|parsed| de.end().map(|()| parsed))
+        .map_err(|e| bad(&format!("the body is not valid JSON: {e}")))?;
     let usage = "the body must be {\"instances\": [{feature: value, …}, …]} or {\"instance\": {feature: value, …}}";
-    let serde_json::Value::Object(mut fields) = doc else {
-        return Err(bad(usage));
-    };
-    let instances = match (fields.remove("instances"), fields.remove("instance")) {
-        (Some(serde_json::Value::Array(list)), None) => list,
-        (Some(_), None) => return Err(bad("\"instances\" must be an array of objects")),
-        (None, Some(one)) => vec![one],
+    let (instances, count) = match parsed {
+        Some(Body { instances: Some(Instances::List(list, count)), instance: None }) => (list, count),
+        Some(Body { instances: Some(Instances::NotAList), instance: None }) => {
+            return Err(bad("\"instances\" must be an array of objects"));
+        }
+        Some(Body { instances: None, instance: Some(one) }) => (vec![one], 1),
         _ => return Err(bad(usage)),
     };
-    if instances.is_empty() {
+    if count == 0 {
         return Err(bad("\"instances\" is empty"));
     }
-    if instances.len() > max_instances {
+    if count > max_instances {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("{} instances exceed the limit of {max_instances} per request", instances.len()),
+            format!("{count} instances exceed the limit of {max_instances} per request"),
         ));
     }
+    let takes = bounded(format!("unknown field; the model takes {}", contract.features.join(", ")));
     let mut rows = Vec::with_capacity(instances.len());
     let mut details = Details::default();
     for (i, instance) in instances.iter().enumerate() {
-        let Some(fields) = instance.as_object() else {
+        let Ok(fields) = instance else {
             details
                 .push(Detail { path: format!("instances[{i}]"), reason: "must be an object of feature values".into() });
             continue;
         };
-        for name in fields.keys() {
-            if contract.column(name).is_none() {
-                details.push(Detail {
-                    path: format!("instances[{i}].{}", segment(name)),
-                    reason: format!("unknown field; the model takes {}", contract.features.join(", ")),
-                });
-            }
-        }
-        let mut row = Vec::with_capacity(contract.features.len());
-        for column in contract.feature_columns() {
-            let path = format!("instances[{i}].{}", column.name);
-            let value = fields.get(&column.name).unwrap_or(&serde_json::Value::Null);
-            match check_json(column, value) {
+        details.extend(
+            fields.unknown.iter().map(|name| Detail { path: format!("instances[{i}].{name}"), reason: takes.clone() }),
+        );
+        details.more += fields.unknown_count - fields.unknown.len();
+        let mut row = Vec::with_capacity(features.len());
+        for (column, value) in features.iter().zip(&fields.values) {
+            match check_json(column, value.as_ref().unwrap_or(&serde_json::Value::Null)) {
                 Ok(v) => row.push(v),
                 Err(reasons) => {
-                    let missing = !fields.contains_key(&column.name);
+                    let path = format!("instances[{i}].{}", column.name);
                     details.extend(reasons.into_iter().map(|r| Detail {
                         path: path.clone(),
-                        reason: if missing && r.rule == "nullable" { "is required".to_string() } else { r.message },
+                        reason: if value.is_none() && r.rule == "nullable" {
+                            "is required".to_string()
+                        } else {
+                            r.message
+                        },
                     }));
                 }
             }
@@ -129,6 +127,163 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
         return Err(e);
     }
     Ok(Batch { rows })
+}
+
+/// What a request body held, as far as predict reads it.
+struct Body {
+    instances: Option<Instances>,
+    instance: Option<Result<JsonRow, JsonKind>>,
+}
+
+enum Instances {
+    /// The first `max_instances` instances, and how many there were in all.
+    List(Vec<Result<JsonRow, JsonKind>>, usize),
+    NotAList,
+}
+
+/// Reads a body: an object (`Some`) with `instances` or `instance`, other keys ignored.
+struct BodySeed<'r, 'c> {
+    reader: &'r RowReader<'c>,
+    max_instances: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for BodySeed<'_, '_> {
+    type Value = Option<Body>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Body>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+/// Visits a value that is not the shape wanted: drained, and answered with `$none`.
+macro_rules! other_kinds {
+    ($none:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+    };
+}
+
+impl<'de> Visitor<'de> for BodySeed<'_, '_> {
+    type Value = Option<Body>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    other_kinds!(None);
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Body>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Body>, A::Error> {
+        let mut body = Body { instances: None, instance: None };
+        while let Some(key) = map.next_key::<TopKey>()? {
+            match key {
+                TopKey::Instances => {
+                    body.instances =
+                        Some(map.next_value_seed(InstancesSeed {
+                            reader: self.reader,
+                            max_instances: self.max_instances,
+                        })?);
+                }
+                TopKey::Instance => body.instance = Some(map.next_value_seed(self.reader.seed())?),
+                TopKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(body))
+    }
+}
+
+/// A top-level key of a body, read without copying it.
+enum TopKey {
+    Instances,
+    Instance,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for TopKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<TopKey, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = TopKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<TopKey, E> {
+                Ok(match key {
+                    "instances" => TopKey::Instances,
+                    "instance" => TopKey::Instance,
+                    _ => TopKey::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct InstancesSeed<'r, 'c> {
+    reader: &'r RowReader<'c>,
+    max_instances: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for InstancesSeed<'_, '_> {
+    type Value = Instances;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Instances, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InstancesSeed<'_, '_> {
+    type Value = Instances;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of objects")
+    }
+
+    other_kinds!(Instances::NotAList);
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Instances, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Instances::NotAList)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Instances, A::Error> {
+        let mut list = Vec::new();
+        let mut count = 0;
+        while count < self.max_instances {
+            match seq.next_element_seed(self.reader.seed())? {
+                Some(instance) => list.push(instance),
+                None => return Ok(Instances::List(list, count)),
+            }
+            count += 1;
+        }
+        // Instances beyond the limit are only counted, for the answer.
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            count += 1;
+        }
+        Ok(Instances::List(list, count))
+    }
 }
 
 #[cfg(test)]

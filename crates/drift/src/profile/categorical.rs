@@ -1,15 +1,41 @@
 //! The profile of a categorical column: exact counts per label up to a bound on distinct
 //! labels, then a frequent-items sketch.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::sketches::Frequent;
 
 /// Labels are counted exactly up to this many distinct ones; beyond, a frequent-items sketch
 /// holds them, so a column of identifiers cannot make a profile grow with the data.
 pub const CATEGORY_LIMIT: usize = 1000;
+
+/// Labels longer than this many bytes are profiled by a stand-in (see [`profiled_label`]), so
+/// that a profile's size is bounded per label as well as in labels.
+pub const LABEL_BYTES: usize = 256;
+
+/// Bytes of a long label kept at the head of its stand-in.
+const LABEL_HEAD_BYTES: usize = 64;
+
+/// The label a profile counts a value under: the value itself up to [`LABEL_BYTES`] bytes;
+/// beyond, its first 64 bytes (cut at a character boundary), its length and the start of its
+/// SHA-256 digest: `head…[262144 bytes, sha256 3f5c…]`. Distinct long labels stay distinct,
+/// the stand-in is shorter than [`LABEL_BYTES`], and the same label gets the same stand-in
+/// in every profile, so baselines and batches compare.
+pub fn profiled_label(label: &str) -> Cow<'_, str> {
+    if label.len() <= LABEL_BYTES {
+        return Cow::Borrowed(label);
+    }
+    let mut end = LABEL_HEAD_BYTES;
+    while !label.is_char_boundary(end) {
+        end -= 1;
+    }
+    let digest = hex::encode(Sha256::digest(label.as_bytes()));
+    Cow::Owned(format!("{}…[{} bytes, sha256 {}]", &label[..end], label.len(), &digest[..16]))
+}
 
 /// The label under which a frequent-items sketch's untracked labels are counted.
 pub const OTHER_LABELS: &str = "(other labels)";
@@ -27,8 +53,11 @@ pub struct CategoricalProfile {
 }
 
 impl CategoricalProfile {
+    /// Counts one value, under its [`profiled_label`].
     #[inline]
     pub fn add(&mut self, label: &str) {
+        let label = profiled_label(label);
+        let label = label.as_ref();
         self.count += 1;
         if let Some(sketch) = &mut self.frequent {
             sketch.update(label);
@@ -98,5 +127,28 @@ impl CategoricalProfile {
         if let Some(sketch) = &mut self.frequent {
             sketch.merge(&theirs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_labels_are_profiled_by_a_bounded_stand_in() {
+        assert_eq!(profiled_label("Adelie"), "Adelie");
+        let exactly = "x".repeat(LABEL_BYTES);
+        assert_eq!(profiled_label(&exactly), exactly.as_str());
+        let (a, b) = (format!("{}a", "é".repeat(1 << 17)), format!("{}b", "é".repeat(1 << 17)));
+        let (sa, sb) = (profiled_label(&a), profiled_label(&b));
+        assert_ne!(sa, sb, "distinct labels stay distinct");
+        assert!(sa.len() < LABEL_BYTES, "{sa}");
+        assert!(sa.starts_with(&"é".repeat(32)) && sa.contains("[262145 bytes, sha256 "), "{sa}");
+        assert_eq!(profiled_label(&sa), sa, "a stand-in is its own label");
+        let mut p = CategoricalProfile::default();
+        for _ in 0..3 {
+            p.add(&a);
+        }
+        assert_eq!(p.counts.get(sa.as_ref()), Some(&3));
     }
 }

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use mlops_contract::validate::Value;
 use mlops_contract::{Column, ColumnType, Contract};
 
-pub use categorical::CategoricalProfile;
+pub use categorical::{CategoricalProfile, LABEL_BYTES, profiled_label};
 pub use numeric::{Histogram, NumericProfile};
 
 /// Number of equal-frequency bins a baseline cuts each numeric column into.

@@ -23,9 +23,6 @@ const PARQUET: &str = "application/vnd.apache.parquet";
 const JSONL: &str = "application/x-ndjson";
 const JSON: &str = "application/json";
 
-/// Rows between two checks of the memory the open row groups hold together.
-const BUDGET_CHECK_ROWS: u64 = 8192;
-
 /// An error of the source stream itself (as opposed to its content), which fails the batch
 /// so that it is retried rather than quarantined.
 #[derive(Debug)]
@@ -253,11 +250,13 @@ impl<'a> State<'a> {
         if !self.open.contains_key(&date) {
             self.open_partition(date)?;
         }
+        let mut grew = false;
         if let Some(p) = self.open.get_mut(&date) {
             p.last_used = tick;
-            p.writer.push(row)?;
+            grew = p.writer.push(row)?;
         }
-        if self.open.len() > 1 && tick.is_multiple_of(BUDGET_CHECK_ROWS) {
+        // The open row groups only grow when a writer hands its buffered rows on.
+        if grew && self.open.len() > 1 {
             self.keep_to_budget()?;
         }
         Ok(())

@@ -3,7 +3,8 @@
 use std::io::BufRead;
 
 use mlops_contract::Contract;
-use mlops_contract::validate::{Reason, Value, check_text};
+use mlops_contract::json_row::{JsonRow, RowReader};
+use mlops_contract::validate::{Reason, Value, bounded, check_text};
 
 pub mod records;
 
@@ -137,6 +138,7 @@ pub fn read_jsonl<E>(
 ) -> Result<(), ReadError<E>> {
     let mut lines = Lines::new(input, LIMITS);
     let mut record = Record::default();
+    let reader = RowReader::new(&contract.columns);
     let mut first = true;
     let mut rows = 0u64;
     while lines.next_into(&mut record)? {
@@ -149,11 +151,9 @@ pub fn read_jsonl<E>(
         } else if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         } else {
-            match serde_json::from_slice::<serde_json::Value>(line) {
-                Ok(serde_json::Value::Object(fields)) => check_object(contract, &fields),
-                Ok(other) => {
-                    Err(vec![Reason::row("json", format!("the line is JSON but not an object: {}", json_kind(&other)))])
-                }
+            match reader.parse(line) {
+                Ok(Ok(fields)) => check_object(contract, &fields),
+                Ok(Err(kind)) => Err(vec![Reason::row("json", format!("the line is JSON but not an object: {kind}"))]),
                 Err(e) if std::str::from_utf8(line).is_err() => {
                     Err(vec![Reason::row("encoding", format!("the line is not valid UTF-8 ({e})"))])
                 }
@@ -173,26 +173,12 @@ fn oversized(len: u64) -> Reason {
     Reason::row("size", format!("the row is {len} bytes long, over the limit of {MAX_ROW_BYTES} bytes"))
 }
 
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Null => "null",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
-fn check_object(
-    contract: &Contract,
-    fields: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Vec<Value>, Vec<Reason>> {
+/// Checks the contract's fields of one JSON Lines object; a missing field is null.
+fn check_object(contract: &Contract, row: &JsonRow) -> Result<Vec<Value>, Vec<Reason>> {
     let mut values = Vec::with_capacity(contract.columns.len());
     let mut reasons = Vec::new();
-    for column in &contract.columns {
-        match mlops_contract::validate::check_json(column, fields.get(&column.name).unwrap_or(&serde_json::Value::Null))
-        {
+    for (column, value) in contract.columns.iter().zip(&row.values) {
+        match mlops_contract::validate::check_json(column, value.as_ref().unwrap_or(&serde_json::Value::Null)) {
             Ok(v) => values.push(v),
             Err(mut r) => reasons.append(&mut r),
         }
@@ -221,7 +207,9 @@ pub fn read_csv<E>(
         }
         match header_names(&record) {
             Ok(header) => header,
-            Err(reason) => return Err(ReadError::Batch { reason, rows: count_rest(&mut records, &mut record)? }),
+            Err(reason) => {
+                return Err(ReadError::Batch { reason: bounded(reason), rows: count_rest(&mut records, &mut record)? });
+            }
         }
     } else {
         let names: Vec<String> = contract.columns.iter().map(|c| c.name.clone()).collect();
@@ -230,7 +218,9 @@ pub fn read_csv<E>(
     };
     let positions = match column_positions(contract, &names) {
         Ok(p) => p,
-        Err(reason) => return Err(ReadError::Batch { reason, rows: count_rest(&mut records, &mut record)? }),
+        Err(reason) => {
+            return Err(ReadError::Batch { reason: bounded(reason), rows: count_rest(&mut records, &mut record)? });
+        }
     };
     while records.next_into(&mut record)? {
         let outcome = if record.oversized {
