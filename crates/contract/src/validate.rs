@@ -266,4 +266,17 @@ mod tests {
         nullable.nullable = true;
         assert_eq!(check_json(&nullable, &json!(null)), Ok(Value::Null));
     }
+
+    #[test]
+    fn every_reason_is_cut_to_its_bound() {
+        let long = "é".repeat(1 << 20);
+        for reason in [Reason::row("batch", long.clone()), Reason::column(&long, "type", format!("x {long}"))] {
+            assert_eq!(reason.message.chars().count(), REASON_CHARS);
+            assert!(reason.message.ends_with('…'));
+            assert!(reason.column.as_deref().is_none_or(|c| c.chars().count() < 100));
+        }
+        assert_eq!(bounded("short".into()), "short");
+        let exactly: String = "a".repeat(REASON_CHARS);
+        assert_eq!(bounded(exactly.clone()), exactly);
+    }
 }

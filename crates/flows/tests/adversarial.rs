@@ -232,3 +232,47 @@ fn delimiter_and_headerless_files_follow_the_contract() {
     assert_eq!(counts(&f), (2, 1, 1));
     assert_reasons(&f, &[(1, "bill_length_mm: \"39,1\" is not a number")]);
 }
+
+#[test]
+fn json_lines_values_are_read_without_building_them() {
+    let fields = r#""species":"Adelie","island":"Dream","bill_depth_mm":18.7,"flipper_length_mm":181,"body_mass_g":3750,"sex":"male","year":2007"#;
+    let unknown: Vec<String> = (0..100_000).map(|i| format!("\"u{i}\":[{i}]")).collect();
+    let nested = vec!["[0]"; 100_000].join(",");
+    let lines = [
+        // A hundred thousand unknown keys are skipped: the row is valid.
+        format!("{{{fields},\"bill_length_mm\":39.1,{}}}", unknown.join(",")),
+        // A contract field holding a large array is rejected by its kind.
+        format!("{{{fields},\"bill_length_mm\":[{nested}]}}"),
+        // Escapes in a key are read as the name they spell; the last of a repeated key wins.
+        format!("{{{fields},\"bill_length_mm\":\"x\",\"bill_\\u006cength_mm\":40.5}}"),
+    ];
+    let f = run("wide.jsonl", lines.join("\n").into_bytes());
+    assert_eq!(counts(&f), (3, 2, 1));
+    assert_reasons(&f, &[(2, "bill_length_mm: expected a number, got an array")]);
+}
+
+#[test]
+fn reasons_and_quoted_values_are_bounded() {
+    let long = "x".repeat(1 << 20);
+    let f = run(
+        "long.csv",
+        csv(&[
+            HEADER,
+            &format!("Adelie,{long},39.1,18.7,181,3750,male,2007"),
+            &format!("{long},Dream,39.1,18.7,181,3750,male,2007"),
+        ]),
+    );
+    assert_eq!(counts(&f), (2, 0, 2));
+    for record in quarantined(&f) {
+        for reason in &record.reasons {
+            assert!(reason.message.chars().count() < 200, "{}", &reason.message[..200.min(reason.message.len())]);
+        }
+        assert!(record.reasons[0].message.contains("(1048576 bytes)"), "{}", record.reasons[0].message);
+        assert!(record.raw.as_deref().is_some_and(|r| r.len() <= 4096));
+    }
+    // A header naming a missing column quotes the contract's name, and a batch reason is cut
+    // like any other.
+    let f = run("dup.csv", csv(&[&format!("{HEADER},{long},{long}"), ROW]));
+    let reason = f.manifest.batch_error.clone().expect("a batch error");
+    assert!(reason.chars().count() < 200 && reason.ends_with("twice"), "{reason}");
+}

@@ -5,7 +5,7 @@
 
 mod config;
 mod error;
-mod request;
+pub mod request;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
