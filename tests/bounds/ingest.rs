@@ -1,6 +1,6 @@
 //! Ingest's memory per row, per field, per label and per JSON value: each case at sizes
 //! several times apart, through the streaming pipeline Lambda runs, with generated input
-//! and outputs that are counted (and the small ones kept) rather than stored.
+//! and outputs that are dropped (the small JSON ones kept) rather than stored.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -40,17 +40,20 @@ fn generated<T: AsRef<[u8]>>(chunks: impl Iterator<Item = T>) -> impl Read {
     Generated { chunks, current: None, at: 0 }
 }
 
-/// Outputs that count the bytes of curated files and keep the small JSON ones.
+/// The objects kept, by key.
+type Kept = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// Outputs that drop the bytes of curated files and keep the small JSON ones.
 #[derive(Default)]
 struct Captured {
-    kept: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    kept: Kept,
 }
 
 struct Sink {
     key: String,
     keep: bool,
     bytes: Vec<u8>,
-    kept: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    kept: Kept,
 }
 
 impl Write for Sink {
