@@ -1,7 +1,7 @@
 //! The `mlops` command line: a short enum over the subcommands of `mlops::commands`.
 
 use clap::{Parser, Subcommand};
-use mlops::commands::{cold_start, demo, drift, ingest, invoke, lake, model, profile, score, serve};
+use mlops::commands::{cold_start, demo, drift, ingest, invoke, lake, model, profile, score, serve, train};
 
 /// Serverless MLOps, locally: an embedded S3 lake, the model registry, and the Lambda
 /// handlers run in-process.
@@ -27,6 +27,7 @@ enum Command {
     Drift(drift::DriftArgs),
     Profile(profile::ProfileArgs),
     Score(score::ScoreArgs),
+    Train(train::TrainArgs),
     Demo(demo::DemoArgs),
 }
 
@@ -51,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Drift(args) => args.run(),
         Command::Profile(args) => args.run(),
         Command::Score(args) => args.run().await,
+        Command::Train(args) => args.run().await,
         Command::Demo(args) => args.run().await,
     }
 }

@@ -1,6 +1,7 @@
 //! The subcommands of `mlops`, one module each: an `Args` struct and its `run`.
 
 pub mod cold_start;
+pub mod data;
 pub mod demo;
 pub mod drift;
 pub mod ingest;
@@ -10,6 +11,7 @@ pub mod model;
 pub mod profile;
 pub mod score;
 pub mod serve;
+pub mod train;
 
 use clap::Args;
 use mlops_lake::Lake;

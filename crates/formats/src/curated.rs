@@ -221,6 +221,67 @@ impl<W: std::io::Write + Send> CuratedWriter<W> {
     }
 }
 
+/// Reads a curated Parquet file (as ingest writes it) into rows of values in the contract's
+/// column order, columns matched by name: the way back from the lake to training. A
+/// contract column the file lacks is an error; values come back as the contract types them
+/// (timestamps as RFC 3339 text).
+pub fn read_values(bytes: bytes::Bytes, contract: &Contract) -> Result<Vec<Vec<Value>>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_error)?.build().map_err(parquet_error)?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(parquet_error)?;
+        let columns: Vec<&ArrayRef> = contract
+            .columns
+            .iter()
+            .map(|c| {
+                batch
+                    .column_by_name(&c.name)
+                    .ok_or_else(|| Error::Curated(format!("the Parquet file has no column {:?}", c.name)))
+            })
+            .collect::<Result<_>>()?;
+        for i in 0..batch.num_rows() {
+            let mut row = Vec::with_capacity(columns.len());
+            for (column, array) in contract.columns.iter().zip(&columns) {
+                if array.is_null(i) {
+                    row.push(Value::Null);
+                    continue;
+                }
+                let mismatch = || {
+                    Error::Curated(format!(
+                        "column {:?} is {}, not as the contract types it",
+                        column.name,
+                        array.data_type()
+                    ))
+                };
+                row.push(match (column.kind, array.data_type()) {
+                    (ColumnType::Float, DataType::Float64) => {
+                        Value::Float(array.as_primitive::<Float64Type>().value(i))
+                    }
+                    (ColumnType::Int, DataType::Int64) => Value::Int(array.as_primitive::<Int64Type>().value(i)),
+                    (ColumnType::Bool, DataType::Boolean) => Value::Bool(array.as_boolean().value(i)),
+                    (ColumnType::Category | ColumnType::String, DataType::Utf8) => {
+                        Value::Text(array.as_string::<i32>().value(i).to_string())
+                    }
+                    (ColumnType::Timestamp, DataType::Timestamp(TimeUnit::Microsecond, _)) => {
+                        let micros = array.as_primitive::<TimestampMicrosecondType>().value(i);
+                        match chrono::DateTime::from_timestamp_micros(micros) {
+                            Some(t) => Value::Text(t.to_rfc3339()),
+                            None => Value::Null,
+                        }
+                    }
+                    _ => return Err(mismatch()),
+                });
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
 /// Reads a curated Parquet file back as text rows (`{column: value, …}`), for tests and checks.
 pub fn read_rows(bytes: Vec<u8>) -> Result<Vec<String>> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -259,7 +320,19 @@ mod tests {
             Value::Text("2024-01-02T03:04:05Z".into()),
         ])
         .expect("row");
-        let rows = read_rows(w.finish().expect("parquet")).expect("readable");
+        let bytes = w.finish().expect("parquet");
+        let values = read_values(bytes::Bytes::from(bytes.clone()), &contract).expect("typed rows");
+        assert_eq!(
+            values[1],
+            [
+                Value::Null,
+                Value::Int(3),
+                Value::Bool(false),
+                Value::Text("b".into()),
+                Value::Text("2024-01-02T03:04:05+00:00".into())
+            ]
+        );
+        let rows = read_rows(bytes).expect("readable");
         assert_eq!(rows.len(), 2);
         assert!(rows[0].starts_with("{x: 1.5, n: 2, b: true, k: \"a\", t: 2024-01-02 00:00:00"), "{}", rows[0]);
         assert!(rows[1].starts_with("{x: null, n: 3, b: false, k: \"b\", t: 2024-01-02 03:04:05"), "{}", rows[1]);
