@@ -1,7 +1,9 @@
 //! The ONNX export of a trained model, built with the protobuf types tract-onnx carries: one
 //! named input per feature (as a ColumnTransformer export has: float for numbers, string for
 //! categories), a LabelEncoder per category, a Concat, and a TreeEnsembleClassifier (integer
-//! labels and class probabilities, no ZipMap) or TreeEnsembleRegressor.
+//! labels and class probabilities, no ZipMap) or TreeEnsembleRegressor. A binary classifier
+//! takes the form LightGBM's converter gives it: every leaf scores class 0 and a logistic
+//! turns the sum into `[1 − p, p]`.
 //!
 //! Split thresholds are rounded up to the next 32-bit float: the inputs are 32-bit floats, and
 //! for every such `x`, `x < t` exactly when `x < s` for the booster's 64-bit threshold `s`, so
@@ -156,21 +158,12 @@ fn flatten(ensemble: &Ensemble, binary: bool) -> Result<Nodes> {
                     n.true_ids.push(0);
                     n.false_ids.push(0);
                     n.missing_true.push(0);
-                    let w = node.weight_value;
-                    if binary {
-                        // Softmax over (-m/2, m/2) is the logistic of m.
-                        for (class, weight) in [(0, -w / 2.0), (1, w / 2.0)] {
-                            n.leaf_trees.push(tree_id);
-                            n.leaf_nodes.push(i as i64);
-                            n.leaf_targets.push(class);
-                            n.leaf_weights.push(weight);
-                        }
-                    } else {
-                        n.leaf_trees.push(tree_id);
-                        n.leaf_nodes.push(i as i64);
-                        n.leaf_targets.push(k as i64);
-                        n.leaf_weights.push(w);
-                    }
+                    // A binary classifier's leaves all score class 0, as onnxruntime's binary
+                    // case wants: the sum is the log-odds of the second class.
+                    n.leaf_trees.push(tree_id);
+                    n.leaf_nodes.push(i as i64);
+                    n.leaf_targets.push(if binary { 0 } else { k as i64 });
+                    n.leaf_weights.push(node.weight_value);
                 } else {
                     if node.missing_node != node.left_child && node.missing_node != node.right_child {
                         return Err(Error::Invalid(
@@ -265,11 +258,7 @@ pub fn export(
         }
         Task::Binary | Task::Multiclass => {
             let k = classes.map_or(0, <[String]>::len);
-            let base_values = if binary {
-                vec![(-base[0] / 2.0) as f32, (base[0] / 2.0) as f32]
-            } else {
-                base.iter().map(|b| *b as f32).collect()
-            };
+            let base_values: Vec<f32> = base.iter().map(|b| *b as f32).collect();
             attributes.extend([
                 ints("class_treeids", trees.leaf_trees),
                 ints("class_nodeids", trees.leaf_nodes),
@@ -277,7 +266,9 @@ pub fn export(
                 floats("class_weights", trees.leaf_weights),
                 ints("classlabels_int64s", (0..k as i64).collect()),
                 floats("base_values", base_values),
-                string("post_transform", "SOFTMAX"),
+                // Binary: [1 − p, p] with p the logistic of the log-odds; several classes:
+                // the softmax of the one-vs-rest log-odds.
+                string("post_transform", if binary { "LOGISTIC" } else { "SOFTMAX" }),
             ]);
             nodes.push(node(
                 "TreeEnsembleClassifier",
