@@ -1,7 +1,7 @@
 //! The `mlops` command line: a short enum over the subcommands of `mlops::commands`.
 
 use clap::{Parser, Subcommand};
-use mlops::commands::{cold_start, demo, drift, ingest, invoke, lake, model, profile, score, serve, train};
+use mlops::commands::{cold_start, demo, drift, evaluate, ingest, invoke, lake, model, profile, score, serve, train};
 
 /// Serverless MLOps, locally: an embedded S3 lake, the model registry, and the Lambda
 /// handlers run in-process.
@@ -28,6 +28,7 @@ enum Command {
     Profile(profile::ProfileArgs),
     Score(score::ScoreArgs),
     Train(train::TrainArgs),
+    Evaluate(evaluate::EvaluateArgs),
     Demo(demo::DemoArgs),
 }
 
@@ -53,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Profile(args) => args.run(),
         Command::Score(args) => args.run().await,
         Command::Train(args) => args.run().await,
+        Command::Evaluate(args) => args.run().await,
         Command::Demo(args) => args.run().await,
     }
 }

@@ -4,6 +4,7 @@ pub mod cold_start;
 pub mod data;
 pub mod demo;
 pub mod drift;
+pub mod evaluate;
 pub mod ingest;
 pub mod invoke;
 pub mod lake;

@@ -9,6 +9,7 @@ pub mod booster;
 pub mod config;
 pub mod encode;
 mod error;
+pub mod evaluate;
 pub mod gate;
 pub mod metrics;
 pub mod onnx;

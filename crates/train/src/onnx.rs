@@ -310,6 +310,14 @@ pub fn export(
     Ok(model.encode_to_vec())
 }
 
+/// The class labels a model records in its metadata (`class_labels`, as this export writes
+/// them), if any.
+pub fn class_labels(bytes: &[u8]) -> Option<Vec<String>> {
+    let model = ModelProto::decode(bytes).ok()?;
+    let entry = model.metadata_props.iter().find(|p| p.key == "class_labels")?;
+    serde_json::from_str(&entry.value).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,175 @@
+//! A model's metrics on holdout rows, through the one scorer (as predict scores), and the
+//! gate's verdict of a candidate against the champion on the same rows.
+
+use serde::{Deserialize, Serialize};
+
+use mlops_contract::Contract;
+use mlops_contract::validate::Value;
+use mlops_model::Scorer;
+
+use crate::encode::Target;
+use crate::error::{Error, Result};
+use crate::gate::{Gate, Verdict, decide};
+use crate::metrics::{self, Metrics};
+
+/// A model to evaluate: its scorer, the contract it was registered with, and its classes.
+#[derive(Debug)]
+pub struct Evaluated<'a> {
+    /// A file path or NAME@VERSION, for the record.
+    pub model: String,
+    pub sha256: String,
+    pub scorer: &'a Scorer,
+    pub contract: &'a Contract,
+    /// Names of the classes by the model's label index (a classifier).
+    pub class_labels: Option<Vec<String>>,
+}
+
+/// One model's result on the holdout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelResult {
+    pub model: String,
+    pub sha256: String,
+    pub metrics: Metrics,
+}
+
+/// An evaluation: the holdout, each model's metrics, and the gate's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationRecord {
+    /// Holdout rows with a target, and rows left out for want of one.
+    pub rows: u64,
+    pub without_target: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+    pub candidate: ModelResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub champion: Option<ModelResult>,
+    pub gate: Gate,
+    pub verdict: Verdict,
+}
+
+/// Rows per scorer run.
+const CHUNK: usize = 1024;
+
+/// The metrics of a model on `rows` (valid rows of `contract`, in its column order), against
+/// the target `target` read from column `target_column`.
+pub fn metrics_of(
+    model: &Evaluated<'_>,
+    contract: &Contract,
+    target: &Target,
+    target_column: usize,
+    rows: &[Vec<Value>],
+) -> Result<Metrics> {
+    // The model's features, by name, from the holdout's columns.
+    let positions: Vec<usize> = model
+        .contract
+        .features
+        .iter()
+        .map(|f| {
+            contract.columns.iter().position(|c| &c.name == f).ok_or_else(|| {
+                Error::Invalid(format!("{} takes feature {f:?}, which the holdout's contract lacks", model.model))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let outputs = model.scorer.model().outputs();
+    let label_output = outputs.iter().find(|o| o.dtype == "i64" && o.shape.len() == 1).map(|o| o.name.clone());
+    let float_output = |rank: usize| {
+        outputs.iter().find(|o| o.dtype.starts_with('f') && o.shape.len() == rank).map(|o| o.name.clone())
+    };
+    let (mut truth, mut probabilities, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    let labelled: Vec<(&Vec<Value>, f64)> =
+        rows.iter().filter_map(|r| target.encode(&r[target_column]).map(|y| (r, y))).collect();
+    for chunk in labelled.chunks(CHUNK) {
+        let features: Vec<Vec<Value>> =
+            chunk.iter().map(|(r, _)| positions.iter().map(|&i| r[i].clone()).collect()).collect();
+        let scored =
+            model.scorer.score(&features).map_err(|e| Error::Invalid(format!("scoring {}: {e}", model.model)))?;
+        for ((_, y), out) in chunk.iter().zip(scored) {
+            truth.push(*y);
+            match target {
+                Target::Classes { labels, .. } => {
+                    let model_labels = model.class_labels.as_deref().unwrap_or(labels);
+                    let mut p = vec![0.0; labels.len()];
+                    let scores = float_output(2).and_then(|name| out.get(&name).cloned());
+                    match scores.map(|v| numbers(&v)) {
+                        Some(model_p) if model_p.len() == model_labels.len() => {
+                            for (name, q) in model_labels.iter().zip(model_p) {
+                                if let Some(k) = labels.iter().position(|l| l == name) {
+                                    p[k] = q;
+                                }
+                            }
+                        }
+                        _ => {
+                            // No probabilities: the predicted class gets all of it.
+                            let label =
+                                label_output.as_ref().and_then(|n| out.get(n)).and_then(serde_json::Value::as_u64);
+                            let name = label.and_then(|i| model_labels.get(i as usize));
+                            if let Some(k) = name.and_then(|n| labels.iter().position(|l| l == n)) {
+                                p[k] = 1.0;
+                            }
+                        }
+                    }
+                    probabilities.push(p);
+                }
+                Target::Number { .. } => {
+                    let name = float_output(2).or_else(|| float_output(1));
+                    let v = name.and_then(|n| out.get(&n).map(numbers)).and_then(|v| v.first().copied());
+                    values.push(v.unwrap_or(f64::NAN));
+                }
+            }
+        }
+    }
+    Ok(match target {
+        Target::Classes { labels, .. } => {
+            let truth: Vec<usize> = truth.iter().map(|t| *t as usize).collect();
+            Metrics::Classification(metrics::classification(labels, &truth, &probabilities))
+        }
+        Target::Number { .. } => Metrics::Regression(metrics::regression(&truth, &values)),
+    })
+}
+
+fn numbers(v: &serde_json::Value) -> Vec<f64> {
+    match v {
+        serde_json::Value::Array(items) => items.iter().flat_map(numbers).collect(),
+        other => other.as_f64().into_iter().collect(),
+    }
+}
+
+/// Evaluates a candidate (and the champion, when there is one) on the same holdout rows and
+/// applies the gate (by default [`Gate::default_for`]).
+pub fn evaluate(
+    contract: &Contract,
+    rows: &[Vec<Value>],
+    candidate: &Evaluated<'_>,
+    champion: Option<&Evaluated<'_>>,
+    gate: Option<Gate>,
+) -> Result<EvaluationRecord> {
+    let regression = matches!(
+        contract.target.as_ref().and_then(|t| contract.column(t)).map(|c| c.kind),
+        Some(mlops_contract::ColumnType::Float)
+    );
+    let (target, column) = Target::fit(contract, rows, Some(regression))?;
+    let with_target = rows.iter().filter(|r| target.encode(&r[column]).is_some()).count();
+    if with_target == 0 {
+        return Err(Error::Invalid("the holdout has no row with a target".into()));
+    }
+    let ours = metrics_of(candidate, contract, &target, column, rows)?;
+    let theirs = champion.map(|c| metrics_of(c, contract, &target, column, rows)).transpose()?;
+    let gate = gate.unwrap_or_else(|| Gate::default_for(&ours));
+    let verdict = decide(&gate, &ours, theirs.as_ref());
+    Ok(EvaluationRecord {
+        rows: with_target as u64,
+        without_target: (rows.len() - with_target) as u64,
+        classes: match &target {
+            Target::Classes { labels, .. } => Some(labels.clone()),
+            Target::Number { .. } => None,
+        },
+        candidate: ModelResult { model: candidate.model.clone(), sha256: candidate.sha256.clone(), metrics: ours },
+        champion: champion.zip(theirs).map(|(c, m)| ModelResult {
+            model: c.model.clone(),
+            sha256: c.sha256.clone(),
+            metrics: m,
+        }),
+        gate,
+        verdict,
+    })
+}
