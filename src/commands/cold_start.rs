@@ -88,6 +88,7 @@ pub async fn measure(options: &ColdStartOptions, event: &str) -> anyhow::Result<
             train: example("train.csv"),
             metrics: None,
             class_labels: Some(vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into()]),
+            lineage: Default::default(),
         },
     )
     .await?;

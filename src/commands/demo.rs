@@ -114,6 +114,7 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
             train: example.join("train.csv"),
             metrics: Some(example.join("metrics.json")).filter(|p| p.exists()),
             class_labels,
+            lineage: Default::default(),
         },
     )
     .await?;

@@ -20,6 +20,7 @@ fn penguins(train: &str) -> RegisterArgs {
         train: example(train),
         metrics: None,
         class_labels: Some(vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into()]),
+        lineage: Default::default(),
     }
 }
 
@@ -85,7 +86,7 @@ async fn a_window_spanning_a_new_registration_is_checked_against_either_version(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_registrations_get_two_versions_never_an_overwrite() {
     let t = TestLake::with_penguins().await;
-    let (a, b) = (penguins("train.csv"), penguins("batches/batch-03-shifted.csv"));
+    let (a, b) = (penguins("batches/batch-01.csv"), penguins("batches/batch-03-shifted.csv"));
     let (a, b) = tokio::join!(register(&t.lake, &a), register(&t.lake, &b));
     let (a, b) = (a.expect("first registration"), b.expect("second registration"));
     let mut versions = [a.version, b.version];

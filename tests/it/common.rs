@@ -47,6 +47,7 @@ impl TestLake {
                 train: example("train.csv"),
                 metrics: Some(example("metrics.json")),
                 class_labels: Some(vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into()]),
+                lineage: Default::default(),
             },
         )
         .await

@@ -25,7 +25,7 @@ async fn objects_round_trip_through_the_sdk() {
     }
 }
 
-/// Registers the penguins model once more, as the next version.
+/// Registers the penguins model once more with a baseline of other data, as the next version.
 pub async fn register_again(t: &TestLake) -> mlops_lake::registry::Manifest {
     mlops::commands::model::register(
         &t.lake,
@@ -33,9 +33,10 @@ pub async fn register_again(t: &TestLake) -> mlops_lake::registry::Manifest {
             name: "penguins".into(),
             model: crate::common::example("model.onnx"),
             contract: crate::common::example("contract.yaml"),
-            train: crate::common::example("train.csv"),
+            train: crate::common::example("batches/batch-01.csv"),
             metrics: None,
             class_labels: None,
+            lineage: Default::default(),
         },
     )
     .await
@@ -52,6 +53,19 @@ async fn model_versions_are_numbered_and_never_overwritten() {
     assert_eq!(v1.manifest.class_labels.as_deref().map(<[String]>::len), Some(3));
     let baseline = mlops_drift::Profile::from_json(&v1.baseline, "v1").expect("baseline");
     assert_eq!(baseline.rows, 344, "the baseline covers every training row");
+    // The same model, contract and baseline again make no new version.
+    let same = mlops::commands::model::RegisterArgs {
+        name: "penguins".into(),
+        model: crate::common::example("model.onnx"),
+        contract: crate::common::example("contract.yaml"),
+        train: crate::common::example("train.csv"),
+        metrics: None,
+        class_labels: Some(vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into()]),
+        lineage: Default::default(),
+    };
+    let (existing, created) = mlops::commands::model::register_once(&t.lake, &same).await.expect("registers");
+    assert_eq!((existing.version, created), (1, false));
+    assert_eq!(mlops_lake::registry::versions(&t.lake, "penguins").await.expect("versions"), [1, 2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

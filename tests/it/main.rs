@@ -16,3 +16,4 @@ mod memory;
 mod predict;
 mod runtime;
 mod score;
+mod train;

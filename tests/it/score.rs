@@ -168,6 +168,7 @@ async fn mlops_score_and_predict_answer_the_same_rows_identically() {
         baseline_id: None,
         class_labels: None,
         metrics: None,
+        lineage: None,
     };
     let champion = predict::Served::new(manifest, contract, onnx).expect("fits");
     let app = predict::App { champion, shadow: None, limits: predict::Limits::default() };

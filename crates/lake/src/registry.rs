@@ -42,6 +42,58 @@ pub struct Manifest {
     /// Training or evaluation metrics supplied at registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<serde_json::Value>,
+    /// Where the version came from: its training and evaluation records, its parent, the
+    /// code, and who registered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<Lineage>,
+}
+
+/// The lineage of a version, recorded in its (immutable) manifest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// The training record (`mlops train` writes it beside the model): data snapshot,
+    /// parameters, metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<serde_json::Value>,
+    /// The evaluation record (`mlops evaluate --json`): metrics of candidate and champion on
+    /// the same holdout, and the gate's decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<serde_json::Value>,
+    /// The version this one was evaluated against (the champion when it was trained).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_version: Option<u32>,
+    /// The code that built it: a git commit when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_version: Option<String>,
+    pub registered_by: String,
+}
+
+/// A version's approval status, as SageMaker's model registry names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApprovalStatus {
+    PendingManualApproval,
+    Approved,
+    Rejected,
+}
+
+impl std::fmt::Display for ApprovalStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ApprovalStatus::PendingManualApproval => "PendingManualApproval",
+            ApprovalStatus::Approved => "Approved",
+            ApprovalStatus::Rejected => "Rejected",
+        })
+    }
+}
+
+/// A decision on a version, kept in its own object (`approval.json`) beside the immutable
+/// files; a version without one is pending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub status: ApprovalStatus,
+    pub reason: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// What `register` needs. The caller has checked that the model loads and fits the contract.
@@ -57,6 +109,7 @@ pub struct Registration<'a> {
     pub baseline_id: &'a str,
     pub class_labels: Option<Vec<String>>,
     pub metrics: Option<serde_json::Value>,
+    pub lineage: Option<Lineage>,
 }
 
 /// A registered version's files, read back and checked.
@@ -174,6 +227,7 @@ pub async fn register(lake: &Lake, reg: &Registration<'_>) -> Result<Manifest> {
         baseline_id: Some(reg.baseline_id.to_string()),
         class_labels: reg.class_labels.clone(),
         metrics: reg.metrics.clone(),
+        lineage: reg.lineage.clone(),
     };
     let contract_yaml = reg.contract.to_yaml().into_bytes();
     let file = |name: &str| keys::model_file(reg.name, version, name);
@@ -185,6 +239,58 @@ pub async fn register(lake: &Lake, reg: &Registration<'_>) -> Result<Manifest> {
     lake.put(&keys::dataset_contract(&manifest.dataset), contract_yaml, "application/yaml").await?;
     lake.put(&keys::dataset_baseline(&manifest.dataset), reg.baseline.to_vec(), "application/json").await?;
     Ok(manifest)
+}
+
+/// The version whose model, contract and baseline are those of `reg`, if one is registered:
+/// registering byte-identical artifacts again makes no new version.
+pub async fn find_identical(lake: &Lake, reg: &Registration<'_>) -> Result<Option<Manifest>> {
+    let digest = sha256_hex(reg.model);
+    let contract_yaml = reg.contract.to_yaml();
+    for version in versions(lake, reg.name).await? {
+        let manifest: Manifest = match get_file(lake, reg.name, version, "manifest.json").await {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::json("manifest", e))?,
+            Err(_) => continue,
+        };
+        if manifest.model_sha256 != digest || manifest.baseline_id.as_deref() != Some(reg.baseline_id) {
+            continue;
+        }
+        let contract = get_file(lake, reg.name, version, "contract.yaml").await?;
+        if contract == contract_yaml.as_bytes() {
+            return Ok(Some(manifest));
+        }
+    }
+    Ok(None)
+}
+
+/// A version's approval: its decision, or pending when none was made.
+pub async fn approval(lake: &Lake, name: &str, version: u32) -> Result<Option<Approval>> {
+    match lake.get(&keys::model_file(name, version, "approval.json")).await {
+        Ok(o) => Ok(Some(serde_json::from_slice(&o.bytes).map_err(|e| Error::json("approval", e))?)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Records a decision on a version, once: the object is written only if absent, so a second
+/// decision (or a concurrent one) is refused with the first.
+pub async fn decide(lake: &Lake, name: &str, version: u32, decision: &Approval) -> Result<()> {
+    get_file(lake, name, version, "manifest.json").await?;
+    if decision.status == ApprovalStatus::PendingManualApproval {
+        return Err(Error::Registry("a decision is Approved or Rejected".into()));
+    }
+    let key = keys::model_file(name, version, "approval.json");
+    let json = serde_json::to_vec_pretty(decision).map_err(|e| Error::json("approval", e))?;
+    match lake.put_if_absent(&key, json, "application/json").await {
+        Ok(_) => Ok(()),
+        Err(Error::Exists { .. }) => {
+            let first = approval(lake, name, version).await?;
+            Err(Error::Registry(match first {
+                Some(a) => format!("{name} v{version} was already {} by {} at {}: {}", a.status, a.by, a.at, a.reason),
+                None => format!("{name} v{version} was decided concurrently; read it again"),
+            }))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn get_file(lake: &Lake, name: &str, version: u32, file: &str) -> Result<Vec<u8>> {

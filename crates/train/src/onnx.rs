@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn thresholds_round_up_to_the_next_float() {
-        for s in [0.1f64, 1.0, -2.5, 3.000_000_1, 1e-30, -1e-30, 12345.678_9] {
+        for s in [0.1f64, 1.0, -2.5, 3.000_000_1, 1e-30, -1e-30, 12_345.678_9] {
             let t = threshold(s);
             assert!(f64::from(t) >= s, "{s}");
             // No 32-bit float lies in [s, t).

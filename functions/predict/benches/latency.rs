@@ -135,6 +135,7 @@ fn app(case: &Case) -> App {
         baseline_id: None,
         class_labels: None,
         metrics: None,
+        lineage: None,
     };
     let champion = Served::new(manifest, case.contract.clone(), model).expect("contract fits");
     App { champion, shadow: None, limits: Limits::default() }
