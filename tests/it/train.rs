@@ -113,3 +113,38 @@ async fn train_evaluate_register_and_approve_with_lineage() {
     assert!(lines[1].starts_with("v1") && lines[1].contains("PendingManualApproval"), "{list}");
     assert!(lines[2].starts_with("v2") && lines[2].contains("Approved") && lines[2].contains("v1"), "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_trainer_gets_the_snapshot_and_its_model_is_collected() {
+    let t = TestLake::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = dir.path().join("external.onnx");
+    let contract = example("contract.yaml");
+    // A trainer of the user's own: it sees the snapshot (header and 344 rows), writes a model
+    // and its metrics.
+    let command = format!(
+        "test $(wc -l < \"$MLOPS_TRAIN_DATA\") -eq 345 && cp {} \"$MLOPS_TRAIN_MODEL\" && echo '{{\"accuracy\": 0.97}}' > \"$MLOPS_TRAIN_METRICS\"",
+        example("model.onnx").display()
+    );
+    let args = [
+        "train",
+        "--contract",
+        contract.to_str().expect("path"),
+        "--out",
+        model.to_str().expect("path"),
+        "--command",
+        &command,
+    ];
+    let train = example("train.csv");
+    let (ok, stdout, stderr) = mlops(&t, &[&args[..], &[train.to_str().expect("path")]].concat());
+    assert!(ok, "{stdout}{stderr}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("external.training.json")).expect("record"))
+            .expect("JSON");
+    assert_eq!(record["trainer"], "command");
+    assert_eq!(record["reported_metrics"]["accuracy"], 0.97);
+    assert_eq!(record["data"]["rows"], 344);
+    // A trainer that fails, or writes no model, fails the run with its reason.
+    let (ok, _, stderr) = mlops(&t, &[&args[..5], &["--command", "exit 3", train.to_str().expect("path")]].concat());
+    assert!(!ok && stderr.contains("failed"), "{stderr}");
+}
