@@ -31,11 +31,24 @@ fn assert_links_none(package: &str, forbidden: &[&str], why: &str) {
 fn each_function_links_only_what_it_uses() {
     assert_links_none(
         "predict",
-        &["parquet", "arrow-array", "datasketches", "mlops-flows", "mlops-formats", "mlops-drift"],
+        &[
+            "parquet",
+            "arrow-array",
+            "datasketches",
+            "mlops-flows",
+            "mlops-formats",
+            "mlops-drift",
+            "mlops-train",
+            "forust-ml",
+        ],
         "predict scores rows; it writes no Parquet and reads no profile",
     );
     for function in ["ingest", "drift-check"] {
-        assert_links_none(function, &["tract-onnx", "tract-core", "mlops-model"], "only predict runs models");
+        assert_links_none(
+            function,
+            &["tract-onnx", "tract-core", "mlops-model", "mlops-train"],
+            "only predict runs models",
+        );
     }
     for function in ["predict", "ingest", "drift-check"] {
         assert_links_none(function, &["mlops-devkit", "s3s", "s3s-fs"], "only the dev kit knows it is local");
@@ -45,7 +58,7 @@ fn each_function_links_only_what_it_uses() {
 #[test]
 fn the_domain_crates_have_no_io_and_know_no_lambda() {
     let io = ["aws-sdk-s3", "aws-config", "tokio", "lambda_runtime", "lambda_http", "aws_lambda_events"];
-    for domain in ["mlops-contract", "mlops-drift", "mlops-model", "mlops-formats"] {
+    for domain in ["mlops-contract", "mlops-drift", "mlops-model", "mlops-formats", "mlops-train"] {
         assert_links_none(domain, &io, "the domain and format crates do no AWS or async I/O");
     }
     for library in ["mlops-lake", "mlops-flows"] {
