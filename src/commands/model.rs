@@ -293,7 +293,7 @@ pub async fn list(lake: &Lake, name: &str) -> anyhow::Result<String> {
         let status =
             registry::approval(lake, name, v).await?.map_or(ApprovalStatus::PendingManualApproval, |a| a.status);
         out.push_str(&format!(
-            "v{:<7} {:<22} {:<22} {:<26} {:<14} {}\n",
+            "v{:<7} {:<20} {:<22} {:<32} {:<13} {}\n",
             v,
             m.created_at.format("%Y-%m-%d %H:%M:%S"),
             status.to_string(),
@@ -325,7 +325,7 @@ pub async fn show(lake: &Lake, model: &ModelRef) -> anyhow::Result<String> {
     let m = &stored.manifest;
     let approval = registry::approval(lake, &model.name, model.version).await?;
     let mut out = String::new();
-    out.push_str(&format!("{model}  {} of {} (contract v{})\n", m.name, m.dataset, m.contract_version));
+    out.push_str(&format!("{model}  dataset {} (contract v{})\n", m.dataset, m.contract_version));
     out.push_str(&format!("  created     {}\n", m.created_at.to_rfc3339()));
     out.push_str(&format!("  model       sha256 {} ({} bytes)\n", m.model_sha256, m.model_bytes));
     out.push_str(&format!("  baseline    {}\n", m.baseline_id.as_deref().unwrap_or("-")));
