@@ -61,7 +61,8 @@ lint-infra:
 	$(LINT_BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(PY) scripts/check_buildspec.py buildspec.yml samconfig.toml
 	$(PY) scripts/check_samconfig.py samconfig.toml template.yaml
-	$(PY) -m py_compile loadtest/locustfile.py loadtest/run.py scripts/check_buildspec.py scripts/check_samconfig.py
+	$(SAM_ENV) $(PY) scripts/check_versions.py template.yaml
+	$(PY) -m py_compile loadtest/locustfile.py loadtest/run.py scripts/check_buildspec.py scripts/check_samconfig.py scripts/check_versions.py
 
 # The function binaries are built first: the Runtime API tests run them as Lambda would.
 test:
