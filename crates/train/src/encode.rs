@@ -54,7 +54,7 @@ impl Encoder {
     /// The encoding of each of the contract's features: categories take the contract's
     /// `allowed` labels, or the labels seen in `rows` (the [`MAX_LABELS`] most frequent,
     /// sorted); every other type is numeric.
-    pub fn fit(contract: &Contract, rows: &[Vec<Value>]) -> Result<Encoder> {
+    pub fn fit(contract: &Contract, rows: &[&[Value]]) -> Result<Encoder> {
         if contract.features.is_empty() {
             return Err(Error::Invalid(format!("the contract of {} names no features", contract.dataset)));
         }

@@ -115,9 +115,7 @@ pub fn train(contract: &Contract, rows: &[Vec<Value>], config: &TrainConfig, dat
     {
         return Err(Error::Invalid(format!("the config asks for a {asked:?} task but the target makes it {task:?}")));
     }
-    let owned: Vec<Vec<Value>> = train_rows.iter().map(|r| r.to_vec()).collect();
-    let encoder = Encoder::fit(contract, &owned)?;
-    drop(owned);
+    let encoder = Encoder::fit(contract, &train_rows)?;
     let x = encoder.matrix(&train_rows);
     let classes = match &target {
         Target::Classes { labels, .. } => labels.len(),
