@@ -256,3 +256,27 @@ fn json_lines_rows_of_a_million_unknown_keys_are_bounded_by_the_row_limit() {
         assert!(peak < JSON_BOUND, "peak {} over the bound {}", mb(peak), mb(JSON_BOUND));
     }
 }
+
+#[test]
+fn a_header_of_700_000_names_is_checked_in_bounded_memory() {
+    let _serial = serial();
+    // Just under the row limit, which counts 16 bytes of offsets per field: the contract's
+    // columns, then distinct names of 6 bytes (about 730,000 of them).
+    let mut header = b"id,note,label".to_vec();
+    let mut names = 0u64;
+    while header.len() + 16 * (names as usize + 4) < MAX_ROW_BYTES - 64 {
+        write!(header, ",c{names:05x}").expect("in memory");
+        names += 1;
+    }
+    header.push(b'\n');
+    let mut row = b"1,n,a".to_vec();
+    row.extend(std::iter::repeat_n(b",0".as_slice(), names as usize).flatten());
+    row.push(b'\n');
+    let (header, row): (Arc<[u8]>, Arc<[u8]>) = (header.into(), row.into());
+    let chunks = [Arc::clone(&header), Arc::clone(&row)].into_iter();
+    let (manifest, _, peak) = ingest("raw/bounds/wide.csv", generated(chunks));
+    assert_eq!((manifest.counts.curated, manifest.batch_error), (1, None));
+    println!("a header of {} names in {} bytes: peak {}", names + 3, header.len(), mb(peak));
+    // The record's buffers (its bytes and field offsets) and 4 bytes per name.
+    assert!(peak < ROW_BOUND + 4 * names as usize, "peak {} over the bound", mb(peak));
+}
