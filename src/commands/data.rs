@@ -67,10 +67,10 @@ pub async fn read(contract: &Contract, inputs: &[String]) -> anyhow::Result<Rows
     Ok(out)
 }
 
+/// Whether a listed key holds rows: curated Parquet, or CSV and JSON Lines (optionally gzip).
 fn readable(key: &str) -> bool {
-    key.ends_with(".parquet")
-        || !matches!(FileKind::of(key), FileKind::Profile)
-            && [".csv", ".jsonl", ".ndjson", ".csv.gz", ".jsonl.gz", ".ndjson.gz"].iter().any(|s| key.ends_with(s))
+    let rows = key.strip_suffix(".gz").unwrap_or(key);
+    key.ends_with(".parquet") || [".csv", ".jsonl", ".ndjson"].iter().any(|s| rows.ends_with(s))
 }
 
 /// Adds an object held in memory.

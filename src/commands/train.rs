@@ -8,6 +8,7 @@ use clap::Args;
 use mlops_contract::Contract;
 use mlops_contract::validate::Value;
 use mlops_model::{Model, Scorer};
+use mlops_train::evaluate::numbers;
 use mlops_train::{ExportCheck, Prediction, TrainConfig, Trained, TrainingRecord};
 use sha2::{Digest, Sha256};
 
@@ -150,13 +151,13 @@ fn check_export(contract: &Contract, trained: &Trained, rows: &[Vec<Value>]) -> 
                 if label != Some(mlops_train::booster::argmax(&p[i]) as u64) {
                     check.labels_differing += 1;
                 }
-                let probabilities = numbers(out.get(mlops_train::onnx::PROBABILITIES_OUTPUT));
+                let probabilities = out.get(mlops_train::onnx::PROBABILITIES_OUTPUT).map(numbers).unwrap_or_default();
                 for (a, b) in probabilities.iter().zip(&p[i]) {
                     check.max_abs_diff = check.max_abs_diff.max((a - b).abs());
                 }
             }
             Prediction::Numbers(v) => {
-                let got = numbers(out.get(mlops_train::onnx::VALUE_OUTPUT));
+                let got = out.get(mlops_train::onnx::VALUE_OUTPUT).map(numbers).unwrap_or_default();
                 let diff = got.first().map_or(f64::INFINITY, |g| (g - v[i]).abs() / v[i].abs().max(1.0));
                 check.max_abs_diff = check.max_abs_diff.max(diff);
             }
@@ -171,15 +172,6 @@ fn check_export(contract: &Contract, trained: &Trained, rows: &[Vec<Value>]) -> 
         );
     }
     Ok(check)
-}
-
-/// The numbers of an output value: a number or an array of them.
-pub fn numbers(value: Option<&serde_json::Value>) -> Vec<f64> {
-    match value {
-        Some(serde_json::Value::Array(items)) => items.iter().flat_map(|v| numbers(Some(v))).collect(),
-        Some(v) => v.as_f64().into_iter().collect(),
-        None => Vec::new(),
-    }
 }
 
 /// Runs a user's trainer on the snapshot and collects its model and metrics.

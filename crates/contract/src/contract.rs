@@ -152,6 +152,12 @@ impl Contract {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// The position among the columns of each feature, in model order (a feature the contract
+    /// does not declare is left out; `check` refuses such contracts).
+    pub fn feature_positions(&self) -> Vec<usize> {
+        self.features.iter().filter_map(|f| self.columns.iter().position(|c| &c.name == f)).collect()
+    }
+
     /// The feature columns in model order.
     pub fn feature_columns(&self) -> impl Iterator<Item = &Column> {
         self.features.iter().filter_map(|f| self.column(f))

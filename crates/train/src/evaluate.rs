@@ -127,7 +127,8 @@ pub fn metrics_of(
     })
 }
 
-fn numbers(v: &serde_json::Value) -> Vec<f64> {
+/// The numbers of a scorer output: a number or (nested) arrays of them.
+pub fn numbers(v: &serde_json::Value) -> Vec<f64> {
     match v {
         serde_json::Value::Array(items) => items.iter().flat_map(numbers).collect(),
         other => other.as_f64().into_iter().collect(),

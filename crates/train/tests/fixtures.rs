@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use mlops_contract::Contract;
 use mlops_contract::validate::Value;
 use mlops_model::{Model, Scorer};
+use mlops_train::evaluate::numbers;
 use mlops_train::{DataSnapshot, Prediction, TrainConfig};
 
 fn root() -> PathBuf {
@@ -24,13 +25,6 @@ fn rows(contract: &Contract) -> Vec<Vec<Value>> {
     let rejected = mlops_flows::baseline::each_row(contract, &[data], |r| rows.push(r.to_vec())).expect("rows");
     assert_eq!(rejected, 0);
     rows
-}
-
-fn numbers(v: &serde_json::Value) -> Vec<f64> {
-    match v {
-        serde_json::Value::Array(items) => items.iter().flat_map(numbers).collect(),
-        other => other.as_f64().into_iter().collect(),
-    }
 }
 
 fn check(case: &str) {
