@@ -8,8 +8,7 @@ use clap::Args;
 use mlops_contract::Contract;
 use mlops_contract::validate::Value;
 use mlops_model::{Model, Scorer};
-use mlops_train::evaluate::numbers;
-use mlops_train::{ExportCheck, Prediction, TrainConfig, Trained, TrainingRecord};
+use mlops_train::{TrainConfig, TrainingRecord};
 use sha2::{Digest, Sha256};
 
 use super::data;
@@ -90,7 +89,7 @@ fn builtin(
     data: data::Rows,
 ) -> anyhow::Result<TrainingRecord> {
     let mut trained = mlops_train::train(contract, &data.rows, config, data.snapshot)?;
-    trained.record.export_check = Some(check_export(contract, &trained, &data.rows)?);
+    trained.record.export_check = Some(mlops_train::evaluate::check_export(contract, &trained, &data.rows)?);
     std::fs::write(&args.out, &trained.onnx).with_context(|| format!("writing {}", args.out.display()))?;
     let r = &trained.record;
     println!(
@@ -128,50 +127,6 @@ pub fn summary(metrics: &mlops_train::Metrics) -> String {
         ),
         mlops_train::Metrics::Regression(r) => format!("RMSE {:.4}  MAE {:.4}  R² {:.4}", r.rmse, r.mae, r.r2),
     }
-}
-
-/// Scores up to 5,000 training rows through the exported graph (tract, as predict runs it)
-/// and compares with the native model; fails when a label differs or a score is off by more
-/// than 1e-5.
-fn check_export(contract: &Contract, trained: &Trained, rows: &[Vec<Value>]) -> anyhow::Result<ExportCheck> {
-    let sample: Vec<&[Value]> = rows.iter().take(5000).map(Vec::as_slice).collect();
-    let model = Model::load(&trained.onnx).context("the exported model does not load")?;
-    let scorer =
-        Scorer::new(model, contract, trained.class_labels()).context("the exported model does not fit the contract")?;
-    let positions: Vec<usize> =
-        contract.features.iter().filter_map(|f| contract.columns.iter().position(|c| &c.name == f)).collect();
-    let features: Vec<Vec<Value>> = sample.iter().map(|r| positions.iter().map(|&i| r[i].clone()).collect()).collect();
-    let outputs = scorer.score(&features)?;
-    let native = trained.predict(&sample);
-    let mut check = ExportCheck { rows: sample.len() as u64, labels_differing: 0, max_abs_diff: 0.0 };
-    for (i, out) in outputs.iter().enumerate() {
-        match &native {
-            Prediction::Classes(p) => {
-                let label = out.get(mlops_train::onnx::LABEL_OUTPUT).and_then(serde_json::Value::as_u64);
-                if label != Some(mlops_train::booster::argmax(&p[i]) as u64) {
-                    check.labels_differing += 1;
-                }
-                let probabilities = out.get(mlops_train::onnx::PROBABILITIES_OUTPUT).map(numbers).unwrap_or_default();
-                for (a, b) in probabilities.iter().zip(&p[i]) {
-                    check.max_abs_diff = check.max_abs_diff.max((a - b).abs());
-                }
-            }
-            Prediction::Numbers(v) => {
-                let got = out.get(mlops_train::onnx::VALUE_OUTPUT).map(numbers).unwrap_or_default();
-                let diff = got.first().map_or(f64::INFINITY, |g| (g - v[i]).abs() / v[i].abs().max(1.0));
-                check.max_abs_diff = check.max_abs_diff.max(diff);
-            }
-        }
-    }
-    if check.labels_differing > 0 || check.max_abs_diff > 1e-5 {
-        bail!(
-            "the exported model disagrees with the trained one on {} of {} rows (largest difference {:.2e})",
-            check.labels_differing,
-            check.rows,
-            check.max_abs_diff
-        );
-    }
-    Ok(check)
 }
 
 /// Runs a user's trainer on the snapshot and collects its model and metrics.

@@ -28,13 +28,25 @@ struct State {
     events: Arc<Mutex<Vec<Value>>>,
     /// Each entry is also appended to this JSON Lines file, when set.
     log: Option<PathBuf>,
+    /// Each entry is also sent here, as EventBridge delivers it to a rule's target.
+    subscriber: Option<tokio::sync::mpsc::UnboundedSender<Value>>,
 }
 
 impl LocalEventBus {
     /// Serves on 127.0.0.1:`port` (0 picks a free port); entries are also appended to `log`.
     pub async fn start(port: u16, log: Option<PathBuf>) -> crate::Result<LocalEventBus> {
+        LocalEventBus::start_with(port, log, None).await
+    }
+
+    /// [`start`](LocalEventBus::start), also sending every entry to `subscriber` in the shape
+    /// a rule's target receives (see [`delivered`]).
+    pub async fn start_with(
+        port: u16,
+        log: Option<PathBuf>,
+        subscriber: Option<tokio::sync::mpsc::UnboundedSender<Value>>,
+    ) -> crate::Result<LocalEventBus> {
         let events = Arc::new(Mutex::new(Vec::new()));
-        let state = State { events: Arc::clone(&events), log };
+        let state = State { events: Arc::clone(&events), log, subscriber };
         let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
             let state = state.clone();
             async move { put_events(&state, &headers, &body) }
@@ -86,6 +98,28 @@ impl Drop for LocalEventBus {
     }
 }
 
+/// An entry as `PutEvents` took it, in the shape EventBridge delivers it to a rule's target
+/// (a state machine's execution input): `version`, `id`, `detail-type`, `source`, `account`,
+/// `time`, `region`, `resources`, and `detail` as JSON.
+pub fn delivered(entry: &Value) -> Value {
+    let detail = entry["Detail"].as_str().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null);
+    json!({
+        "version": "0",
+        "id": entry["EventId"],
+        "detail-type": entry["DetailType"],
+        "source": entry["Source"],
+        "account": "000000000000",
+        "time": entry.get("Time").cloned().unwrap_or_else(|| now_rfc3339().into()),
+        "region": REGION,
+        "resources": entry.get("Resources").cloned().unwrap_or_else(|| json!([])),
+        "detail": detail,
+    })
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     let body = json!({"__type": kind, "message": message}).to_string();
     (status, [(header::CONTENT_TYPE, "application/x-amz-json-1.1")], body).into_response()
@@ -129,6 +163,10 @@ fn put_events(state: &State, headers: &HeaderMap, body: &[u8]) -> Response {
             if let Err(e) = appended {
                 tracing::warn!(error = %e, path = %path.display(), "local event bus: appending to the log");
             }
+        }
+        if let Some(subscriber) = &state.subscriber {
+            // A closed subscriber only means nobody listens any more.
+            let _ = subscriber.send(delivered(&stored));
         }
         events.push(stored);
         results.push(json!({"EventId": id}));

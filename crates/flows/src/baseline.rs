@@ -41,6 +41,29 @@ pub struct Profiled {
 /// own (deciles of each numeric column, which takes a first pass over the files that keeps
 /// only the numeric values).
 pub fn profile_files(contract: &Contract, files: &[PathBuf], baseline: Option<&Profile>) -> Result<Profiled> {
+    profile_with(contract, baseline, |on_row| each_row(contract, files, on_row))
+}
+
+/// The baseline of rows held in memory (a pipeline's training rows): as [`training_baseline`]
+/// computes it for files.
+pub fn rows_baseline(contract: &Contract, rows: &[Vec<Value>]) -> Result<Profiled> {
+    let profiled = profile_with(contract, None, |on_row| {
+        rows.iter().for_each(|r| on_row(r));
+        Ok(0)
+    })?;
+    if profiled.profile.rows == 0 {
+        return Err(Error::Rows { name: "the training rows".into(), reason: "there is none".into() });
+    }
+    Ok(profiled)
+}
+
+/// Profiles the rows `each` passes (once per pass it is called for), on `baseline` or on
+/// deciles of their own.
+fn profile_with(
+    contract: &Contract,
+    baseline: Option<&Profile>,
+    mut each: impl FnMut(&mut dyn FnMut(&[Value])) -> Result<u64>,
+) -> Result<Profiled> {
     let empty = match baseline {
         Some(b) => Profile::empty_like(contract, b),
         None => {
@@ -52,7 +75,7 @@ pub fn profile_files(contract: &Contract, files: &[PathBuf], baseline: Option<&P
                 .map(|(i, c)| (i, c.name.clone()))
                 .collect();
             let mut values: Vec<Vec<f64>> = vec![Vec::new(); numeric.len()];
-            each_row(contract, files, |row| {
+            each(&mut |row: &[Value]| {
                 for ((i, _), v) in numeric.iter().zip(values.iter_mut()) {
                     if let Some(x) = row.get(*i).and_then(Value::as_f64) {
                         v.push(x);
@@ -63,7 +86,7 @@ pub fn profile_files(contract: &Contract, files: &[PathBuf], baseline: Option<&P
         }
     };
     let mut profiler = Profiler::new(contract, empty);
-    let rejected = each_row(contract, files, |row| profiler.observe(row))?;
+    let rejected = each(&mut |row: &[Value]| profiler.observe(row))?;
     Ok(Profiled { profile: profiler.finish(), rejected })
 }
 

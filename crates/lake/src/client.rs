@@ -102,13 +102,31 @@ impl Lake {
 
     /// Writes a whole object and returns its ETag.
     pub async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<Option<String>> {
-        self.put_object(key, bytes, content_type, false).await
+        self.put_object(key, bytes, content_type, None).await
     }
 
     /// Writes a whole object only if its key is free (`If-None-Match: *`, which S3 and the
     /// embedded lake honour atomically). A taken key gives [`Error::Exists`].
     pub async fn put_if_absent(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<Option<String>> {
-        self.put_object(key, bytes, content_type, true).await
+        self.put_object(key, bytes, content_type, Some(Condition::Absent)).await
+    }
+
+    /// Replaces an object only if it is still the one with `etag` (`If-Match`); a changed or
+    /// missing object gives [`Error::Exists`].
+    pub async fn put_if_match(&self, key: &str, bytes: Vec<u8>, content_type: &str, etag: &str) -> Result<Option<String>> {
+        self.put_object(key, bytes, content_type, Some(Condition::Match(etag))).await
+    }
+
+    /// Deletes an object (a missing one is no error, as in S3).
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.failed("DeleteObject", key, e))?;
+        Ok(())
     }
 
     async fn put_object(
@@ -116,7 +134,7 @@ impl Lake {
         key: &str,
         bytes: Vec<u8>,
         content_type: &str,
-        if_absent: bool,
+        condition: Option<Condition<'_>>,
     ) -> Result<Option<String>> {
         let mut request = self
             .client
@@ -125,14 +143,17 @@ impl Lake {
             .key(key)
             .content_type(content_type)
             .body(ByteStream::from(bytes));
-        if if_absent {
-            request = request.if_none_match("*");
+        match condition {
+            Some(Condition::Absent) => request = request.if_none_match("*"),
+            Some(Condition::Match(etag)) => request = request.if_match(etag),
+            None => {}
         }
         let out = request.send().await.map_err(|e| {
             let status = e.raw_response().map(|r| r.status().as_u16());
-            // 412 Precondition Failed: the key exists; 409 Conflict: a concurrent conditional
-            // write to the same key is in progress.
-            if if_absent && matches!(status, Some(412 | 409)) {
+            // 412 Precondition Failed: the key exists (or, with If-Match, changed); 409
+            // Conflict: a concurrent conditional write to the same key is in progress; 404: an
+            // If-Match on a key that is gone.
+            if condition.is_some() && matches!(status, Some(412 | 409 | 404)) {
                 Error::Exists { bucket: self.bucket.clone(), key: key.to_string() }
             } else {
                 self.failed("PutObject", key, e)
@@ -173,6 +194,13 @@ impl Lake {
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         Ok(self.list_objects(prefix).await?.into_iter().map(|o| o.key).collect())
     }
+}
+
+/// The precondition of a conditional write.
+#[derive(Debug, Clone, Copy)]
+enum Condition<'a> {
+    Absent,
+    Match(&'a str),
 }
 
 /// An error and its causes, each once, as one line: the SDK's own `Display` of each level,

@@ -10,6 +10,11 @@
 //! models/<name>/v<N>/registration.json|model.onnx|contract.yaml|baseline.json|manifest.json
 //! datasets/<dataset>/contract.yaml|baseline.json     the dataset's active contract and bins
 //! reports/drift/<dataset>/<timestamp>.json
+//! pipelines/<name>/<run-id>.json                     one record per retraining run
+//! pipelines/<name>/<run-id>/...                      a run's snapshot, model, records
+//! pipelines/<name>/running.json                      the run that holds the model's guard
+//! pipelines/<name>/approvals/v<N>.json               a run waiting for a version's approval
+//! pipelines/<name>/train.yaml|gate.yaml              the model's training parameters and gate
 //! ```
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -143,6 +148,39 @@ pub fn drift_report(dataset: &str, at: DateTime<Utc>) -> String {
     format!("reports/drift/{dataset}/{}.json", at.format("%Y-%m-%dT%H-%M-%SZ"))
 }
 
+/// The record of a retraining run.
+pub fn pipeline_record(name: &str, run_id: &str) -> String {
+    format!("pipelines/{name}/{run_id}.json")
+}
+
+/// A file a retraining run writes (its snapshot, model, training and evaluation records).
+pub fn pipeline_file(name: &str, run_id: &str, file: &str) -> String {
+    format!("pipelines/{name}/{run_id}/{file}")
+}
+
+/// The guard of a model's retraining: it names the run in progress.
+pub fn pipeline_guard(name: &str) -> String {
+    format!("pipelines/{name}/running.json")
+}
+
+/// The request of a run waiting for the approval of `version` (its task token).
+pub fn pipeline_approval_request(name: &str, version: u32) -> String {
+    format!("pipelines/{name}/approvals/v{version}.json")
+}
+
+/// A model's pipeline settings: `train.yaml` (training parameters), `gate.yaml` (the gate).
+pub fn pipeline_settings(name: &str, file: &str) -> String {
+    format!("pipelines/{name}/{file}")
+}
+
+/// Whether a run id is usable in keys: 1 to 80 ASCII letters, digits, `-` and `_`, not
+/// starting with `_` or `-` (Step Functions execution names are of this kind).
+pub fn is_run_id(id: &str) -> bool {
+    (1..=80).contains(&id.len())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !id.starts_with(['_', '-'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +228,8 @@ mod tests {
         assert_eq!(model_file("m", 3, "model.onnx"), "models/m/v3/model.onnx");
         assert_eq!(model_version_of("m", "models/m/v12/manifest.json"), Some(12));
         assert_eq!(model_version_of("m", "models/mm/v1/manifest.json"), None);
+        assert_eq!(pipeline_record("m", "r1"), "pipelines/m/r1.json");
+        assert_eq!(pipeline_file("m", "r1", "model.onnx"), "pipelines/m/r1/model.onnx");
+        assert!(is_run_id("0f8e-1a_b") && !is_run_id("a/b") && !is_run_id("_x") && !is_run_id(""));
     }
 }

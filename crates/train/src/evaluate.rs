@@ -174,3 +174,46 @@ pub fn evaluate(
         verdict,
     })
 }
+
+/// Scores up to 5,000 training rows through the exported graph (tract, as predict runs it)
+/// and compares them with the native model: the export is refused when a label differs or a
+/// score is off by more than 1e-5.
+pub fn check_export(contract: &Contract, trained: &crate::Trained, rows: &[Vec<Value>]) -> Result<crate::ExportCheck> {
+    use crate::Prediction;
+    let sample: Vec<&[Value]> = rows.iter().take(5000).map(Vec::as_slice).collect();
+    let model = mlops_model::Model::load(&trained.onnx)
+        .map_err(|e| Error::Invalid(format!("the exported model does not load: {e}")))?;
+    let scorer = Scorer::new(model, contract, trained.class_labels())
+        .map_err(|e| Error::Invalid(format!("the exported model does not fit the contract: {e}")))?;
+    let positions = contract.feature_positions();
+    let features: Vec<Vec<Value>> = sample.iter().map(|r| positions.iter().map(|&i| r[i].clone()).collect()).collect();
+    let outputs = scorer.score(&features).map_err(|e| Error::Invalid(format!("scoring the exported model: {e}")))?;
+    let native = trained.predict(&sample);
+    let mut check = crate::ExportCheck { rows: sample.len() as u64, labels_differing: 0, max_abs_diff: 0.0 };
+    for (i, out) in outputs.iter().enumerate() {
+        match &native {
+            Prediction::Classes(p) => {
+                let label = out.get(crate::onnx::LABEL_OUTPUT).and_then(serde_json::Value::as_u64);
+                if label != Some(crate::booster::argmax(&p[i]) as u64) {
+                    check.labels_differing += 1;
+                }
+                let probabilities = out.get(crate::onnx::PROBABILITIES_OUTPUT).map(numbers).unwrap_or_default();
+                for (a, b) in probabilities.iter().zip(&p[i]) {
+                    check.max_abs_diff = check.max_abs_diff.max((a - b).abs());
+                }
+            }
+            Prediction::Numbers(v) => {
+                let got = out.get(crate::onnx::VALUE_OUTPUT).map(numbers).unwrap_or_default();
+                let diff = got.first().map_or(f64::INFINITY, |g| (g - v[i]).abs() / v[i].abs().max(1.0));
+                check.max_abs_diff = check.max_abs_diff.max(diff);
+            }
+        }
+    }
+    if check.labels_differing > 0 || check.max_abs_diff > 1e-5 {
+        return Err(Error::Invalid(format!(
+            "the exported model disagrees with the trained one on {} of {} rows (largest difference {:.2e})",
+            check.labels_differing, check.rows, check.max_abs_diff
+        )));
+    }
+    Ok(check)
+}

@@ -1,0 +1,27 @@
+//! The retraining step Lambda: wires configuration and the S3 client, then runs the handler.
+
+#![recursion_limit = "256"]
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use mlops_lake::Lake;
+use mlops_lake::client::client_from_env;
+use mlops_lambda::process_env;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = match retrain::config_from_env(&process_env()) {
+        Ok(config) => config,
+        Err(e) => {
+            mlops_lambda::init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
+            return Err(e.into());
+        }
+    };
+    let lake = Lake::new(client_from_env().await, &config.bucket);
+    let (lake, config) = (&lake, &config);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        retrain::handle(lake, config, event.payload).await
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
+}
