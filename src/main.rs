@@ -1,7 +1,9 @@
 //! The `mlops` command line: a short enum over the subcommands of `mlops::commands`.
 
 use clap::{Parser, Subcommand};
-use mlops::commands::{cold_start, demo, drift, evaluate, ingest, invoke, lake, model, profile, score, serve, train};
+use mlops::commands::{
+    cold_start, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, score, serve, train,
+};
 
 /// Serverless MLOps, locally: an embedded S3 lake, the model registry, and the Lambda
 /// handlers run in-process.
@@ -20,6 +22,9 @@ enum Command {
     /// Work with the model registry (in the lake that AWS_ENDPOINT_URL_S3 or AWS points to).
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// The retraining state machine: run it locally, start a deployed run, read the records.
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
     Serve(serve::ServeArgs),
     ColdStart(cold_start::ColdStartArgs),
     Invoke(invoke::InvokeArgs),
@@ -46,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Lake(command) => command.run().await,
         Command::Model(command) => command.run().await,
+        Command::Pipeline(command) => command.run().await,
         Command::Serve(args) => args.run().await,
         Command::ColdStart(args) => args.run().await,
         Command::Invoke(args) => args.run().await,

@@ -1,7 +1,9 @@
 //! `mlops demo`: the whole loop on the penguins example, in a temporary embedded lake.
 //!
 //! Register the model → score the sample API event → drop the batches into `raw/` and run
-//! ingest on their notifications → run drift-check on two days → print what happened.
+//! ingest on their notifications → run drift-check on two days; the drift sends
+//! `DriftDetected`, which starts the retraining state machine (run locally): snapshot →
+//! train → evaluate against the champion → register v2 → promote → predict answers with v2.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,10 @@ use mlops_flows::ingest::{Counts, IngestLimits, IngestOutcome, QuarantineRecord}
 use mlops_lake::Lake;
 use mlops_lambda::Env;
 
+use mlops_devkit::event_bus::LocalEventBus;
 use mlops_devkit::lake_server::{EmbeddedLake, ensure_bucket};
+use mlops_pipeline::asl::{RunOptions, TaskTokens};
+use mlops_pipeline::local::Deployer;
 
 use super::model::{RegisterArgs, register};
 use super::serve::schedule;
@@ -27,7 +32,8 @@ const MODEL: &str = "penguins";
 /// Run the whole loop on the penguins example in a temporary embedded lake.
 ///
 /// Register, predict,
-/// ingest three batches, check drift on two days.
+/// ingest three batches, check drift on two days, retrain on the drift, promote the
+/// challenger if the gate says so, and predict with it.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Keep the lake in this directory instead of a temporary one.
@@ -80,6 +86,23 @@ pub struct DemoSummary {
     pub batches: Vec<(String, Counts)>,
     /// Per day checked.
     pub drift: Vec<DayDrift>,
+    /// The retraining run the drift started.
+    pub retrain: Option<RetrainSummary>,
+    /// The version predict serves at the end, and its answers to the same request.
+    pub serving: u32,
+    pub predictions_after: Vec<serde_json::Value>,
+}
+
+/// What the retraining run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrainSummary {
+    /// The states it went through.
+    pub states: Vec<String>,
+    pub decision: Option<String>,
+    pub outcome: Option<String>,
+    pub version: Option<u32>,
+    /// From `DriftDetected` to the new version serving (or the run's end).
+    pub seconds: f64,
 }
 
 /// The outcome of one day's drift check.
@@ -133,18 +156,20 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
         "MODEL_NAME" => Some(MODEL.to_string()),
         "MODEL_VERSION" => Some(version.clone()),
         "DRIFT_WINDOW_DAYS" => Some("1".to_string()),
+        "EVENT_BUS_NAME" => Some(super::serve::LOCAL_BUS.to_string()),
         _ => None,
     });
 
-    let predictions = demo_predict(&lake, &options.events, &env, out).await?;
+    let config = predict::Config::from_env(&env)?;
+    let app = predict::App::load(&lake, &config.model, config.limits.clone()).await?;
+    writeln!(out, "\npredict (events/api-predict.json through the API Gateway adapter)")?;
+    let predictions = demo_predict(predict::router(Arc::new(app)), &options.events, out).await?;
     let limits = ingest::limits_from_env(&env)?;
     let drift_config = drift_check::Config::from_env(&env)?;
-    // No bus is configured: the demo reports drift here rather than sending DriftDetected.
-    let events = aws_sdk_eventbridge::Client::from_conf(
-        aws_sdk_eventbridge::Config::builder()
-            .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
-            .build(),
-    );
+    // drift-check sends DriftDetected to a local bus; the demo's rule hands it to retraining.
+    let (delivered, mut drift_events) = tokio::sync::mpsc::unbounded_channel();
+    let bus = LocalEventBus::start_with(0, None, Some(delivered)).await?;
+    let events = bus.client();
     let today = Utc::now();
     let yesterday = today - Duration::days(1);
     let plan = [("batch-01.csv", yesterday), ("batch-02.csv", yesterday), ("batch-03-shifted.csv", today)];
@@ -202,28 +227,108 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
         }
         drift.push(DayDrift { dataset_drift, scores });
     }
+    let mut trigger = None;
+    while let Ok(event) = drift_events.try_recv() {
+        if event["detail-type"] == drift_check::DRIFT_DETECTED {
+            trigger = Some(event);
+        }
+    }
+    let mut serving = manifest.version;
+    let mut retrain = None;
+    let mut predictions_after = predictions.clone();
+    if let Some(event) = trigger {
+        writeln!(
+            out,
+            "\nretrain (DriftDetected {} starts statemachines/retrain.asl.json, run locally over the retrain step handlers)",
+            event["id"].as_str().unwrap_or("?")
+        )?;
+        let detected = std::time::Instant::now();
+        let deployer = DemoDeployer { lake: lake.clone(), limits: config.limits.clone(), served: Default::default() };
+        let pipeline = super::pipeline::local_config(&lake, MODEL, Some(manifest.version), 30);
+        let run_id = mlops_pipeline::local::run_id();
+        let execution = super::pipeline::run_retrain(
+            &lake,
+            &pipeline,
+            &deployer,
+            &TaskTokens::default(),
+            mlops_pipeline::local::default_settings(),
+            &run_id,
+            event,
+            RunOptions::default(),
+        )
+        .await?;
+        let seconds = detected.elapsed().as_secs_f64();
+        write!(out, "{}", super::pipeline::summary(&lake, MODEL, &execution).await?)?;
+        let record =
+            mlops_pipeline::record::read(&lake, &mlops_lake::keys::pipeline_record(MODEL, &execution.name)).await?;
+        retrain = Some(RetrainSummary {
+            states: execution.path().into_iter().map(str::to_string).collect(),
+            decision: record.decision.map(|d| d.to_string()),
+            outcome: record.outcome.as_ref().map(super::pipeline::text),
+            version: record.version,
+            seconds,
+        });
+        if let Some((version, router)) = deployer.served.lock().await.take() {
+            serving = version;
+            writeln!(
+                out,
+                "\npredict after the promotion (the same request; drift detected → v{version} serving in {seconds:.2} s)"
+            )?;
+            predictions_after = demo_predict(router, &options.events, out).await?;
+        } else {
+            writeln!(out, "\nnothing was promoted: predict still serves v{serving}")?;
+        }
+    }
     if let Some(keep) = &options.keep {
         writeln!(out, "\nThe lake is kept in {}.", keep.display())?;
     }
-    Ok(DemoSummary { predictions, batches, drift })
+    Ok(DemoSummary { predictions, batches, drift, retrain, serving, predictions_after })
 }
 
-async fn demo_predict<F: Fn(&str) -> Option<String>>(
-    lake: &Lake,
+/// The demo's deploy: predict is loaded with the promoted version, as a stack update with the
+/// new ModelVersion publishes a predict version that serves it.
+struct DemoDeployer {
+    lake: Lake,
+    limits: predict::Limits,
+    served: tokio::sync::Mutex<Option<(u32, axum::Router)>>,
+}
+
+#[async_trait::async_trait]
+impl Deployer for DemoDeployer {
+    async fn deploy(&self, model: &str, parameter: &str, version: u32) -> Result<String, String> {
+        let config = mlops_lambda::ModelConfig {
+            bucket: self.lake.bucket().to_string(),
+            model_name: model.to_string(),
+            model_version: version,
+            shadow_version: None,
+        };
+        if parameter != "ModelVersion" {
+            return Err(format!("the demo promotes ModelVersion, not {parameter}"));
+        }
+        let app = predict::App::load(&self.lake, &config, self.limits.clone()).await.map_err(|e| e.to_string())?;
+        *self.served.lock().await = Some((version, predict::router(Arc::new(app))));
+        Ok(format!("predict serves {model} v{version}"))
+    }
+}
+
+async fn demo_predict(
+    router: axum::Router,
     events: &Path,
-    env: &Env<F>,
     out: &mut impl Write,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     let path = events.join("api-predict.json");
     let event = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let config = predict::Config::from_env(env)?;
-    let app = predict::App::load(lake, &config.model, config.limits).await?;
-    let response = predict::invoke(predict::router(Arc::new(app)), &event).await?;
+    let response = predict::invoke(router, &event).await?;
     let status = response["statusCode"].as_u64().unwrap_or_default();
     let body: serde_json::Value = serde_json::from_str(response["body"].as_str().unwrap_or("null"))?;
     let request: serde_json::Value =
         serde_json::from_str(serde_json::from_str::<serde_json::Value>(&event)?["body"].as_str().unwrap_or("null"))?;
-    writeln!(out, "\npredict (events/api-predict.json through the API Gateway adapter) -> HTTP {status}")?;
+    writeln!(
+        out,
+        "  HTTP {status} from {} v{}",
+        body["model"]["name"].as_str().unwrap_or("?"),
+        body["model"]["version"]
+    )?;
     let predictions = body["predictions"].as_array().cloned().unwrap_or_default();
     for (instance, p) in request["instances"].as_array().into_iter().flatten().zip(&predictions) {
         let best = p["probabilities"]

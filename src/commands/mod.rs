@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod invoke;
 pub mod lake;
 pub mod model;
+pub mod pipeline;
 pub mod profile;
 pub mod score;
 pub mod serve;

@@ -7,9 +7,9 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use mlops_contract::Contract;
 use mlops_flows::baseline::training_baseline;
-use mlops_lake::registry::{self, Approval, ApprovalStatus, Lineage, Manifest, Registration};
+use mlops_lake::registry::{self, Approval, ApprovalStatus, Lineage, Manifest};
 use mlops_lake::{Lake, ModelRef};
-use mlops_model::{Model, Scorer};
+use mlops_pipeline::register::{NewVersion, register_model};
 
 use super::{LakeArgs, lake_hint};
 
@@ -142,6 +142,12 @@ impl DecideArgs {
             .await
             .map_err(|e| lake_hint(e.into()))?;
         println!("{} {status} by {}: {}", self.model, decision.by, decision.reason);
+        // A retraining run waiting for this decision goes on with it.
+        if let Some(run) =
+            super::pipeline::notify_waiting_run(&lake, &self.model.name, self.model.version, &decision).await?
+        {
+            println!("sent the decision to retraining run {run}");
+        }
         Ok(())
     }
 }
@@ -155,7 +161,7 @@ pub struct ShowArgs {
 }
 
 /// Who is acting: the flag, or MLOPS_USER, or USER.
-fn who(flag: Option<&str>) -> String {
+pub fn who(flag: Option<&str>) -> String {
     flag.map(str::to_string)
         .or_else(|| std::env::var("MLOPS_USER").ok())
         .or_else(|| std::env::var("USER").ok())
@@ -164,7 +170,7 @@ fn who(flag: Option<&str>) -> String {
 }
 
 /// The code version from the flag, the CI's environment, or git.
-fn code_version(flag: Option<&str>) -> Option<String> {
+pub fn code_version(flag: Option<&str>) -> Option<String> {
     if let Some(v) = flag {
         return Some(v.to_string());
     }
@@ -237,11 +243,6 @@ pub async fn register(lake: &Lake, args: &RegisterArgs) -> anyhow::Result<Manife
 pub async fn register_once(lake: &Lake, args: &RegisterArgs) -> anyhow::Result<(Manifest, bool)> {
     let contract = Contract::load(&args.contract)?;
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let model = Model::load(&bytes).with_context(|| format!("loading {}", args.model.display()))?;
-    let (inputs, outputs) = (model.inputs().to_vec(), model.outputs().to_vec());
-    let class_labels = args.class_labels.clone().or_else(|| mlops_train::onnx::class_labels(&bytes));
-    Scorer::new(model, &contract, class_labels.clone())
-        .with_context(|| format!("{} does not fit {}", args.model.display(), args.contract.display()))?;
     let baseline = training_baseline(&contract, std::slice::from_ref(&args.train))?;
     if baseline.rejected > 0 {
         eprintln!(
@@ -259,22 +260,18 @@ pub async fn register_once(lake: &Lake, args: &RegisterArgs) -> anyhow::Result<(
             m.get("validation").or_else(|| m.get("training")).cloned()
         }),
     };
-    let registration = Registration {
+    let version = NewVersion {
         name: &args.name,
         model: &bytes,
-        inputs,
-        outputs,
         contract: &contract,
-        baseline: &baseline.profile.to_json(),
-        baseline_id: &baseline.profile.edges_id(),
-        class_labels,
+        baseline: &baseline.profile,
+        class_labels: args.class_labels.clone(),
         metrics,
         lineage: Some(lineage),
     };
-    if let Some(existing) = registry::find_identical(lake, &registration).await? {
-        return Ok((existing, false));
-    }
-    Ok((registry::register(lake, &registration).await?, true))
+    register_model(lake, version)
+        .await
+        .with_context(|| format!("registering {} with {}", args.model.display(), args.contract.display()))
 }
 
 /// A line per version: status, the headline metric, digest, parent.

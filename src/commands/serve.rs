@@ -8,7 +8,11 @@
 //! - drift-check on a schedule (`--drift-every`), or on demand with `mlops invoke
 //!   drift-check` against the same lake;
 //! - a local EventBridge endpoint that receives drift-check's `DriftDetected` events and
-//!   appends them to `events.jsonl` in the lake's directory.
+//!   appends them to `events.jsonl` in the lake's directory;
+//! - the retraining state machine (`statemachines/retrain.asl.json`, run locally), which the
+//!   `DriftDetected` rule starts, as does `mlops pipeline start` through a local Step Functions
+//!   endpoint; a promotion loads the new version into predict once it answers, and drift-check
+//!   watches it from then on.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -32,8 +36,13 @@ use tower::ServiceExt as _;
 
 use mlops_devkit::event_bus::LocalEventBus;
 use mlops_devkit::lake_server::{EmbeddedLake, LakeCredentials, ensure_bucket};
+use mlops_devkit::step_functions::LocalStepFunctions;
+use mlops_pipeline::asl::{RunOptions, TaskTokens};
+use mlops_pipeline::local::Deployer;
+use mlops_pipeline::state::{ApprovalMode, PromoteAs, Settings as RetrainSettings, Trainer};
 
 use super::LakeArgs;
+use super::pipeline::{ApprovalArg, LOCAL_STATE_MACHINE, PromoteArg, TokenBackend, run_retrain, summary};
 
 /// The bus name drift-check sends to when `EVENT_BUS_NAME` is not set.
 pub const LOCAL_BUS: &str = "mlops-local";
@@ -67,6 +76,18 @@ pub struct ServeArgs {
     /// Run drift-check every this many seconds (off unless set).
     #[arg(long)]
     pub drift_every_s: Option<u64>,
+    /// Port of the local Step Functions endpoint (`mlops pipeline start`, approvals).
+    #[arg(long, default_value_t = 9002)]
+    pub sfn_port: u16,
+    /// Whether a person approves a version the retraining gate promotes.
+    #[arg(long, value_enum, default_value_t = ApprovalArg::None)]
+    pub approval: ApprovalArg,
+    /// Deploy a promoted version as the served model or as the shadow beside it.
+    #[arg(long, value_enum, default_value_t = PromoteArg::Live)]
+    pub promote_as: PromoteArg,
+    /// Days of curated partitions a retraining snapshot takes.
+    #[arg(long, default_value_t = 30)]
+    pub retrain_window_days: u32,
     #[command(flatten)]
     pub lake: LakeArgs,
 }
@@ -83,6 +104,19 @@ impl ServeArgs {
             version: self.model.version,
             poll: Duration::from_millis(self.poll_ms.max(50)),
             drift_every: self.drift_every_s.map(Duration::from_secs),
+            sfn_port: self.sfn_port,
+            settings: RetrainSettings {
+                trainer: Trainer::Builtin,
+                approval: match self.approval {
+                    ApprovalArg::None => ApprovalMode::None,
+                    ApprovalArg::Required => ApprovalMode::Required,
+                },
+                promote_as: match self.promote_as {
+                    PromoteArg::Live => PromoteAs::Live,
+                    PromoteArg::Shadow => PromoteAs::Shadow,
+                },
+            },
+            retrain_window_days: self.retrain_window_days,
         };
         serve(&options).await
     }
@@ -103,6 +137,10 @@ pub struct ServeOptions {
     pub poll: Duration,
     /// How often drift-check runs; never when `None`.
     pub drift_every: Option<Duration>,
+    pub sfn_port: u16,
+    /// The retraining state machine's settings.
+    pub settings: RetrainSettings,
+    pub retrain_window_days: u32,
 }
 
 /// The functions' configuration, read once at start as each function reads it at its cold start.
@@ -136,7 +174,10 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
     let client = server.client();
     ensure_bucket(&client, &options.bucket).await?;
     let lake = Lake::new(client, &options.bucket);
-    let bus = LocalEventBus::start(options.events_port, Some(options.dir.join("events.jsonl"))).await?;
+    let (drift_events, drift_rx) = tokio::sync::mpsc::unbounded_channel();
+    let bus =
+        LocalEventBus::start_with(options.events_port, Some(options.dir.join("events.jsonl")), Some(drift_events))
+            .await?;
     let model = ModelConfig {
         bucket: options.bucket.clone(),
         model_name: options.model.clone(),
@@ -146,12 +187,29 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.predict_port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let predict = lazy_predict(lake.clone(), model.clone(), settings.predict.clone());
+    let predictor = Predictor::new(lake.clone(), model.clone(), settings.predict.clone());
+    let predict = predictor.router();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, predict).await {
             tracing::error!(error = %e, "predict server stopped");
         }
     });
+    let drift_config = Arc::new(Mutex::new(settings.drift));
+    let tokens = TaskTokens::default();
+    let (starts, starts_rx) = tokio::sync::mpsc::unbounded_channel();
+    let sfn = LocalStepFunctions::start(
+        options.sfn_port,
+        Arc::new(TokenBackend { tokens: tokens.clone(), starts: Some(starts) }),
+    )
+    .await?;
+    let retrain = Retrainer {
+        lake: lake.clone(),
+        deployer: Arc::new(ServeDeployer { predictor: predictor.clone(), drift: Arc::clone(&drift_config) }),
+        tokens,
+        settings: options.settings,
+        window_days: options.retrain_window_days,
+    };
+    let retrainer = tokio::spawn(retrain.listen(drift_rx, starts_rx));
 
     println!("lake     {} (directory {}, bucket {})", server.endpoint(), options.dir.display(), options.bucket);
     println!("predict  http://{addr}/predict  (model {} v{})", options.model, options.version);
@@ -170,49 +228,186 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
         Some(every) => println!("drift    every {} s", every.as_secs()),
         None => println!("drift    on demand: mlops invoke drift-check --event events/schedule.json"),
     }
+    println!(
+        "retrain  on DriftDetected, or `mlops pipeline start` ({} at {}; approval {:?}, promote as {:?})",
+        LOCAL_STATE_MACHINE,
+        sfn.endpoint(),
+        options.settings.approval,
+        options.settings.promote_as
+    );
     println!("\nexport these to use the lake from another terminal (mlops model register, mlops invoke, aws s3):");
     for (name, value) in server.env_vars() {
         println!("  export {name}={value}");
     }
     println!("  export AWS_ENDPOINT_URL_EVENTBRIDGE={} EVENT_BUS_NAME={LOCAL_BUS}", bus.endpoint());
+    println!("  export AWS_ENDPOINT_URL_SFN={} RETRAIN_STATE_MACHINE_ARN={LOCAL_STATE_MACHINE}", sfn.endpoint());
     println!("  export LAKE_BUCKET={} MODEL_NAME={} MODEL_VERSION={}", options.bucket, options.model, options.version);
     println!("\nPress Ctrl-C to stop.");
 
     let notifier = tokio::spawn(notify_raw(lake.clone(), settings.ingest, options.poll));
     let events = bus.client();
-    let drift_config = settings.drift;
     let drift =
         options.drift_every.map(|every| tokio::spawn(drift_schedule(lake.clone(), events, drift_config, every)));
     tokio::signal::ctrl_c().await?;
     notifier.abort();
+    retrainer.abort();
     if let Some(d) = drift {
         d.abort();
     }
     Ok(())
 }
 
-/// predict's router, built on the first request that finds the model version registered.
-fn lazy_predict(lake: Lake, config: ModelConfig, limits: predict::Limits) -> Router {
-    let loaded: Arc<Mutex<Option<Router>>> = Arc::new(Mutex::new(None));
-    Router::new().fallback(move |request: Request<Body>| {
-        let (lake, config, limits, loaded) = (lake.clone(), config.clone(), limits.clone(), Arc::clone(&loaded));
-        async move {
-            let router = {
-                let mut slot = loaded.lock().await;
-                if slot.is_none() {
-                    match predict::App::load(&lake, &config, limits).await {
-                        Ok(app) => *slot = Some(predict::router(Arc::new(app))),
-                        Err(e) => return not_ready(&config, &e.to_string()),
+/// predict as `mlops serve` runs it: the router is built on the first request that finds the
+/// model version registered, and rebuilt when a promotion switches the version.
+#[derive(Debug, Clone)]
+pub struct Predictor {
+    lake: Lake,
+    limits: predict::Limits,
+    config: Arc<Mutex<ModelConfig>>,
+    loaded: Arc<Mutex<Option<Router>>>,
+}
+
+impl Predictor {
+    pub fn new(lake: Lake, config: ModelConfig, limits: predict::Limits) -> Predictor {
+        Predictor { lake, limits, config: Arc::new(Mutex::new(config)), loaded: Arc::new(Mutex::new(None)) }
+    }
+
+    /// The model versions served now.
+    pub async fn config(&self) -> ModelConfig {
+        self.config.lock().await.clone()
+    }
+
+    /// The router that answers with whatever is served.
+    pub fn router(&self) -> Router {
+        let this = self.clone();
+        Router::new().fallback(move |request: Request<Body>| {
+            let this = this.clone();
+            async move {
+                let config = this.config().await;
+                let router = {
+                    let mut slot = this.loaded.lock().await;
+                    if slot.is_none() {
+                        match predict::App::load(&this.lake, &config, this.limits.clone()).await {
+                            Ok(app) => *slot = Some(predict::router(Arc::new(app))),
+                            Err(e) => return not_ready(&config, &e.to_string()),
+                        }
                     }
+                    slot.clone()
+                };
+                match router {
+                    Some(router) => router.oneshot(request).await.into_response(),
+                    None => not_ready(&config, "not loaded"),
                 }
-                slot.clone()
-            };
-            match router {
-                Some(router) => router.oneshot(request).await.into_response(),
-                None => not_ready(&config, "not loaded"),
             }
+        })
+    }
+
+    /// Serves `version` as `parameter` (`ModelVersion` or `ShadowModelVersion`) once it loads:
+    /// the version that serves is replaced only by one that is ready.
+    pub async fn switch(&self, parameter: &str, version: u32) -> Result<ModelConfig, String> {
+        let mut next = self.config().await;
+        match parameter {
+            "ModelVersion" => next.model_version = version,
+            "ShadowModelVersion" => next.shadow_version = Some(version),
+            other => return Err(format!("{other} is not a parameter a promotion sets")),
         }
-    })
+        let app = predict::App::load(&self.lake, &next, self.limits.clone())
+            .await
+            .map_err(|e| format!("{} v{version} does not load, so the served version stays: {e}", next.model_name))?;
+        *self.loaded.lock().await = Some(predict::router(Arc::new(app)));
+        *self.config.lock().await = next.clone();
+        Ok(next)
+    }
+}
+
+/// What a promotion does under `mlops serve`: predict switches to the version, and
+/// drift-check watches it (as a stack update sets both functions' MODEL_VERSION).
+struct ServeDeployer {
+    predictor: Predictor,
+    drift: Arc<Mutex<drift_check::Config>>,
+}
+
+#[async_trait::async_trait]
+impl Deployer for ServeDeployer {
+    async fn deploy(&self, model: &str, parameter: &str, version: u32) -> Result<String, String> {
+        let served = self.predictor.config().await;
+        if served.model_name != model {
+            return Err(format!("this stack serves {}, not {model}", served.model_name));
+        }
+        let now = self.predictor.switch(parameter, version).await?;
+        if parameter == "ModelVersion" {
+            self.drift.lock().await.check.model_version = version;
+        }
+        let line = format!(
+            "predict serves {} v{}{}",
+            now.model_name,
+            now.model_version,
+            now.shadow_version.map_or(String::new(), |s| format!(" with v{s} as shadow"))
+        );
+        println!("deploy   {line}");
+        Ok(line)
+    }
+}
+
+/// Runs the retraining state machine on each trigger: `DriftDetected` events from the local
+/// bus (the template's rule: source lambda-mlops, detail-type DriftDetected) and
+/// `StartExecution` calls.
+struct Retrainer {
+    lake: Lake,
+    deployer: Arc<ServeDeployer>,
+    tokens: TaskTokens,
+    settings: RetrainSettings,
+    window_days: u32,
+}
+
+impl Retrainer {
+    async fn listen(
+        self,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+        mut starts: tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+    ) {
+        let this = Arc::new(self);
+        loop {
+            let (run_id, trigger) = tokio::select! {
+                Some(event) = events.recv() => {
+                    if event["source"] != drift_check::EVENT_SOURCE || event["detail-type"] != drift_check::DRIFT_DETECTED {
+                        continue;
+                    }
+                    (mlops_pipeline::local::run_id(), event)
+                }
+                Some(start) = starts.recv() => start,
+                else => return,
+            };
+            let this = Arc::clone(&this);
+            tokio::spawn(async move { this.run(&run_id, trigger).await });
+        }
+    }
+
+    async fn run(&self, run_id: &str, trigger: serde_json::Value) {
+        let served = self.deployer.predictor.config().await;
+        let config =
+            super::pipeline::local_config(&self.lake, &served.model_name, Some(served.model_version), self.window_days);
+        println!("retrain  run {run_id} of {} (champion v{})", served.model_name, served.model_version);
+        let deployer: &dyn Deployer = self.deployer.as_ref();
+        match run_retrain(
+            &self.lake,
+            &config,
+            deployer,
+            &self.tokens,
+            self.settings,
+            run_id,
+            trigger,
+            RunOptions::default(),
+        )
+        .await
+        {
+            Ok(execution) => match summary(&self.lake, &config.model, &execution).await {
+                Ok(text) => print!("{text}"),
+                Err(e) => eprintln!("retrain  run {run_id}: {e}"),
+            },
+            Err(e) => eprintln!("retrain  run {run_id}: {e}"),
+        }
+    }
 }
 
 fn not_ready(config: &ModelConfig, cause: &str) -> Response {
@@ -293,7 +488,12 @@ pub fn schedule(at: chrono::DateTime<chrono::Utc>) -> anyhow::Result<CloudWatchE
     Ok(serde_json::from_str(&mlops_lambda::events::scheduled(at)?)?)
 }
 
-async fn drift_schedule(lake: Lake, events: aws_sdk_eventbridge::Client, config: drift_check::Config, every: Duration) {
+async fn drift_schedule(
+    lake: Lake,
+    events: aws_sdk_eventbridge::Client,
+    config: Arc<Mutex<drift_check::Config>>,
+    every: Duration,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await;
     loop {
@@ -305,6 +505,7 @@ async fn drift_schedule(lake: Lake, events: aws_sdk_eventbridge::Client, config:
                 continue;
             }
         };
+        let config = config.lock().await.clone();
         match drift_check::check(&lake, &events, &config, event).await {
             Ok((s, _metrics)) => println!(
                 "drift    {}: dataset drift {} (share {:.2}, {} rows, {} profiles){} → {}",

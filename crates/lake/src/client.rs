@@ -113,7 +113,13 @@ impl Lake {
 
     /// Replaces an object only if it is still the one with `etag` (`If-Match`); a changed or
     /// missing object gives [`Error::Exists`].
-    pub async fn put_if_match(&self, key: &str, bytes: Vec<u8>, content_type: &str, etag: &str) -> Result<Option<String>> {
+    pub async fn put_if_match(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        etag: &str,
+    ) -> Result<Option<String>> {
         self.put_object(key, bytes, content_type, Some(Condition::Match(etag))).await
     }
 

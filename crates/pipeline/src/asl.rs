@@ -166,9 +166,8 @@ impl StateMachine {
             resolved.push_str(&rest[..start]);
             let end = rest[start..].find('}').ok_or_else(|| DefinitionError("an unclosed ${".into()))? + start;
             let name = &rest[start + 2..end];
-            let value = substitutions
-                .get(name)
-                .ok_or_else(|| DefinitionError(format!("no substitution for ${{{name}}}")))?;
+            let value =
+                substitutions.get(name).ok_or_else(|| DefinitionError(format!("no substitution for ${{{name}}}")))?;
             // The value lands inside a JSON string.
             let quoted = serde_json::to_string(value).map_err(|e| DefinitionError(e.to_string()))?;
             resolved.push_str(&quoted[1..quoted.len() - 1]);
@@ -177,14 +176,10 @@ impl StateMachine {
         resolved.push_str(rest);
         let definition: Value =
             serde_json::from_str(&resolved).map_err(|e| DefinitionError(format!("not JSON: {e}")))?;
-        let start_at = definition["StartAt"]
-            .as_str()
-            .ok_or_else(|| DefinitionError("StartAt is missing".into()))?
-            .to_string();
-        let states = definition["States"]
-            .as_object()
-            .cloned()
-            .ok_or_else(|| DefinitionError("States is missing".into()))?;
+        let start_at =
+            definition["StartAt"].as_str().ok_or_else(|| DefinitionError("StartAt is missing".into()))?.to_string();
+        let states =
+            definition["States"].as_object().cloned().ok_or_else(|| DefinitionError("States is missing".into()))?;
         let machine = StateMachine { start_at, states };
         machine.check()?;
         Ok(machine)
@@ -386,7 +381,8 @@ impl StateMachine {
                 let mut retried: HashMap<usize, u32> = HashMap::new();
                 loop {
                     attempts += 1;
-                    let result = self.task(name, state, &effective, services, tokens, context, attempts - 1, options).await;
+                    let result =
+                        self.task(name, state, &effective, services, tokens, context, attempts - 1, options).await;
                     let failure = match result.and_then(|r| finish(&input, r)) {
                         Ok(out) => return next(out, attempts),
                         Err(f) => f,
@@ -470,11 +466,8 @@ impl StateMachine {
             Some(p) => resolve(p, effective, &ctx)?,
             None => effective.clone(),
         };
-        let task_context = TaskContext {
-            execution,
-            state: name.to_string(),
-            task_token: waiting.as_ref().map(|(t, _)| t.clone()),
-        };
+        let task_context =
+            TaskContext { execution, state: name.to_string(), task_token: waiting.as_ref().map(|(t, _)| t.clone()) };
         let timeout = state["TimeoutSeconds"].as_f64();
         let call = services.call(base, parameters, &task_context);
         let result = match (timeout, waiting.is_some()) {
@@ -576,9 +569,12 @@ impl Execution {
 
 /// Whether a retrier's or catcher's `ErrorEquals` names `error`.
 fn error_matches(names: &Value, error: &str) -> bool {
-    names.as_array().into_iter().flatten().filter_map(Value::as_str).any(|n| {
-        n == error || n == "States.ALL" || (n == "States.TaskFailed" && error != "States.Timeout")
-    })
+    names
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|n| n == error || n == "States.ALL" || (n == "States.TaskFailed" && error != "States.Timeout"))
 }
 
 /// The value a path selects: `$`, `$.a.b`, `$.a[0]`. A missing `InputPath`/`OutputPath` is
@@ -695,9 +691,9 @@ fn resolve(template: &Value, input: &Value, context: &Value) -> Result<Value, Fa
             }
             Ok(Value::Object(out))
         }
-        Value::Array(items) => Ok(Value::Array(
-            items.iter().map(|i| resolve(i, input, context)).collect::<Result<_, _>>()?,
-        )),
+        Value::Array(items) => {
+            Ok(Value::Array(items.iter().map(|i| resolve(i, input, context)).collect::<Result<_, _>>()?))
+        }
         other => Ok(other.clone()),
     }
 }

@@ -84,13 +84,20 @@ impl LocalServices<'_> {
         let (Some(parameter), Some(value), Some(model)) =
             (variable("STACK_PARAMETER"), variable("STACK_PARAMETER_VALUE"), variable("MODEL_NAME"))
         else {
-            return Err(Failure::new("States.TaskFailed", "the deploy build needs STACK_PARAMETER, STACK_PARAMETER_VALUE and MODEL_NAME"));
+            return Err(Failure::new(
+                "States.TaskFailed",
+                "the deploy build needs STACK_PARAMETER, STACK_PARAMETER_VALUE and MODEL_NAME",
+            ));
         };
-        let version: u32 = value
-            .parse()
-            .map_err(|_| Failure::new("States.TaskFailed", format!("STACK_PARAMETER_VALUE {value:?} is not a version")))?;
+        let version: u32 = value.parse().map_err(|_| {
+            Failure::new("States.TaskFailed", format!("STACK_PARAMETER_VALUE {value:?} is not a version"))
+        })?;
         let started = Utc::now();
-        let said = self.deployer.deploy(&model, &parameter, version).await.map_err(|cause| Failure::new("States.TaskFailed", cause))?;
+        let said = self
+            .deployer
+            .deploy(&model, &parameter, version)
+            .await
+            .map_err(|cause| Failure::new("States.TaskFailed", cause))?;
         Ok(json!({"Build": {
             "Id": format!("{PROMOTE_PROJECT}:{}", started.timestamp_micros()),
             "BuildStatus": "SUCCEEDED",

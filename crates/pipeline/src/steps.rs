@@ -13,7 +13,7 @@ use mlops_contract::validate::Value as Cell;
 use mlops_lake::registry::{self, Approval, ApprovalStatus, Lineage, Manifest};
 use mlops_lake::{Lake, keys};
 use mlops_model::{Model, Scorer};
-use mlops_train::evaluate::{EvaluationRecord, Evaluated};
+use mlops_train::evaluate::{Evaluated, EvaluationRecord};
 use mlops_train::gate::{Decision, Gate};
 use mlops_train::metrics::Metrics;
 use mlops_train::{TrainConfig, TrainingRecord};
@@ -86,8 +86,8 @@ pub enum StepInput {
 
 /// Runs one step: `input` is the Lambda's payload.
 pub async fn handle(lake: &Lake, config: &PipelineConfig, input: Value) -> Result<Value> {
-    let input: StepInput =
-        serde_json::from_value(input).map_err(|e| Error::Input(format!("the step's input: {}", bounded(&e.to_string()))))?;
+    let input: StepInput = serde_json::from_value(input)
+        .map_err(|e| Error::Input(format!("the step's input: {}", bounded(&e.to_string()))))?;
     match input {
         StepInput::Begin { execution, trigger, settings } => begin(lake, config, &execution, &trigger, settings).await,
         StepInput::Snapshot { state } => Ok(to_json(&snapshot(lake, config, &state).await?)),
@@ -392,7 +392,11 @@ pub async fn snapshot(lake: &Lake, config: &PipelineConfig, state: &State) -> Re
                 continue;
             }
             if let Some(o) = lake.list_objects(&k).await?.into_iter().find(|o| o.key == k) {
-                objects.push(SnapshotObject { key: o.key, etag: o.etag, size: u64::try_from(o.size).unwrap_or_default() });
+                objects.push(SnapshotObject {
+                    key: o.key,
+                    etag: o.etag,
+                    size: u64::try_from(o.size).unwrap_or_default(),
+                });
             }
         }
     }
@@ -795,7 +799,8 @@ pub async fn await_approval(lake: &Lake, token: &str, state: &State) -> Result<V
 /// approval when none was required; says which stack parameter the deployment sets.
 pub async fn promote(lake: &Lake, state: &State) -> Result<Promotion> {
     let run = need(&state.run, "run")?;
-    let (registered, evaluation) = (need(&state.registered, "registered version")?, need(&state.evaluation, "evaluation")?);
+    let (registered, evaluation) =
+        (need(&state.registered, "registered version")?, need(&state.evaluation, "evaluation")?);
     let started = Utc::now();
     let version = registered.version;
     if evaluation.decision != Decision::Promote {
@@ -878,7 +883,9 @@ pub async fn finish(lake: &Lake, state: &State) -> Result<Value> {
         record_step(lake, run, "deploy", since, Vec::new(), vec![output], deployment.clone()).await?;
     }
     let record = close(lake, state, RunStatus::Succeeded).await?;
-    Ok(json!({"status": record.status, "outcome": outcome, "record": run.record_key, "duration_ms": record.duration_ms}))
+    Ok(
+        json!({"status": record.status, "outcome": outcome, "record": run.record_key, "duration_ms": record.duration_ms}),
+    )
 }
 
 /// Fail: records the error a `Catch` caught, closes the record and releases the guard.

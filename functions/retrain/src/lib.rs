@@ -37,7 +37,11 @@ impl From<StepError> for lambda_runtime::Diagnostic {
 }
 
 /// Runs the step the payload names.
-pub async fn handle(lake: &Lake, config: &PipelineConfig, payload: serde_json::Value) -> Result<serde_json::Value, StepError> {
+pub async fn handle(
+    lake: &Lake,
+    config: &PipelineConfig,
+    payload: serde_json::Value,
+) -> Result<serde_json::Value, StepError> {
     mlops_pipeline::handle(lake, config, payload).await.map_err(|e| {
         tracing::error!(error = e.name(), message = %e, "step failed");
         StepError(e)
@@ -50,11 +54,19 @@ mod tests {
 
     #[test]
     fn configuration_names_what_is_wrong() {
-        let c = config_from_env(&mlops_lambda::env::fixed(&[("LAKE_BUCKET", "b"), ("MODEL_NAME", "m"), ("MODEL_VERSION", "")]))
-            .expect("complete");
+        let c = config_from_env(&mlops_lambda::env::fixed(&[
+            ("LAKE_BUCKET", "b"),
+            ("MODEL_NAME", "m"),
+            ("MODEL_VERSION", ""),
+        ]))
+        .expect("complete");
         assert_eq!((c.champion, c.window_days), (None, 30));
-        let e = config_from_env(&mlops_lambda::env::fixed(&[("LAKE_BUCKET", "b"), ("MODEL_NAME", "m"), ("RETRAIN_WINDOW_DAYS", "0")]))
-            .expect_err("zero days");
+        let e = config_from_env(&mlops_lambda::env::fixed(&[
+            ("LAKE_BUCKET", "b"),
+            ("MODEL_NAME", "m"),
+            ("RETRAIN_WINDOW_DAYS", "0"),
+        ]))
+        .expect_err("zero days");
         assert!(e.to_string().contains("RETRAIN_WINDOW_DAYS must be at least 1"), "{e}");
     }
 
