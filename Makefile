@@ -2,10 +2,12 @@
 #
 #   make demo         run the whole loop locally (embedded S3, no AWS account)
 #   make test         the test suite
-#   make install      lint, deploy and load-test tools into .venv and .venv-lint
+#   make install      lint, deploy and load-test tools into .venv and .venv-lint, and
+#                     asl-validator into node_modules
 #   make lint         rustfmt check, clippy with warnings denied, then lint-infra
 #   make lint-infra   cfn-lint, sam validate --lint, checkov, hadolint, workflow schemas,
-#                     buildspec.yml and samconfig.toml checks (no Rust toolchain needed)
+#                     asl-validator and cfn-lint on the state machines, buildspec.yml,
+#                     samconfig.toml and version checks (no Rust toolchain needed)
 #   make build        Lambda bootstrap binaries with cargo-lambda (LAMBDA_ARCH=arm64|x86_64)
 #   make sam-build    the same through `sam build` (SAM_ARCH=arm64|x86_64)
 #   make bench        prediction latency and model load, beside onnxruntime (BENCHMARKS.md)
@@ -40,6 +42,7 @@ install: $(VENV)/bin/activate
 	test -x $(LINT_VENV)/bin/python || python3 -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LINT_VENV)/bin/python -m pip install --quiet -r requirements-lint.txt
+	npm ci --silent --no-audit --no-fund
 
 install-build: $(VENV)/bin/activate
 	$(PY) -m pip install --quiet -r requirements-build.txt
@@ -62,7 +65,9 @@ lint-infra:
 	$(PY) scripts/check_buildspec.py buildspec.yml samconfig.toml
 	$(PY) scripts/check_samconfig.py samconfig.toml template.yaml
 	$(SAM_ENV) $(PY) scripts/check_versions.py template.yaml
-	$(PY) -m py_compile loadtest/locustfile.py loadtest/run.py scripts/check_buildspec.py scripts/check_samconfig.py scripts/check_versions.py
+	for definition in statemachines/*.asl.json; do node_modules/.bin/asl-validator --json-path $$definition || exit 1; done
+	$(PY) scripts/check_statemachines.py template.yaml
+	$(PY) -m py_compile loadtest/locustfile.py loadtest/run.py scripts/check_buildspec.py scripts/check_samconfig.py scripts/check_versions.py scripts/check_statemachines.py
 
 # The function binaries are built first: the Runtime API tests run them as Lambda would.
 test:

@@ -11,7 +11,8 @@ the `live` alias moves and CodeDeploy shifts the traffic.
 
     python scripts/check_versions.py template.yaml
 
-The functions' local CodeUri are replaced by S3 URIs first, as `sam package` does.
+The functions' local CodeUri (and state machines' DefinitionUri) are replaced by S3 URIs
+first, as `sam package` does.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def main() -> int:
     for name, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = f"s3://artifacts/{name}.zip"
+        if resource["Type"] == "AWS::Serverless::StateMachine":
+            resource["Properties"]["DefinitionUri"] = f"s3://artifacts/{name}.asl.json"
     base = {"ModelVersion": "1", "ShadowModelVersion": ""}
     first = versions(template, base)
     failures = []

@@ -143,9 +143,10 @@ impl DecideArgs {
             .map_err(|e| lake_hint(e.into()))?;
         println!("{} {status} by {}: {}", self.model, decision.by, decision.reason);
         // A retraining run waiting for this decision goes on with it.
-        if let Some(run) =
-            super::pipeline::notify_waiting_run(&lake, &self.model.name, self.model.version, &decision).await?
-        {
+        let client = super::pipeline::sfn_client().await;
+        let waiting =
+            super::pipeline::notify_waiting_run(&lake, &client, &self.model.name, self.model.version, &decision);
+        if let Some(run) = waiting.await? {
             println!("sent the decision to retraining run {run}");
         }
         Ok(())

@@ -470,6 +470,7 @@ pub async fn summary(lake: &Lake, model: &str, execution: &Execution) -> anyhow:
 /// decision as the task's output. Returns the run's id.
 pub async fn notify_waiting_run(
     lake: &Lake,
+    client: &aws_sdk_sfn::Client,
     model: &str,
     version: u32,
     decision: &mlops_lake::registry::Approval,
@@ -482,8 +483,7 @@ pub async fn notify_waiting_run(
         by: decision.by.clone(),
         reason: decision.reason.clone(),
     };
-    sfn_client()
-        .await
+    client
         .send_task_success()
         .task_token(&request.task_token)
         .output(serde_json::to_string(&output)?)

@@ -50,9 +50,14 @@ fn each_function_links_only_what_it_uses() {
             "only predict runs models",
         );
     }
-    for function in ["predict", "ingest", "drift-check"] {
+    for function in ["predict", "ingest", "drift-check", "retrain"] {
         assert_links_none(function, &["mlops-devkit", "s3s", "s3s-fs"], "only the dev kit knows it is local");
     }
+    assert_links_none(
+        "retrain",
+        &["lambda_http", "axum", "aws-sdk-sfn"],
+        "the step function serves no HTTP and calls no Step Functions",
+    );
 }
 
 #[test]
@@ -61,7 +66,7 @@ fn the_domain_crates_have_no_io_and_know_no_lambda() {
     for domain in ["mlops-contract", "mlops-drift", "mlops-model", "mlops-formats", "mlops-train"] {
         assert_links_none(domain, &io, "the domain and format crates do no AWS or async I/O");
     }
-    for library in ["mlops-lake", "mlops-flows"] {
+    for library in ["mlops-lake", "mlops-flows", "mlops-pipeline"] {
         assert_links_none(
             library,
             &["lambda_runtime", "lambda_http", "aws_lambda_events"],

@@ -18,4 +18,14 @@ async fn the_demo_runs_the_loop() {
     assert_eq!(verdicts, [false, true]);
     assert!(text.contains("line   18: bill_length_mm: \"abc\" is not a number"), "{text}");
     assert!(text.contains("dataset drift: YES (3 of 6 features)"), "{text}");
+    // The drift starts the retraining state machine, which promotes v2, and predict answers
+    // the same request with it.
+    let retrain = summary.retrain.as_ref().expect("the drift starts a retraining run");
+    assert_eq!(retrain.decision.as_deref(), Some("PROMOTE"), "{text}");
+    assert_eq!((retrain.outcome.as_deref(), retrain.version), (Some("promoted"), Some(2)), "{text}");
+    assert!(retrain.states.iter().any(|s| s == "Deploy"), "{:?}", retrain.states);
+    assert_eq!(summary.serving, 2);
+    assert_eq!(summary.predictions_after.len(), 3);
+    assert!(text.contains("HTTP 200 from penguins v2"), "{text}");
+    assert!(text.contains("champion v1") && text.contains("challenger"), "{text}");
 }

@@ -13,6 +13,7 @@ mod events;
 mod ingest;
 mod lake;
 mod memory;
+mod pipeline;
 mod predict;
 mod runtime;
 mod score;

@@ -112,8 +112,8 @@ impl TaskTokens {
 /// How a run treats time.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
-    /// Retry intervals and Wait states are multiplied by this (0 runs them at once; the
-    /// intended delays are still recorded).
+    /// Retry intervals and Wait states are multiplied by this (0 runs them at once).
+    /// `TimeoutSeconds` are limits, not delays, and stay as written.
     pub delay_scale: f64,
     /// A run that makes more transitions than this fails (a loop in the definition).
     pub max_transitions: usize,
@@ -381,8 +381,7 @@ impl StateMachine {
                 let mut retried: HashMap<usize, u32> = HashMap::new();
                 loop {
                     attempts += 1;
-                    let result =
-                        self.task(name, state, &effective, services, tokens, context, attempts - 1, options).await;
+                    let result = self.task(name, state, &effective, services, tokens, context, attempts - 1).await;
                     let failure = match result.and_then(|r| finish(&input, r)) {
                         Ok(out) => return next(out, attempts),
                         Err(f) => f,
@@ -446,7 +445,6 @@ impl StateMachine {
         tokens: &TaskTokens,
         context: &(dyn Fn(&str, u32) -> Value + Sync),
         retry: u32,
-        options: RunOptions,
     ) -> Result<Value, Failure> {
         let resource = state["Resource"].as_str().unwrap_or_default();
         let (base, wait_for_token) = match resource.strip_suffix(".waitForTaskToken") {
@@ -472,7 +470,7 @@ impl StateMachine {
         let call = services.call(base, parameters, &task_context);
         let result = match (timeout, waiting.is_some()) {
             // A waiting task's timeout runs from its start to the token's result.
-            (Some(t), false) => match tokio::time::timeout(scaled(t, options), call).await {
+            (Some(t), false) => match tokio::time::timeout(Duration::from_secs_f64(t.max(0.0)), call).await {
                 Ok(r) => r,
                 Err(_) => Err(Failure::new("States.Timeout", format!("{name} ran longer than {t} s"))),
             },
@@ -486,7 +484,7 @@ impl StateMachine {
                     return Err(f);
                 }
                 let outcome = match timeout {
-                    Some(t) => match tokio::time::timeout(scaled(t, options), rx).await {
+                    Some(t) => match tokio::time::timeout(Duration::from_secs_f64(t.max(0.0)), rx).await {
                         Ok(r) => r,
                         Err(_) => {
                             let _ = tokens.take(&token);
