@@ -105,9 +105,9 @@ fn answer(backend: &dyn Backend, headers: &HeaderMap, body: &[u8]) -> Response {
         Err(e) => return error("ValidationException", &e.to_string()),
     };
     let text = |name: &str| request[name].as_str().unwrap_or_default().to_string();
-    let json_field = |name: &str| -> Result<Value, Response> {
+    let json_field = |name: &str| -> Result<Value, String> {
         match request[name].as_str() {
-            Some(s) => serde_json::from_str(s).map_err(|e| error("InvalidOutput", &format!("{name} is not JSON: {e}"))),
+            Some(s) => serde_json::from_str(s).map_err(|e| format!("{name} is not JSON: {e}")),
             None => Ok(json!({})),
         }
     };
@@ -115,7 +115,7 @@ fn answer(backend: &dyn Backend, headers: &HeaderMap, body: &[u8]) -> Response {
         "AWSStepFunctions.StartExecution" => {
             let input = match json_field("input") {
                 Ok(v) => v,
-                Err(r) => return r,
+                Err(e) => return error("InvalidExecutionInput", &e),
             };
             let name = request["name"].as_str();
             backend.start_execution(&text("stateMachineArn"), name, input).map(|arn| {
@@ -125,7 +125,7 @@ fn answer(backend: &dyn Backend, headers: &HeaderMap, body: &[u8]) -> Response {
         "AWSStepFunctions.SendTaskSuccess" => {
             let output = match json_field("output") {
                 Ok(v) => v,
-                Err(r) => return r,
+                Err(e) => return error("InvalidOutput", &e),
             };
             backend.send_task_success(&text("taskToken"), output).map(|()| json!({}))
         }

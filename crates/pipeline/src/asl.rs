@@ -813,10 +813,10 @@ mod tests {
         let ok = r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "${Fn}", "End": true}}}"#;
         assert!(StateMachine::load(ok, &subs).is_ok());
         let missing = r#"{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "${Other}", "End": true}}}"#;
-        assert!(StateMachine::load(missing, &subs).unwrap_err().0.contains("${Other}"));
+        assert!(StateMachine::load(missing, &subs).expect_err("refused").0.contains("${Other}"));
         let map = r#"{"StartAt": "A", "States": {"A": {"Type": "Map", "End": true}}}"#;
-        assert!(StateMachine::load(map, &subs).unwrap_err().0.contains("Map"));
+        assert!(StateMachine::load(map, &subs).expect_err("refused").0.contains("Map"));
         let dangling = r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}"#;
-        assert!(StateMachine::load(dangling, &subs).unwrap_err().0.contains("\"B\""));
+        assert!(StateMachine::load(dangling, &subs).expect_err("refused").0.contains("\"B\""));
     }
 }
