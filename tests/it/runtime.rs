@@ -128,6 +128,33 @@ async fn drift_check_writes_its_report_and_sends_drift_detected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrain_runs_steps_and_names_its_errors_for_step_functions() {
+    let t = TestLake::with_penguins().await;
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let _child = start("retrain", &api, &t, &MODEL_ENV);
+    let begin = |execution: &str| {
+        serde_json::json!({"step": "begin", "execution": execution, "trigger": {"by": "test"}, "settings": {"approval": "required"}})
+            .to_string()
+    };
+    let started = response(invoke(&api, &begin("run-1")).await);
+    assert_eq!(started["run"]["run_id"], "run-1");
+    assert_eq!((started["run"]["champion"].as_u64(), started["run"]["approval"].as_str()), (Some(1), Some("required")));
+    // A second run of the model meets the guard the first holds; Step Functions' Catch
+    // matches the error by its type.
+    match invoke(&api, &begin("run-2")).await {
+        Outcome::Error(e) => {
+            assert_eq!(e.error_type, "PipelineBusy");
+            assert!(e.error_message.contains("run-1"), "{}", e.error_message);
+        }
+        other => panic!("expected PipelineBusy, got {other:?}"),
+    }
+    match invoke(&api, r#"{"step": "teleport"}"#).await {
+        Outcome::Error(e) => assert_eq!(e.error_type, "InvalidInput"),
+        other => panic!("expected InvalidInput, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_failures_arrive_at_init_error_naming_the_cause() {
     let t = TestLake::with_penguins().await;
 
@@ -155,7 +182,7 @@ async fn start_failures_arrive_at_init_error_naming_the_cause() {
     assert!(e.error_type.starts_with("Init."), "{e:?}");
     assert!(e.error_message.contains("model.onnx"), "{}", e.error_message);
 
-    for function in ["ingest", "drift-check"] {
+    for function in ["ingest", "drift-check", "retrain"] {
         let api = RuntimeApi::start().await.expect("runtime API");
         let mut child = start(function, &api, &t, &[]);
         let e = init_error(&api, &mut child).await;
