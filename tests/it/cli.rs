@@ -128,6 +128,7 @@ fn serve_runs_predict_and_ingests_objects_dropped_into_raw() {
         .args(["serve", "--dir"])
         .arg(dir.path())
         .args(["--lake-port", &lake_port.to_string(), "--predict-port", &predict_port.to_string(), "--poll-ms", "100"])
+        .args(["--events-port", &free_port().to_string(), "--sfn-port", &free_port().to_string()])
         .env_clear()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -185,6 +186,104 @@ fn serve_runs_predict_and_ingests_objects_dropped_into_raw() {
     for prefix in ["curated", "quarantine", "profiles"] {
         assert_eq!(walk(&dir.path().join("mlops-lake").join(prefix)).len(), 1, "{prefix}");
     }
+    drop(stop);
+}
+
+#[test]
+fn serve_retrains_on_drift_and_serves_the_approved_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (lake_port, predict_port, sfn_port) = (free_port(), free_port(), free_port());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .current_dir(repo())
+        .args(["serve", "--dir"])
+        .arg(dir.path())
+        .args(["--lake-port", &lake_port.to_string(), "--predict-port", &predict_port.to_string(), "--poll-ms", "100"])
+        .args(["--events-port", &free_port().to_string(), "--sfn-port", &sfn_port.to_string()])
+        .args(["--drift-every-s", "1", "--approval", "required"])
+        .env_clear()
+        // drift-check compares the last batch alone with the baseline.
+        .env("DRIFT_WINDOW_BATCHES", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mlops serve starts");
+    let stop = scopeguard(move || {
+        let _ = serve.kill();
+        let _ = serve.wait();
+    });
+    let wait_for = |what: &str, ready: &dyn Fn() -> bool| {
+        for _ in 0..1200 {
+            if ready() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}");
+    };
+    wait_for("predict", &|| http(predict_port, "GET", "/model", "").is_some());
+    let endpoint = format!("http://127.0.0.1:{lake_port}");
+    let sfn = format!("http://127.0.0.1:{sfn_port}");
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mlops"))
+            .current_dir(repo())
+            .args(args)
+            .env_clear()
+            .envs([
+                ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+                ("AWS_ENDPOINT_URL_SFN", sfn.as_str()),
+                ("AWS_ACCESS_KEY_ID", "mlops-local"),
+                ("AWS_SECRET_ACCESS_KEY", "mlops-local-secret"),
+                ("AWS_REGION", "us-east-1"),
+                ("LAKE_BUCKET", "mlops-lake"),
+            ])
+            .output()
+            .expect("mlops runs")
+    };
+    let register = cli(&[
+        "model",
+        "register",
+        "--name",
+        "penguins",
+        "--model",
+        "examples/penguins/model.onnx",
+        "--contract",
+        "examples/penguins/contract.yaml",
+        "--train",
+        "examples/penguins/train.csv",
+        "--class-labels",
+        "Adelie,Chinstrap,Gentoo",
+    ]);
+    assert!(register.status.success(), "{}", String::from_utf8_lossy(&register.stderr));
+    let version = || {
+        http(predict_port, "GET", "/model", "")
+            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .and_then(|m| m["version"].as_u64())
+    };
+    wait_for("v1 serving", &|| version() == Some(1));
+
+    // Two ordinary batches, then the shifted one: drift-check finds drift in the last batch
+    // and DriftDetected starts a run, which registers v2 and waits for a person.
+    let raw = dir.path().join("mlops-lake/raw/penguins");
+    std::fs::create_dir_all(&raw).expect("raw dir");
+    let manifests = dir.path().join("mlops-lake/manifests/penguins");
+    for (i, batch) in ["batch-01.csv", "batch-02.csv", "batch-03-shifted.csv"].into_iter().enumerate() {
+        std::fs::copy(example(&format!("batches/{batch}")), raw.join(batch)).expect("copy");
+        wait_for("the batch manifest", &|| walk(&manifests).len() > i);
+    }
+    let request = dir.path().join("mlops-lake/pipelines/penguins/approvals/v2.json");
+    wait_for("the approval request", &|| request.exists());
+    assert_eq!(version(), Some(1), "nothing is deployed before the approval");
+
+    let approve = cli(&["model", "approve", "penguins@2", "--reason", "holdout looks right", "--by", "reviewer"]);
+    let said = String::from_utf8_lossy(&approve.stdout).to_string();
+    assert!(approve.status.success(), "{said}{}", String::from_utf8_lossy(&approve.stderr));
+    assert!(said.contains("sent the decision to retraining run"), "{said}");
+    wait_for("v2 serving", &|| version() == Some(2));
+
+    let runs = cli(&["pipeline", "list", "--model", "penguins"]);
+    let listed = String::from_utf8_lossy(&runs.stdout).to_string();
+    assert!(runs.status.success(), "{}", String::from_utf8_lossy(&runs.stderr));
+    assert!(listed.lines().any(|l| l.contains("drift") && l.contains("promoted") && l.contains("v2")), "{listed}");
     drop(stop);
 }
 
