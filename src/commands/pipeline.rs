@@ -114,19 +114,24 @@ pub enum PromoteArg {
     Shadow,
 }
 
+/// The settings of a local run (whose trainer is the built-in one).
+pub fn local_settings(approval: ApprovalArg, promote_as: PromoteArg) -> Settings {
+    Settings {
+        trainer: Trainer::Builtin,
+        approval: match approval {
+            ApprovalArg::None => ApprovalMode::None,
+            ApprovalArg::Required => ApprovalMode::Required,
+        },
+        promote_as: match promote_as {
+            PromoteArg::Live => PromoteAs::Live,
+            PromoteArg::Shadow => PromoteAs::Shadow,
+        },
+    }
+}
+
 impl RunArgs {
     pub fn settings(&self) -> Settings {
-        Settings {
-            trainer: Trainer::Builtin,
-            approval: match self.approval {
-                ApprovalArg::None => ApprovalMode::None,
-                ApprovalArg::Required => ApprovalMode::Required,
-            },
-            promote_as: match self.promote_as {
-                PromoteArg::Live => PromoteAs::Live,
-                PromoteArg::Shadow => PromoteAs::Shadow,
-            },
-        }
+        local_settings(self.approval, self.promote_as)
     }
 
     async fn run(self) -> anyhow::Result<()> {

@@ -39,10 +39,12 @@ use mlops_devkit::lake_server::{EmbeddedLake, LakeCredentials, ensure_bucket};
 use mlops_devkit::step_functions::LocalStepFunctions;
 use mlops_pipeline::asl::{RunOptions, TaskTokens};
 use mlops_pipeline::local::Deployer;
-use mlops_pipeline::state::{ApprovalMode, PromoteAs, Settings as RetrainSettings, Trainer};
+use mlops_pipeline::state::Settings as RetrainSettings;
 
 use super::LakeArgs;
-use super::pipeline::{ApprovalArg, LOCAL_STATE_MACHINE, PromoteArg, TokenBackend, run_retrain, summary};
+use super::pipeline::{
+    ApprovalArg, LOCAL_STATE_MACHINE, PromoteArg, TokenBackend, local_settings, run_retrain, summary,
+};
 
 /// The bus name drift-check sends to when `EVENT_BUS_NAME` is not set.
 pub const LOCAL_BUS: &str = "mlops-local";
@@ -105,17 +107,7 @@ impl ServeArgs {
             poll: Duration::from_millis(self.poll_ms.max(50)),
             drift_every: self.drift_every_s.map(Duration::from_secs),
             sfn_port: self.sfn_port,
-            settings: RetrainSettings {
-                trainer: Trainer::Builtin,
-                approval: match self.approval {
-                    ApprovalArg::None => ApprovalMode::None,
-                    ApprovalArg::Required => ApprovalMode::Required,
-                },
-                promote_as: match self.promote_as {
-                    PromoteArg::Live => PromoteAs::Live,
-                    PromoteArg::Shadow => PromoteAs::Shadow,
-                },
-            },
+            settings: local_settings(self.approval, self.promote_as),
             retrain_window_days: self.retrain_window_days,
         };
         serve(&options).await

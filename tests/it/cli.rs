@@ -119,17 +119,20 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)
     Some((status, body))
 }
 
-#[test]
-fn serve_runs_predict_and_ingests_objects_dropped_into_raw() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (lake_port, predict_port) = (free_port(), free_port());
+/// `mlops serve` on free ports in `dir`, with `args` and `env` besides; stopped when the
+/// returned guard drops. Returns the guard, the lake's and predict's ports and the Step
+/// Functions endpoint's.
+fn serve(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (impl Drop, u16, u16, u16) {
+    let (lake_port, predict_port, sfn_port) = (free_port(), free_port(), free_port());
     let mut serve = Command::new(env!("CARGO_BIN_EXE_mlops"))
         .current_dir(repo())
         .args(["serve", "--dir"])
-        .arg(dir.path())
+        .arg(dir)
         .args(["--lake-port", &lake_port.to_string(), "--predict-port", &predict_port.to_string(), "--poll-ms", "100"])
-        .args(["--events-port", &free_port().to_string(), "--sfn-port", &free_port().to_string()])
+        .args(["--events-port", &free_port().to_string(), "--sfn-port", &sfn_port.to_string()])
+        .args(args)
         .env_clear()
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -138,15 +141,25 @@ fn serve_runs_predict_and_ingests_objects_dropped_into_raw() {
         let _ = serve.kill();
         let _ = serve.wait();
     });
-    let wait_for = |what: &str, ready: &dyn Fn() -> bool| {
-        for _ in 0..300 {
-            if ready() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+    (stop, lake_port, predict_port, sfn_port)
+}
+
+/// Waits up to `tenths` tenths of a second for `ready`.
+fn wait_for(what: &str, tenths: u32, ready: &dyn Fn() -> bool) {
+    for _ in 0..tenths {
+        if ready() {
+            return;
         }
-        panic!("timed out waiting for {what}");
-    };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn serve_runs_predict_and_ingests_objects_dropped_into_raw() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (stop, lake_port, predict_port, _) = serve(dir.path(), &[], &[]);
+    let wait_for = |what: &str, ready: &dyn Fn() -> bool| wait_for(what, 300, ready);
     wait_for("predict", &|| http(predict_port, "GET", "/model", "").is_some());
     // Before the model is registered, predict says so.
     assert_eq!(http(predict_port, "GET", "/model", "").map(|r| r.0), Some(503));
@@ -192,34 +205,10 @@ fn serve_runs_predict_and_ingests_objects_dropped_into_raw() {
 #[test]
 fn serve_retrains_on_drift_and_serves_the_approved_version() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (lake_port, predict_port, sfn_port) = (free_port(), free_port(), free_port());
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_mlops"))
-        .current_dir(repo())
-        .args(["serve", "--dir"])
-        .arg(dir.path())
-        .args(["--lake-port", &lake_port.to_string(), "--predict-port", &predict_port.to_string(), "--poll-ms", "100"])
-        .args(["--events-port", &free_port().to_string(), "--sfn-port", &sfn_port.to_string()])
-        .args(["--drift-every-s", "1", "--approval", "required"])
-        .env_clear()
-        // drift-check compares the last batch alone with the baseline.
-        .env("DRIFT_WINDOW_BATCHES", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("mlops serve starts");
-    let stop = scopeguard(move || {
-        let _ = serve.kill();
-        let _ = serve.wait();
-    });
-    let wait_for = |what: &str, ready: &dyn Fn() -> bool| {
-        for _ in 0..1200 {
-            if ready() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("timed out waiting for {what}");
-    };
+    // drift-check compares the last batch alone with the baseline.
+    let (stop, lake_port, predict_port, sfn_port) =
+        serve(dir.path(), &["--drift-every-s", "1", "--approval", "required"], &[("DRIFT_WINDOW_BATCHES", "1")]);
+    let wait_for = |what: &str, ready: &dyn Fn() -> bool| wait_for(what, 1200, ready);
     wait_for("predict", &|| http(predict_port, "GET", "/model", "").is_some());
     let endpoint = format!("http://127.0.0.1:{lake_port}");
     let sfn = format!("http://127.0.0.1:{sfn_port}");
