@@ -362,7 +362,13 @@ impl Retrainer {
         loop {
             let (run_id, trigger) = tokio::select! {
                 Some(event) = events.recv() => {
-                    if event["source"] != drift_check::EVENT_SOURCE || event["detail-type"] != drift_check::DRIFT_DETECTED {
+                    // The template's rule: source lambda-mlops, detail-type DriftDetected, the
+                    // served model.
+                    let served = this.deployer.predictor.config().await;
+                    if event["source"] != drift_check::EVENT_SOURCE
+                        || event["detail-type"] != drift_check::DRIFT_DETECTED
+                        || event["detail"]["model"] != served.model_name.as_str()
+                    {
                         continue;
                     }
                     (mlops_pipeline::local::run_id(), event)

@@ -138,6 +138,9 @@ async fn drift_retrains_registers_and_promotes() {
     // Every step is idempotent for its input: run again on the final state, each returns what
     // the run made.
     let state = execution.output.expect("output");
+    // The state carries the snapshot's count and digest; its object list stays in the lake, so
+    // a window of thousands of batches stays within Step Functions' 256 KiB.
+    assert_eq!((state["snapshot"]["object_count"].as_u64(), state["snapshot"].get("objects")), (Some(3), None));
     let config = local_config(&t.lake, "penguins", Some(1), 30);
     for (step, field) in
         [("snapshot", "snapshot"), ("train", "train"), ("evaluate", "evaluation"), ("register", "registered")]

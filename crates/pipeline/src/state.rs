@@ -146,6 +146,11 @@ pub struct Snapshot {
     /// The curated days taken, inclusive.
     pub from: NaiveDate,
     pub to: NaiveDate,
+    /// How many objects the snapshot holds. The list itself stays in the lake (the state
+    /// machine's state is bounded at 256 KiB; a window can hold thousands of batches).
+    pub object_count: usize,
+    /// The objects, in the kept snapshot only; empty in the state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<SnapshotObject>,
     /// SHA-256 of every object's key, ETag and size, one line each in key order.
     pub digest: String,

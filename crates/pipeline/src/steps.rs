@@ -370,7 +370,7 @@ pub async fn snapshot(lake: &Lake, config: &PipelineConfig, state: &State) -> Re
     let started = Utc::now();
     let key = keys::pipeline_file(&run.model, &run.run_id, "snapshot.json");
     if let Some(done) = get_json::<Snapshot>(lake, &key).await? {
-        return Ok(done);
+        return Ok(light(done));
     }
     let contract_key = match run.champion {
         Some(v) => keys::model_file(&run.model, v, "contract.yaml"),
@@ -413,6 +413,7 @@ pub async fn snapshot(lake: &Lake, config: &PipelineConfig, state: &State) -> Re
         from,
         to,
         digest: snapshot_digest(&objects),
+        object_count: objects.len(),
         objects,
         trainer_env: Vec::new(),
         data_prefix_uri: None,
@@ -421,7 +422,7 @@ pub async fn snapshot(lake: &Lake, config: &PipelineConfig, state: &State) -> Re
     let mut outputs = vec![key.clone()];
     if run.trainer != Trainer::Builtin {
         let contract = load_contract(lake, &contract_key).await?;
-        let rows = read_rows(lake, &contract, &snap.objects).await?;
+        let rows = read_rows(lake, &contract, &objects_of(lake, &snap).await?).await?;
         let (train_rows, _) = split_holdout(rows.rows);
         let mut w = csv::Writer::from_writer(Vec::new());
         let csv_error = |e: csv::Error| Error::Input(format!("writing the training rows: {e}"));
@@ -447,7 +448,27 @@ pub async fn snapshot(lake: &Lake, config: &PipelineConfig, state: &State) -> Re
     let inputs = snap.objects.iter().map(|o| uri(lake, &o.key)).collect();
     let detail = json!({"objects": snap.objects.len(), "from": from, "to": to, "digest": snap.digest});
     record_step(lake, run, "snapshot", started, inputs, outputs, detail).await?;
-    Ok(snap)
+    Ok(light(snap))
+}
+
+/// The snapshot as the state carries it: without its object list.
+fn light(mut snap: Snapshot) -> Snapshot {
+    snap.objects = Vec::new();
+    snap
+}
+
+/// The snapshot's objects, from the kept snapshot.
+async fn objects_of(lake: &Lake, snap: &Snapshot) -> Result<Vec<SnapshotObject>> {
+    if !snap.objects.is_empty() {
+        return Ok(snap.objects.clone());
+    }
+    let kept = get_json::<Snapshot>(lake, &snap.key)
+        .await?
+        .ok_or_else(|| Error::Input(format!("the snapshot {} is not in the lake", snap.key)))?;
+    if kept.digest != snap.digest {
+        return Err(Error::Input(format!("the snapshot {} changed since the run took it", snap.key)));
+    }
+    Ok(kept.objects)
 }
 
 fn blocking_failed(e: tokio::task::JoinError) -> Error {
@@ -476,7 +497,7 @@ pub async fn train(lake: &Lake, state: &State) -> Result<Trained> {
         }
         None => TrainConfig::default(),
     };
-    let rows = read_rows(lake, &contract, &snap.objects).await?;
+    let rows = read_rows(lake, &contract, &objects_of(lake, snap).await?).await?;
     let data = rows.snapshot;
     let (train_rows, _) = split_holdout(rows.rows);
     if train_rows.is_empty() {
@@ -581,7 +602,7 @@ pub async fn collect(lake: &Lake, state: &State) -> Result<Trained> {
     let model = Model::load(&bytes).map_err(|e| Error::Model(format!("the trainer's model does not load: {e}")))?;
     Scorer::new(model, &contract, class_labels(&bytes, &contract))
         .map_err(|e| Error::Model(format!("the trainer's model does not fit the contract: {e}")))?;
-    let rows = read_rows(lake, &contract, &snap.objects).await?;
+    let rows = read_rows(lake, &contract, &objects_of(lake, snap).await?).await?;
     let training_rows = rows.rows.len() as u64 - rows.rows.len() as u64 / 5;
     let reported_metrics =
         get_json::<Value>(lake, &keys::pipeline_file(&run.model, &run.run_id, "metrics.json")).await.ok().flatten();
@@ -626,7 +647,7 @@ pub async fn evaluate(lake: &Lake, state: &State) -> Result<Evaluation> {
     }
     let contract = load_contract(lake, &snap.contract_key).await?;
     let mut inputs = vec![snap.key.clone(), uri(lake, &trained.model_key)];
-    let rows = read_rows(lake, &contract, &snap.objects).await?;
+    let rows = read_rows(lake, &contract, &objects_of(lake, snap).await?).await?;
     let (_, holdout) = split_holdout(rows.rows);
     if holdout.is_empty() {
         return Err(Error::NoData(format!("the snapshot {} leaves no holdout row", snap.key)));
@@ -724,7 +745,7 @@ pub async fn register(lake: &Lake, config: &PipelineConfig, state: &State) -> Re
     let started = Utc::now();
     let bytes = lake.get(&trained.model_key).await?.bytes;
     let contract = load_contract(lake, &snap.contract_key).await?;
-    let rows = read_rows(lake, &contract, &snap.objects).await?;
+    let rows = read_rows(lake, &contract, &objects_of(lake, snap).await?).await?;
     let (train_rows, _) = split_holdout(rows.rows);
     let baseline = mlops_flows::baseline::rows_baseline(&contract, &train_rows)?;
     let training = get_json::<Value>(lake, &trained.record_key).await?;
