@@ -145,12 +145,6 @@ impl RunArgs {
         let endpoint =
             LocalStepFunctions::start(self.sfn_port, Arc::new(TokenBackend { tokens: tokens.clone(), starts: None }))
                 .await?;
-        if self.approval == ApprovalArg::Required {
-            println!(
-                "approvals: export AWS_ENDPOINT_URL_SFN={} in the terminal that runs `mlops model approve`",
-                endpoint.endpoint()
-            );
-        }
         let by = super::model::who(self.by.as_deref());
         let trigger = json!({"model": self.model, "by": by});
         let options = RunOptions { delay_scale: if self.no_delays { 0.0 } else { 1.0 }, ..RunOptions::default() };
@@ -160,8 +154,30 @@ impl RunArgs {
             self.model,
             champion.map_or("none".into(), |v| format!("v{v}"))
         );
+        // Say which version to decide on once the run waits for it.
+        let next =
+            registry::versions(&lake, &self.model).await.map_err(|e| lake_hint(e.into()))?.last().map_or(1, |v| v + 1);
+        let waiting = (self.approval == ApprovalArg::Required).then(|| {
+            let (lake, model, endpoint) = (lake.clone(), self.model.clone(), endpoint.endpoint());
+            tokio::spawn(async move {
+                loop {
+                    if let Ok(Some(request)) = steps::approval_request(&lake, &model, next).await {
+                        let version = request.version;
+                        println!(
+                            "waiting for a decision on {model}@{version}: mlops model approve|reject {model}@{version} \
+                             --reason … (with AWS_ENDPOINT_URL_SFN={endpoint})"
+                        );
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            })
+        });
         let execution =
             run_retrain(&lake, &config, &NoStack, &tokens, self.settings(), &run_id, trigger, options).await?;
+        if let Some(w) = waiting {
+            w.abort();
+        }
         print!("{}", summary(&lake, &config.model, &execution).await?);
         if execution.status != Status::Succeeded {
             bail!("the run failed: {}", execution.failure.map(|f| f.to_string()).unwrap_or_default());

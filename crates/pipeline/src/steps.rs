@@ -326,7 +326,7 @@ pub async fn begin(
             ended_at: Utc::now(),
             duration_ms: elapsed_ms(started, Utc::now()),
             inputs: Vec::new(),
-            outputs: vec![keys::pipeline_guard(&run.model)],
+            outputs: vec![uri(lake, &keys::pipeline_guard(&run.model))],
             detail: json!({"trigger": run.trigger.kind, "champion": run.champion, "dataset": run.dataset}),
         });
         record::write(lake, &run.record_key, &record).await?;
@@ -419,7 +419,7 @@ pub async fn snapshot(lake: &Lake, config: &PipelineConfig, state: &State) -> Re
         data_prefix_uri: None,
         output_uri: None,
     };
-    let mut outputs = vec![key.clone()];
+    let mut outputs = vec![uri(lake, &key)];
     if run.trainer != Trainer::Builtin {
         let contract = load_contract(lake, &contract_key).await?;
         let rows = read_rows(lake, &contract, &objects_of(lake, &snap).await?).await?;
@@ -433,7 +433,7 @@ pub async fn snapshot(lake: &Lake, config: &PipelineConfig, state: &State) -> Re
         let csv = w.into_inner().map_err(|e| Error::Input(format!("writing the training rows: {e}")))?;
         let data_key = keys::pipeline_file(&run.model, &run.run_id, "data/train.csv");
         lake.put(&data_key, csv, "text/csv").await?;
-        outputs.push(data_key.clone());
+        outputs.push(uri(lake, &data_key));
         let file = |name: &str| uri(lake, &keys::pipeline_file(&run.model, &run.run_id, name));
         snap.trainer_env = vec![
             EnvVar::plain("MLOPS_TRAIN_DATA", uri(lake, &data_key)),
@@ -489,7 +489,7 @@ pub async fn train(lake: &Lake, state: &State) -> Result<Trained> {
         return Ok(trained_of(&done, model_key, record_key));
     }
     let contract = load_contract(lake, &snap.contract_key).await?;
-    let mut inputs = vec![snap.key.clone(), uri(lake, &snap.contract_key)];
+    let mut inputs = vec![uri(lake, &snap.key), uri(lake, &snap.contract_key)];
     let config = match setting(lake, &run.model, "train.yaml").await? {
         Some((text, key)) => {
             inputs.push(uri(lake, &key));
@@ -517,7 +517,8 @@ pub async fn train(lake: &Lake, state: &State) -> Result<Trained> {
         "duration_ms": training.duration_ms,
         "validation": training.metrics.as_ref().and_then(|m| m.validation.as_ref()).map(headline),
     });
-    record_step(lake, run, "train", started, inputs, vec![model_key.clone(), record_key.clone()], detail).await?;
+    let outputs = vec![uri(lake, &model_key), uri(lake, &record_key)];
+    record_step(lake, run, "train", started, inputs, outputs, detail).await?;
     Ok(trained_of(&training, model_key, record_key))
 }
 
@@ -630,7 +631,8 @@ pub async fn collect(lake: &Lake, state: &State) -> Result<Trained> {
     };
     put_json(lake, &record_key, &record).await?;
     let detail = json!({"trainer": external.trainer, "build": external.build_id, "job": external.job});
-    record_step(lake, run, "train", trained_since, inputs, vec![model_key.clone(), record_key.clone()], detail).await?;
+    let outputs = vec![uri(lake, &model_key), uri(lake, &record_key)];
+    record_step(lake, run, "train", trained_since, inputs, outputs, detail).await?;
     Ok(trained_of(&record, model_key, record_key))
 }
 
@@ -646,7 +648,7 @@ pub async fn evaluate(lake: &Lake, state: &State) -> Result<Evaluation> {
         return Ok(evaluation_of(&done, key, run.champion));
     }
     let contract = load_contract(lake, &snap.contract_key).await?;
-    let mut inputs = vec![snap.key.clone(), uri(lake, &trained.model_key)];
+    let mut inputs = vec![uri(lake, &snap.key), uri(lake, &trained.model_key)];
     let rows = read_rows(lake, &contract, &objects_of(lake, snap).await?).await?;
     let (_, holdout) = split_holdout(rows.rows);
     if holdout.is_empty() {
@@ -705,7 +707,7 @@ pub async fn evaluate(lake: &Lake, state: &State) -> Result<Evaluation> {
         "challenger": summary.challenger,
         "champion": summary.champion,
     });
-    record_step(lake, run, "evaluate", started, inputs, vec![key], detail).await?;
+    record_step(lake, run, "evaluate", started, inputs, vec![uri(lake, &key)], detail).await?;
     Ok(summary)
 }
 
