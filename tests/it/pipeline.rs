@@ -288,6 +288,18 @@ async fn a_refused_version_is_not_promoted() {
     assert_eq!((record.outcome, record.version), (Some(Outcome::Refused), Some(2)));
     let approval = registry::approval(&t.lake, "penguins", 2).await.expect("read").expect("decided");
     assert_eq!(approval.status, ApprovalStatus::Rejected);
+
+    // Retraining on the same data makes the same model: Register finds v2, and Promote
+    // refuses it for the approver's decision; the run ends refused, not failed.
+    let deployer = Recorder::default();
+    let again =
+        run(&t.lake, &deployer, &TaskTokens::default(), settings(ApprovalMode::None), "run-again", json!({})).await;
+    assert_eq!(again.status, Status::Succeeded, "{again:#?}");
+    assert!(again.path().windows(2).any(|w| w == ["Promote", "Refused"]), "{:?}", again.path());
+    let record = record_of(&t.lake, "run-again").await;
+    assert_eq!((record.outcome, record.version), (Some(Outcome::Refused), Some(2)));
+    assert_eq!(record.error.map(|e| e.error).as_deref(), Some("PromotionRefused"));
+    assert!(deployer.deployed.lock().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
