@@ -14,23 +14,26 @@ fn mlops(t: &TestLake, args: &[&str]) -> std::process::Output {
     command.output().expect("mlops runs")
 }
 
+/// `mlops model register` of the example model, from the repository root.
+const REGISTER_PENGUINS: [&str; 12] = [
+    "model",
+    "register",
+    "--name",
+    "penguins",
+    "--model",
+    "examples/penguins/model.onnx",
+    "--contract",
+    "examples/penguins/contract.yaml",
+    "--train",
+    "examples/penguins/train.csv",
+    "--class-labels",
+    "Adelie,Chinstrap,Gentoo",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_then_invoke_predict_with_the_sample_event() {
     let t = TestLake::start().await;
-    let register = [
-        "model",
-        "register",
-        "--name",
-        "penguins",
-        "--model",
-        "examples/penguins/model.onnx",
-        "--contract",
-        "examples/penguins/contract.yaml",
-        "--train",
-        "examples/penguins/train.csv",
-        "--class-labels",
-        "Adelie,Chinstrap,Gentoo",
-    ];
+    let register = REGISTER_PENGUINS;
     let out = {
         let t = &t;
         tokio::task::block_in_place(|| mlops(t, &register))
@@ -228,20 +231,7 @@ fn serve_retrains_on_drift_and_serves_the_approved_version() {
             .output()
             .expect("mlops runs")
     };
-    let register = cli(&[
-        "model",
-        "register",
-        "--name",
-        "penguins",
-        "--model",
-        "examples/penguins/model.onnx",
-        "--contract",
-        "examples/penguins/contract.yaml",
-        "--train",
-        "examples/penguins/train.csv",
-        "--class-labels",
-        "Adelie,Chinstrap,Gentoo",
-    ]);
+    let register = cli(&REGISTER_PENGUINS);
     assert!(register.status.success(), "{}", String::from_utf8_lossy(&register.stderr));
     let version = || {
         http(predict_port, "GET", "/model", "")
@@ -358,6 +348,12 @@ fn every_command_fails_clearly_without_a_lake_or_with_a_bad_setting() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is the lake running? AWS_ENDPOINT_URL_S3=http://127.0.0.1:9"), "{stderr}");
     assert!(stderr.contains("Connection refused") && !stderr.contains("DispatchFailure {"), "{stderr}");
+    for args in [&["pipeline", "run", "retrain", "--sfn-port", "0"][..], &["pipeline", "list"]] {
+        let out = run(args, &dead);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("is the lake running?"), "{args:?}: {stderr}");
+    }
     // mlops serve reads the functions' settings at start and refuses a bad one before serving.
     let out = run(&["serve", "--dir", "/nonexistent/never-created"], &[("PREDICT_MAX_INSTANCES", "lots")]);
     assert!(!out.status.success());
