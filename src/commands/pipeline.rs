@@ -193,7 +193,7 @@ pub fn local_config(lake: &Lake, model: &str, champion: Option<u32>, window_days
         model: model.to_string(),
         champion,
         window_days,
-        guard_ttl: chrono::Duration::hours(6),
+        guard_ttl: chrono::Duration::hours(i64::from(mlops_pipeline::guard::DEFAULT_TTL_HOURS)),
         code_version: super::model::code_version(None),
     }
 }

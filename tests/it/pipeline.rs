@@ -324,7 +324,7 @@ async fn a_concurrent_trigger_meets_the_guard() {
 
     // A claim older than its time to live (a run that died) is taken over.
     t.lake.delete(&keys::pipeline_guard("penguins")).await.expect("delete");
-    guard::claim(&t.lake, "penguins", "run-dead", Duration::hours(6), Utc::now() - Duration::hours(7))
+    guard::claim(&t.lake, "penguins", "run-dead", Duration::hours(6), Utc::now() - Duration::days(10))
         .await
         .expect("claimed");
     let taken =
@@ -356,6 +356,14 @@ fn the_definition_is_whole() {
         }
     }
     assert_eq!(reached.len(), machine.state_names().len(), "unreachable: {:?}", machine.state_names());
+    // No run outlives the guard it holds: the guard's time to live exceeds the machine's
+    // timeout, which exceeds the approval's.
+    let run_timeout = definition["TimeoutSeconds"].as_u64().expect("a run has a timeout");
+    let approval = states["WaitForApproval"]["TimeoutSeconds"].as_u64().expect("the approval has a timeout");
+    assert!(
+        approval < run_timeout && run_timeout < u64::from(guard::DEFAULT_TTL_HOURS) * 3600,
+        "{approval} {run_timeout}"
+    );
     // Every Task can fail into the record of its run.
     for (name, state) in states {
         if state["Type"] == "Task" && !["Begin", "RecordFailure"].contains(&name.as_str()) {

@@ -8,7 +8,8 @@
 //! `ResultPath`), `TimeoutSeconds`, and the `.waitForTaskToken` pattern, whose result
 //! [`TaskTokens`] delivers. A Task's resource is called through [`Services`], so that the same
 //! definition runs against local stand-ins of the services it names. Anything else in a
-//! definition is refused when it is loaded, not met halfway through a run.
+//! definition is refused when it is loaded, not met halfway through a run. The
+//! definition's top-level `TimeoutSeconds` is not enforced: a local run ends with its process.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// How long a run may hold the guard before another trigger may take it over, by default:
+/// a day longer than the state machine lets a run live (its `TimeoutSeconds`, 8 days, which
+/// covers the 7 days WaitForApproval waits), so a live run is never taken over. A run that
+/// ended without releasing it (an execution stopped by hand) holds it until then; deleting
+/// `pipelines/<name>/running.json` releases it sooner.
+pub const DEFAULT_TTL_HOURS: u32 = 216;
+
 /// The content of the guard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {

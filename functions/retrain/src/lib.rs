@@ -9,8 +9,8 @@ use mlops_pipeline::PipelineConfig;
 
 /// `LAKE_BUCKET`, `MODEL_NAME`, `MODEL_VERSION` (the serving version: the champion; empty
 /// when none is registered yet), `RETRAIN_WINDOW_DAYS` (30: the curated days a snapshot
-/// takes), `RETRAIN_GUARD_HOURS` (6: how long a run may hold the model's guard before
-/// another may take it over), `MLOPS_CODE_VERSION` (recorded in the lineage).
+/// takes), `RETRAIN_GUARD_HOURS` (216, longer than a run may live: how long a run may hold
+/// the model's guard before another may take it over), `MLOPS_CODE_VERSION` (recorded in the lineage).
 pub fn config_from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<PipelineConfig, ConfigError> {
     Ok(PipelineConfig {
         bucket: env.required("LAKE_BUCKET")?,
@@ -20,7 +20,11 @@ pub fn config_from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Pi
             None => None,
         },
         window_days: env.at_least("RETRAIN_WINDOW_DAYS", 30u32, 1)?,
-        guard_ttl: chrono::Duration::hours(i64::from(env.at_least("RETRAIN_GUARD_HOURS", 6u32, 1)?)),
+        guard_ttl: chrono::Duration::hours(i64::from(env.at_least(
+            "RETRAIN_GUARD_HOURS",
+            mlops_pipeline::guard::DEFAULT_TTL_HOURS,
+            1,
+        )?)),
         code_version: env.text("MLOPS_CODE_VERSION"),
     })
 }
