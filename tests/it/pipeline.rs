@@ -333,6 +333,85 @@ async fn a_concurrent_trigger_meets_the_guard() {
     assert_eq!(record_of(&t.lake, "run-third").await.outcome, Some(Outcome::Promoted));
 }
 
+/// The steps around a trainer of the user's, as Step Functions calls them around
+/// `codebuild:startBuild.sync` and `sagemaker:createTrainingJob.sync`: the snapshot writes the
+/// training rows and names them to the container; Collect takes the model the container
+/// wrote (CodeBuild) or the model artifact (SageMaker), checks it and records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_trainers_model_is_collected_and_checked() {
+    let t = lake_with_batches().await;
+    let config = local_config(&t.lake, "penguins", Some(1), 30);
+    let external = Settings { trainer: Trainer::Codebuild, ..settings(ApprovalMode::None) };
+    let begun = mlops_pipeline::handle(
+        &t.lake,
+        &config,
+        json!({"step": "begin", "execution": "run-external", "trigger": {}, "settings": external}),
+    )
+    .await
+    .expect("begin");
+    let mut state = begun;
+    state["snapshot"] =
+        mlops_pipeline::handle(&t.lake, &config, json!({"step": "snapshot", "state": state})).await.expect("snapshot");
+    let env: Vec<(String, String)> = state["snapshot"]["trainer_env"]
+        .as_array()
+        .expect("trainer variables")
+        .iter()
+        .map(|v| {
+            (v["Name"].as_str().unwrap_or_default().to_string(), v["Value"].as_str().unwrap_or_default().to_string())
+        })
+        .collect();
+    let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["MLOPS_TRAIN_DATA", "MLOPS_CONTRACT", "MLOPS_TRAIN_MODEL", "MLOPS_TRAIN_METRICS"]);
+    let key = |uri: &str| uri.strip_prefix("s3://mlops-lake/").expect("a lake URI").to_string();
+    let data = t.lake.get(&key(&env[0].1)).await.expect("the training rows").bytes;
+    let lines = String::from_utf8_lossy(&data).lines().count();
+    assert_eq!(lines, 1 + 900 - 180, "a header and every row but the holdout");
+
+    // Nothing written yet: Collect says so.
+    state["external"] = json!({"trainer": "codebuild", "build_id": "train:1"});
+    let missing = mlops_pipeline::handle(&t.lake, &config, json!({"step": "collect", "state": state})).await;
+    let e = missing.expect_err("no model");
+    assert_eq!(e.name(), "ModelInvalid");
+    assert!(e.to_string().contains("wrote no model"), "{e}");
+
+    // The container writes a model to MLOPS_TRAIN_MODEL (here the example's).
+    let onnx = std::fs::read(crate::common::example("model.onnx")).expect("model");
+    t.lake.put(&key(&env[2].1), onnx.clone(), "application/octet-stream").await.expect("put");
+    let trained =
+        mlops_pipeline::handle(&t.lake, &config, json!({"step": "collect", "state": state})).await.expect("collected");
+    assert_eq!(trained["trainer"], "codebuild");
+    assert_eq!(trained["training_rows"], 720);
+
+    // SageMaker packs /opt/ml/model into model.tar.gz.
+    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(onnx.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive.append_data(&mut header, "model.onnx", onnx.as_slice()).expect("tar");
+    let tgz = archive.into_inner().expect("tar").finish().expect("gzip");
+    t.lake
+        .put("pipelines/penguins/run-external/sagemaker/job/output/model.tar.gz", tgz, "application/gzip")
+        .await
+        .expect("put");
+    state["external"] = json!({"trainer": "sagemaker", "job": "arn:aws:sagemaker:job/run-external", "artifact": "s3://mlops-lake/pipelines/penguins/run-external/sagemaker/job/output/model.tar.gz"});
+    let trained =
+        mlops_pipeline::handle(&t.lake, &config, json!({"step": "collect", "state": state})).await.expect("collected");
+    assert_eq!(trained["trainer"], "sagemaker");
+    let record: Value = serde_json::from_slice(
+        &t.lake.get("pipelines/penguins/run-external/training.json").await.expect("record").bytes,
+    )
+    .expect("JSON");
+    assert_eq!(record["trainer_version"], "arn:aws:sagemaker:job/run-external");
+
+    // An artifact outside the lake, or without a model, is refused.
+    state["external"]["artifact"] = json!("s3://elsewhere/model.tar.gz");
+    let e = mlops_pipeline::handle(&t.lake, &config, json!({"step": "collect", "state": state}))
+        .await
+        .expect_err("refused");
+    assert_eq!(e.name(), "InvalidInput");
+}
+
 #[test]
 fn the_definition_is_whole() {
     let machine = mlops_pipeline::local::retrain_machine(mlops_pipeline::local::default_settings()).expect("loads");
