@@ -94,7 +94,17 @@ async fn finds_drift_in_the_shifted_batch_and_not_in_the_others() {
     let dataset = lines.last().expect("dataset line");
     assert_eq!((dataset["DatasetDrift"].as_u64(), dataset["DriftShare"].as_f64()), (Some(1), Some(0.5)));
     assert_eq!(dataset["_aws"]["CloudWatchMetrics"][0]["Namespace"], "LambdaMlops/Drift");
-    assert!(lines[..6].iter().all(|l| l["DriftScore"].is_number() && l["Feature"].is_string()));
+    // One meaning per metric name: p-values (drift when low) apart from distances (drift when
+    // high), each with its threshold; the test's time was older than CloudWatch keeps, so the
+    // lines are stamped now and say which time they are for.
+    for l in &lines[..6] {
+        let method = l["Method"].as_str().expect("method");
+        let name = if ["ks", "chisquare", "z"].contains(&method) { "DriftPValue" } else { "DriftDistance" };
+        assert!(l[name].is_number() && l["Threshold"].is_number() && l["Feature"].is_string(), "{l}");
+        assert!(l.get("DriftScore").is_none(), "{l}");
+        assert!(l["_aws"]["Timestamp"].as_i64() > Some(chrono::Utc::now().timestamp_millis() - 60_000), "{l}");
+        assert_eq!(l["CheckedFor"], "2026-03-02T23:00:00+00:00", "{l}");
+    }
 
     // A wider window merges all three batches.
     let config = DriftCheckConfig::from_env(&env(&[("DRIFT_WINDOW_DAYS", "2")])).expect("config");

@@ -202,23 +202,40 @@ pub async fn run_drift_check(
 }
 
 /// The check's CloudWatch metrics as embedded-metric-format log lines: one per tested feature
-/// (`DriftScore`, `Drifted`, by dataset and feature) and one for the dataset (`DriftShare`,
-/// `DatasetDrift`, `CurrentRows`).
+/// and one for the dataset (`DriftShare`, `DatasetDrift`, `CurrentRows`).
+///
+/// A feature's score has one meaning per name, so one alarm threshold fits every feature:
+/// `DriftPValue` for the p-value methods (KS, chi-square, z; drift when *below* the
+/// `Threshold` property) and `DriftDistance` for the distances (Wasserstein, Jensen–Shannon,
+/// PSI; drift when *above* it), beside `Drifted` (1 or 0), which means the same for every
+/// method. Feature names become CloudWatch-safe dimension values (`emf::dimension_value`; the
+/// name as written is the `FeatureName` property), and a check of a time CloudWatch would
+/// drop (a replayed event more than 14 days old) is stamped now, with `CheckedFor` naming
+/// the time it was for.
 pub fn emf_lines(check: &DriftCheck) -> Vec<String> {
     let report = &check.report;
-    let timestamp = check.generated_at.timestamp_millis();
+    let timestamp = emf::timestamp_ms(check.generated_at, chrono::Utc::now());
+    let checked_for = (timestamp != check.generated_at.timestamp_millis())
+        .then(|| ("CheckedFor", json!(check.generated_at.to_rfc3339())));
     let mut lines = Vec::with_capacity(report.columns.len() + 1);
     for feature in &report.columns {
         let Some(score) = feature.test.score().filter(|s| s.is_finite()) else { continue };
+        let name = if feature.test.method.is_p_value() { "DriftPValue" } else { "DriftDistance" };
+        let mut properties = vec![
+            ("Method", json!(feature.test.method.name())),
+            ("Threshold", json!(feature.test.threshold)),
+            ("FeatureName", json!(feature.column)),
+        ];
+        properties.extend(checked_for.clone());
         lines.push(emf::line(
             METRICS_NAMESPACE,
             timestamp,
             &[("Dataset", &report.dataset), ("Feature", &feature.column)],
             &[
-                Metric { name: "DriftScore", unit: "None", value: score },
+                Metric { name, unit: "None", value: score },
                 Metric { name: "Drifted", unit: "Count", value: f64::from(u8::from(feature.test.drifted)) },
             ],
-            &[("Method", json!(feature.test.method.name()))],
+            &properties,
         ));
     }
     lines.push(emf::line(
@@ -230,7 +247,7 @@ pub fn emf_lines(check: &DriftCheck) -> Vec<String> {
             Metric { name: "DatasetDrift", unit: "Count", value: f64::from(u8::from(report.dataset_drift)) },
             Metric { name: "CurrentRows", unit: "Count", value: report.current_rows as f64 },
         ],
-        &[("ModelVersion", json!(check.model_version))],
+        &[&[("ModelVersion", json!(check.model_version))][..], checked_for.as_slice()].concat(),
     ));
     lines
 }
