@@ -18,8 +18,8 @@ pub struct Rows {
 
 impl Rows {
     /// Adds an object held in memory: curated `.parquet`, or `.csv`, `.jsonl`, `.ndjson`
-    /// (optionally `.gz`), by name. Returns its entry in the snapshot.
-    pub fn add_bytes(&mut self, contract: &Contract, name: &str, bytes: Vec<u8>) -> Result<&InputFile> {
+    /// (optionally `.gz`), by name. Returns the rows it added and the rows the contract rejected.
+    pub fn add_bytes(&mut self, contract: &Contract, name: &str, bytes: Vec<u8>) -> Result<(u64, u64)> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let size = bytes.len() as u64;
         let (valid, rejected) = if name.ends_with(".parquet") {
@@ -34,10 +34,12 @@ impl Rows {
         } else {
             self.collect(contract, name, std::io::Cursor::new(bytes))?
         };
-        Ok(self.push(name, size, valid, rejected, sha256))
+        self.push(name, size, valid, rejected, sha256);
+        Ok((valid, rejected))
     }
 
-    /// Adds rows read from a stream whose size and SHA-256 the caller knows.
+    /// Adds rows read from a stream whose size and SHA-256 the caller knows; returns as
+    /// [`add_bytes`](Rows::add_bytes) does.
     pub fn add_reader(
         &mut self,
         contract: &Contract,
@@ -45,9 +47,10 @@ impl Rows {
         input: impl std::io::BufRead,
         size: u64,
         sha256: String,
-    ) -> Result<&InputFile> {
+    ) -> Result<(u64, u64)> {
         let (valid, rejected) = self.collect(contract, name, input)?;
-        Ok(self.push(name, size, valid, rejected, sha256))
+        self.push(name, size, valid, rejected, sha256);
+        Ok((valid, rejected))
     }
 
     /// Seals the snapshot: its digest over every input's key and SHA-256.
@@ -76,11 +79,10 @@ impl Rows {
         }
     }
 
-    fn push(&mut self, name: &str, bytes: u64, valid: u64, rejected: u64, sha256: String) -> &InputFile {
+    fn push(&mut self, name: &str, bytes: u64, valid: u64, rejected: u64, sha256: String) {
         self.snapshot.rows += valid;
         self.snapshot.rejected += rejected;
         self.snapshot.inputs.push(InputFile { key: name.to_string(), bytes, rows: valid + rejected, sha256 });
-        &self.snapshot.inputs[self.snapshot.inputs.len() - 1]
     }
 }
 
