@@ -171,7 +171,7 @@ async fn mlops_score_and_predict_answer_the_same_rows_identically() {
         lineage: None,
     };
     let champion = predict::Served::new(manifest, contract, onnx).expect("fits");
-    let app = predict::App { champion, shadow: None, limits: predict::Limits::default() };
+    let app = predict::App::of(champion);
     let router = predict::router(std::sync::Arc::new(app));
     let request = axum::http::Request::post("/predict")
         .header("content-type", "application/json")

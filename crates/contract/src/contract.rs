@@ -26,6 +26,10 @@ pub struct Contract {
     /// date (rows without one go to the ingest date).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time: Option<String>,
+    /// A column naming each row (an order number, a customer id): predict captures it as the
+    /// inference id, and ground truth of another dataset joins on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// Every column of the dataset.
     pub columns: Vec<Column>,
     /// How the dataset's CSV files are written.
@@ -167,7 +171,7 @@ impl Contract {
     /// target, id or event time. Rows read against it hold exactly what a model is scored on,
     /// in the order predict's validation yields them.
     pub fn features_only(&self) -> Contract {
-        Contract { target: None, event_time: None, columns: self.feature_columns().cloned().collect(), ..self.clone() }
+        Contract { target: None, event_time: None, id: None, columns: self.feature_columns().cloned().collect(), ..self.clone() }
     }
 
     fn check(&self) -> std::result::Result<(), String> {
@@ -202,6 +206,14 @@ impl Contract {
                     return Err(format!("event_time {name:?} must be a timestamp column, not {}", c.kind.name()));
                 }
                 Some(_) => {}
+            }
+        }
+        if let Some(id) = &self.id {
+            if self.column(id).is_none() {
+                return Err(format!("id {id:?} is not a declared column"));
+            }
+            if self.features.contains(id) || self.target.as_ref() == Some(id) {
+                return Err(format!("id {id:?} must be neither a feature nor the target"));
             }
         }
         if !self.csv.delimiter.is_ascii() || matches!(self.csv.delimiter, '"' | '\n' | '\r') {

@@ -1,12 +1,14 @@
 //! mlops-devkit: AWS on a laptop, for `mlops` and the tests.
 //!
 //! The embedded lake (an S3-compatible server on loopback, [`lake_server`]), a local
-//! EventBridge `PutEvents` endpoint ([`event_bus`]), a local Step Functions endpoint for
+//! EventBridge `PutEvents` endpoint ([`event_bus`]), a local Data Firehose endpoint delivering
+//! into the lake ([`firehose`]), a local Step Functions endpoint for
 //! starting runs and sending task results ([`step_functions`]) and an emulated Lambda Runtime API
 //! ([`runtime_api`]). The only crate that knows it is local: no function binary links it.
 
 mod error;
 pub mod event_bus;
+pub mod firehose;
 pub mod lake_server;
 pub mod runtime_api;
 pub mod step_functions;

@@ -5,7 +5,7 @@
 //! lines. No AWS and no environment variables: callers hand in streams and get bytes back.
 
 pub mod curated;
-pub mod emf;
+pub use mlops_emf as emf;
 mod error;
 pub mod html;
 pub mod model_monitor;

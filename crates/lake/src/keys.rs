@@ -148,6 +148,11 @@ pub fn drift_report(dataset: &str, at: DateTime<Utc>) -> String {
     format!("reports/drift/{dataset}/{}.json", at.format("%Y-%m-%dT%H-%M-%SZ"))
 }
 
+/// The model-quality report of a check as of `at`.
+pub fn quality_report(model: &str, at: DateTime<Utc>) -> String {
+    format!("reports/quality/{model}/{}.json", at.format("%Y-%m-%dT%H-%M-%SZ"))
+}
+
 /// The record of a retraining run.
 pub fn pipeline_record(name: &str, run_id: &str) -> String {
     format!("pipelines/{name}/{run_id}.json")

@@ -6,6 +6,7 @@
 //! model versions with conditional writes ([`registry`]). It runs no model and reads no
 //! profile: those are the callers' crates.
 
+pub mod capture;
 pub mod client;
 mod error;
 pub mod keys;

@@ -38,15 +38,7 @@ impl Prediction {
     }
 }
 
-pub fn argmax(row: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, v) in row.iter().enumerate() {
-        if *v > row[best] {
-            best = i;
-        }
-    }
-    best
-}
+pub use mlops_metrics::argmax;
 
 fn booster(objective: ObjectiveType, config: &TrainConfig) -> GradientBooster {
     let mut b = GradientBooster::default();

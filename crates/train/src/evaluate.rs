@@ -10,7 +10,7 @@ use mlops_model::Scorer;
 use crate::encode::Target;
 use crate::error::{Error, Result};
 use crate::gate::{Gate, Verdict, decide};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, OutputNames};
 
 /// A model to evaluate: its scorer, the contract it was registered with, and its classes.
 #[derive(Debug)]
@@ -70,11 +70,7 @@ pub fn metrics_of(
             })
         })
         .collect::<Result<_>>()?;
-    let outputs = model.scorer.model().outputs();
-    let label_output = outputs.iter().find(|o| o.dtype == "i64" && o.shape.len() == 1).map(|o| o.name.clone());
-    let float_output = |rank: usize| {
-        outputs.iter().find(|o| o.dtype.starts_with('f') && o.shape.len() == rank).map(|o| o.name.clone())
-    };
+    let names = OutputNames::of(model.scorer.model().outputs());
     let (mut truth, mut probabilities, mut values) = (Vec::new(), Vec::new(), Vec::new());
     let labelled: Vec<(&Vec<Value>, f64)> =
         rows.iter().filter_map(|r| target.encode(&r[target_column]).map(|y| (r, y))).collect();
@@ -88,33 +84,9 @@ pub fn metrics_of(
             match target {
                 Target::Classes { labels, .. } => {
                     let model_labels = model.class_labels.as_deref().unwrap_or(labels);
-                    let mut p = vec![0.0; labels.len()];
-                    let scores = float_output(2).and_then(|name| out.get(&name).cloned());
-                    match scores.map(|v| numbers(&v)) {
-                        Some(model_p) if model_p.len() == model_labels.len() => {
-                            for (name, q) in model_labels.iter().zip(model_p) {
-                                if let Some(k) = labels.iter().position(|l| l == name) {
-                                    p[k] = q;
-                                }
-                            }
-                        }
-                        _ => {
-                            // No probabilities: the predicted class gets all of it.
-                            let label =
-                                label_output.as_ref().and_then(|n| out.get(n)).and_then(serde_json::Value::as_u64);
-                            let name = label.and_then(|i| model_labels.get(i as usize));
-                            if let Some(k) = name.and_then(|n| labels.iter().position(|l| l == n)) {
-                                p[k] = 1.0;
-                            }
-                        }
-                    }
-                    probabilities.push(p);
+                    probabilities.push(names.probabilities(&out, labels, model_labels));
                 }
-                Target::Number { .. } => {
-                    let name = float_output(2).or_else(|| float_output(1));
-                    let v = name.and_then(|n| out.get(&n).map(numbers)).and_then(|v| v.first().copied());
-                    values.push(v.unwrap_or(f64::NAN));
-                }
+                Target::Number { .. } => values.push(names.value(&out)),
             }
         }
     }
@@ -127,13 +99,7 @@ pub fn metrics_of(
     })
 }
 
-/// The numbers of a scorer output: a number or (nested) arrays of them.
-pub fn numbers(v: &serde_json::Value) -> Vec<f64> {
-    match v {
-        serde_json::Value::Array(items) => items.iter().flat_map(numbers).collect(),
-        other => other.as_f64().into_iter().collect(),
-    }
-}
+pub use mlops_metrics::numbers;
 
 /// Evaluates a candidate (and the champion, when there is one) on the same holdout rows and
 /// applies the gate (by default [`Gate::default_for`]).

@@ -11,7 +11,7 @@ pub mod encode;
 mod error;
 pub mod evaluate;
 pub mod gate;
-pub mod metrics;
+pub use mlops_metrics as metrics;
 pub mod onnx;
 pub mod record;
 

@@ -18,7 +18,7 @@ use axum::http::Request;
 use mlops_contract::{Column, ColumnType, Contract};
 use mlops_lake::registry::Manifest;
 use mlops_model::{Cell, Model, NamedTensor};
-use predict::{App, Limits, Served};
+use predict::{App, Served};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -92,6 +92,7 @@ fn fixture_case(json_path: &Path) -> Option<Case> {
         target: None,
         features,
         event_time: None,
+        id: None,
         columns,
         csv: Default::default(),
     };
@@ -138,7 +139,7 @@ fn app(case: &Case) -> App {
         lineage: None,
     };
     let champion = Served::new(manifest, case.contract.clone(), model).expect("contract fits");
-    App { champion, shadow: None, limits: Limits::default() }
+    App::of(champion)
 }
 
 /// The first `n` instances, repeating the 20 as needed.

@@ -30,16 +30,21 @@ impl Limits {
     }
 }
 
-/// Everything predict reads at start: the model version to serve and the limits.
+/// Everything predict reads at start: the model version to serve, the limits and capture.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub model: ModelConfig,
     pub limits: Limits,
+    pub capture: Option<crate::CaptureConfig>,
 }
 
 impl Config {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Config, ConfigError> {
-        Ok(Config { model: ModelConfig::from_env(env)?, limits: Limits::from_env(env)? })
+        Ok(Config {
+            model: ModelConfig::from_env(env)?,
+            limits: Limits::from_env(env)?,
+            capture: crate::CaptureConfig::from_env(env)?,
+        })
     }
 }
 
@@ -56,9 +61,11 @@ mod tests {
             ("PREDICT_MAX_INSTANCES", "lots", "PREDICT_MAX_INSTANCES=\"lots\" is not a valid usize"),
             ("PREDICT_MAX_INSTANCES", "0", "PREDICT_MAX_INSTANCES must be at least 1"),
             ("SHADOW_BUDGET_MS", "-1", "SHADOW_BUDGET_MS=\"-1\" is not a valid u64"),
+            ("CAPTURE_SAMPLE_RATE", "1.5", "CAPTURE_SAMPLE_RATE=1.5 is not a share between 0 and 1"),
+            ("CAPTURE_FLUSH_MS", "1", "CAPTURE_FLUSH_MS must be at least 10"),
         ] {
             let mut pairs = base.to_vec();
-            pairs.push((name, value));
+            pairs.extend([("CAPTURE_STREAM", "s"), (name, value)]);
             let e = Config::from_env(&fixed(&pairs)).expect_err(name).to_string();
             assert!(e.contains(says), "{e}");
         }

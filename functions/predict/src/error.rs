@@ -47,6 +47,24 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The kind of rejection, as predict's `Rejected` metric names it by its `Reason`
+    /// dimension: `too_large`, `invalid_json`, `invalid_instances`, `empty`, `bad_shape`,
+    /// `unreadable_body`, `model_error` or `other`.
+    pub fn reason(&self) -> &'static str {
+        match self.status {
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::INTERNAL_SERVER_ERROR => "model_error",
+            StatusCode::BAD_REQUEST if self.message.starts_with("the body is not valid JSON") => "invalid_json",
+            StatusCode::BAD_REQUEST if !self.details.is_empty() => "invalid_instances",
+            StatusCode::BAD_REQUEST if self.message.ends_with("is empty") => "empty",
+            StatusCode::BAD_REQUEST if self.message.starts_with("the body could not be read") => "unreadable_body",
+            StatusCode::BAD_REQUEST => "bad_shape",
+            _ => "other",
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": self.message, "details": self.details});

@@ -3,8 +3,10 @@
 //! The same axum [`Router`] runs behind API Gateway (through lambda_http), on a local port,
 //! and in-process for `mlops invoke`.
 
+pub mod capture;
 mod config;
 mod error;
+pub mod metrics;
 pub mod request;
 
 use std::net::SocketAddr;
@@ -24,7 +26,9 @@ use mlops_lambda::ModelConfig;
 use mlops_model::{Model, RowOutputs, Scorer};
 use serde_json::json;
 
+pub use capture::{Capture, CaptureConfig};
 pub use config::{Config, Limits};
+pub use metrics::Emit;
 pub use error::{ApiError, Error};
 pub use request::Detail;
 
@@ -59,13 +63,17 @@ impl Served {
     }
 }
 
-/// What the handlers share: the champion, an optional shadow, and the limits.
+/// What the handlers share: the champion, an optional shadow, the limits, data capture and
+/// where the metrics go.
 #[derive(Debug)]
 pub struct App {
     pub champion: Served,
     /// Scored on the same input and logged beside the champion's answer; never returned.
     pub shadow: Option<Arc<Served>>,
     pub limits: Limits,
+    /// Samples requests and their answers to the lake, when configured.
+    pub capture: Option<Capture>,
+    pub emit: Emit,
 }
 
 impl App {
@@ -77,7 +85,12 @@ impl App {
             Some(v) => Some(Arc::new(Served::load(lake, &config.model_name, v).await?)),
             None => None,
         };
-        Ok(App { champion, shadow, limits })
+        Ok(App { champion, shadow, limits, capture: None, emit: Emit::Stdout })
+    }
+
+    /// An app that serves `champion` alone, with default limits, no capture and no metrics.
+    pub fn of(champion: Served) -> App {
+        App { champion, shadow: None, limits: Limits::default(), capture: None, emit: Emit::Discard }
     }
 }
 
@@ -135,8 +148,14 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
         .or_else(|| request.headers().get("x-request-id").and_then(|h| h.to_str().ok()).map(str::to_string))
         .unwrap_or_default();
     let (rows, response) = match score(&app, request, &request_id).await {
-        Ok((rows, body)) => (rows, (StatusCode::OK, axum::Json(body)).into_response()),
-        Err((rows, e)) => (rows, e.into_response()),
+        Ok((rows, body, outputs)) => {
+            app.emit.line(|| metrics::answered(&app, started.elapsed(), &outputs));
+            (rows, (StatusCode::OK, axum::Json(body)).into_response())
+        }
+        Err((rows, e)) => {
+            app.emit.line(|| metrics::rejected(&app, started.elapsed(), e.reason()));
+            (rows, e.into_response())
+        }
     };
     let manifest = &app.champion.manifest;
     tracing::info!(
@@ -153,7 +172,10 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
     response
 }
 
-async fn score(app: &App, request: Request, request_id: &str) -> Result<(usize, serde_json::Value), (usize, ApiError)> {
+/// The answer of a scored request: its rows, the response body, and the outputs.
+type Answer = (usize, serde_json::Value, Arc<RowOutputs>);
+
+async fn score(app: &App, request: Request, request_id: &str) -> Result<Answer, (usize, ApiError)> {
     let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await.map_err(|e| {
         let too_large = std::error::Error::source(&e)
             .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some())
@@ -167,6 +189,7 @@ async fn score(app: &App, request: Request, request_id: &str) -> Result<(usize, 
     })?;
     let champion = &app.champion;
     let batch = request::parse(&champion.contract, &body, app.limits.max_instances).map_err(|e| (0, e))?;
+    let at = chrono::Utc::now();
     let rows = Arc::new(batch.rows);
     let n = rows.len();
     let shadow = app.shadow.clone().map(|shadow| {
@@ -184,7 +207,21 @@ async fn score(app: &App, request: Request, request_id: &str) -> Result<(usize, 
         log_shadow(request_id, champion, shadow, &outputs, task, app.limits.shadow_budget).await;
     }
     let manifest = &champion.manifest;
-    Ok((n, json!({"model": {"name": manifest.name, "version": manifest.version}, "predictions": outputs})))
+    let body = json!({"model": {"name": manifest.name, "version": manifest.version}, "predictions": outputs});
+    let outputs = Arc::new(outputs);
+    if let Some(capture) = app.capture.as_ref().filter(|c| c.sampled(request_id)) {
+        capture.offer(capture::Captured {
+            at,
+            request_id: request_id.to_string(),
+            model: manifest.name.clone(),
+            model_version: manifest.version,
+            variant: metrics::CHAMPION,
+            rows,
+            ids: batch.ids,
+            outputs: Arc::clone(&outputs),
+        });
+    }
+    Ok((n, body, outputs))
 }
 
 /// Waits for the shadow's answer within its budget and logs it beside the champion's. A

@@ -36,5 +36,12 @@ async fn main() -> anyhow::Result<()> {
 async fn init<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<predict::App, predict::Error> {
     let config = predict::Config::from_env(env)?;
     let lake = Lake::new(client_from_env().await, &config.model.bucket);
-    predict::App::load(&lake, &config.model, config.limits).await
+    let mut app = predict::App::load(&lake, &config.model, config.limits).await?;
+    if let Some(capture) = &config.capture {
+        let firehose = aws_sdk_firehose::Client::new(&aws_config::load_from_env().await);
+        let champion = &app.champion.contract;
+        let columns = predict::capture::Columns { features: champion.features.clone(), id: champion.id.clone() };
+        app.capture = Some(predict::Capture::start(firehose, capture, columns));
+    }
+    Ok(app)
 }

@@ -16,10 +16,12 @@ pub struct Detail {
     pub reason: String,
 }
 
-/// Validated instances: per instance, the contract's feature values in feature order.
+/// Validated instances: per instance, the contract's feature values in feature order, and
+/// the value of the contract's id column when the instance has one.
 #[derive(Debug)]
 pub struct Batch {
     pub rows: Vec<Vec<Value>>,
+    pub ids: Vec<Option<String>>,
 }
 
 /// Most problems one 400 lists; a last detail counts the rest.
@@ -58,9 +60,13 @@ impl Details {
 pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<Batch, ApiError> {
     let bad = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, message);
     let features: Vec<&Column> = contract.feature_columns().collect();
+    let id_column = contract.id.as_deref().and_then(|id| contract.column(id));
     // The contract's other columns (target, id, event time) may come along; they are not
-    // unknown, only not used.
-    let reader = RowReader::with_known(features.iter().copied(), contract.columns.iter().map(|c| c.name.as_str()));
+    // unknown, only not used. The id column is kept after the features, for the capture.
+    let reader = RowReader::with_known(
+        features.iter().copied().chain(id_column),
+        contract.columns.iter().map(|c| c.name.as_str()),
+    );
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = BodySeed { reader: &reader, max_instances }
         .deserialize(&mut de)
@@ -86,6 +92,7 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
     }
     let takes = bounded(format!("unknown field; the model takes {}", contract.features.join(", ")));
     let mut rows = Vec::with_capacity(instances.len());
+    let mut ids = Vec::with_capacity(instances.len());
     let mut details = Details::default();
     for (i, instance) in instances.iter().enumerate() {
         let Ok(fields) = instance else {
@@ -115,6 +122,22 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
             }
         }
         rows.push(row);
+        let id = id_column.zip(fields.values.get(features.len()).and_then(Option::as_ref));
+        ids.push(match id {
+            Some((column, value)) => match check_json(column, value) {
+                Ok(Value::Null) => None,
+                Ok(Value::Text(text)) => Some(text),
+                Ok(Value::Int(n)) => Some(n.to_string()),
+                Ok(Value::Float(x)) => Some(x.to_string()),
+                Ok(Value::Bool(b)) => Some(b.to_string()),
+                Err(reasons) => {
+                    let path = format!("instances[{i}].{}", column.name);
+                    details.extend(reasons.into_iter().map(|r| Detail { path: path.clone(), reason: r.message }));
+                    None
+                }
+            },
+            None => None,
+        });
     }
     if !details.listed.is_empty() {
         let mut e = bad("some instances are invalid");
@@ -126,7 +149,7 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
         e.details = details.listed;
         return Err(e);
     }
-    Ok(Batch { rows })
+    Ok(Batch { rows, ids })
 }
 
 /// What a request body held, as far as predict reads it.

@@ -1,7 +1,85 @@
 //! Evaluation metrics by task, with scikit-learn's definitions (`sklearn.metrics`), checked
-//! against it on committed cases.
+//! against it on committed cases; and a model's answer for a row read from its named outputs
+//! ([`OutputNames`]), the one reading that evaluation and model quality share.
 
+use mlops_contract::TensorSpec;
 use serde::{Deserialize, Serialize};
+
+/// The index of the largest value (the first on a tie).
+pub fn argmax(row: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Which of a model's outputs hold its answer: the label (the first rank-1 `i64` output), the
+/// class scores (the first rank-2 float output) and a regressor's value (the first float
+/// output of rank 2, else of rank 1).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutputNames {
+    pub label: Option<String>,
+    pub scores: Option<String>,
+    pub value: Option<String>,
+}
+
+impl OutputNames {
+    pub fn of(outputs: &[TensorSpec]) -> OutputNames {
+        let float =
+            |rank: usize| outputs.iter().find(|o| o.dtype.starts_with('f') && o.shape.len() == rank).map(|o| o.name.clone());
+        OutputNames {
+            label: outputs.iter().find(|o| o.dtype == "i64" && o.shape.len() == 1).map(|o| o.name.clone()),
+            scores: float(2),
+            value: float(2).or_else(|| float(1)),
+        }
+    }
+
+    /// The probability of each of `labels` for one row's outputs. The model names its classes
+    /// `model_labels` (by its label index); without scores, the predicted class gets all of it.
+    pub fn probabilities(
+        &self,
+        out: &serde_json::Map<String, serde_json::Value>,
+        labels: &[String],
+        model_labels: &[String],
+    ) -> Vec<f64> {
+        let mut p = vec![0.0; labels.len()];
+        let scores = self.scores.as_ref().and_then(|name| out.get(name)).map(numbers);
+        match scores {
+            Some(model_p) if model_p.len() == model_labels.len() => {
+                for (name, q) in model_labels.iter().zip(model_p) {
+                    if let Some(k) = labels.iter().position(|l| l == name) {
+                        p[k] = q;
+                    }
+                }
+            }
+            _ => {
+                let label = self.label.as_ref().and_then(|n| out.get(n)).and_then(serde_json::Value::as_u64);
+                let name = label.and_then(|i| model_labels.get(i as usize));
+                if let Some(k) = name.and_then(|n| labels.iter().position(|l| l == n)) {
+                    p[k] = 1.0;
+                }
+            }
+        }
+        p
+    }
+
+    /// A regressor's value for one row's outputs (NaN when it has none).
+    pub fn value(&self, out: &serde_json::Map<String, serde_json::Value>) -> f64 {
+        let v = self.value.as_ref().and_then(|n| out.get(n).map(numbers)).and_then(|v| v.first().copied());
+        v.unwrap_or(f64::NAN)
+    }
+}
+
+/// The numbers of a scorer output: a number or (nested) arrays of them.
+pub fn numbers(v: &serde_json::Value) -> Vec<f64> {
+    match v {
+        serde_json::Value::Array(items) => items.iter().flat_map(numbers).collect(),
+        other => other.as_f64().into_iter().collect(),
+    }
+}
 
 /// Precision and recall of one class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,7 +165,7 @@ pub fn greater_is_better(name: &str) -> bool {
 pub fn classification(classes: &[String], truth: &[usize], probabilities: &[Vec<f64>]) -> Classification {
     let n = truth.len();
     let k = classes.len();
-    let predicted: Vec<usize> = probabilities.iter().map(|p| crate::booster::argmax(p)).collect();
+    let predicted: Vec<usize> = probabilities.iter().map(|p| argmax(p)).collect();
     let correct = truth.iter().zip(&predicted).filter(|(t, p)| t == p).count();
     let mut per_class = Vec::with_capacity(k);
     let mut f1_sum = 0.0;
