@@ -24,8 +24,10 @@ pub enum Function {
 
 /// Run one event through a function's handler in-process, like `sam local invoke`.
 ///
-/// No Docker needed. Reads LAKE_BUCKET, MODEL_NAME, MODEL_VERSION and the DRIFT_* and INGEST_*
-/// variables as the deployed function does; prints the function's answer as JSON.
+/// No Docker needed. Reads LAKE_BUCKET, MODEL_NAME, MODEL_VERSION and the DRIFT_*, QUALITY_*,
+/// LABELS_DATASET and INGEST_* variables as the deployed function does; prints the function's
+/// answer as JSON. A drift check whose window had nothing to compare exits with status 3
+/// (`insufficient_data`), so that a script never takes "no data" for "no drift".
 #[derive(Debug, Clone, Args)]
 pub struct InvokeArgs {
     /// The function to run.
@@ -45,10 +47,18 @@ impl InvokeArgs {
         let lake = self.lake.connect().await?;
         let response = invoke(&lake, self.function, &text, &process_env()).await.map_err(lake_hint);
         eprintln!("{}", report_line(clock.elapsed()));
-        println!("{}", serde_json::to_string_pretty(&response?)?);
+        let response = response?;
+        println!("{}", serde_json::to_string_pretty(&response)?);
+        if self.function == Function::DriftCheck && response["status"] == "insufficient_data" {
+            eprintln!("insufficient data: the window held nothing to compare with the baseline");
+            std::process::exit(INSUFFICIENT_DATA_EXIT);
+        }
         Ok(())
     }
 }
+
+/// The exit status of a drift check with insufficient data.
+pub const INSUFFICIENT_DATA_EXIT: i32 = 3;
 
 /// Runs `event` through `function` with the S3 client of `lake` and configuration from `env`;
 /// returns what the function returns to Lambda.

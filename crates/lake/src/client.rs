@@ -64,6 +64,11 @@ impl Lake {
         Lake { client, bucket: bucket.into() }
     }
 
+    /// The `s3://` URI of a key of this bucket.
+    pub fn uri(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket())
+    }
+
     pub fn bucket(&self) -> &str {
         &self.bucket
     }

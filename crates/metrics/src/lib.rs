@@ -2,6 +2,8 @@
 //! against it on committed cases; and a model's answer for a row read from its named outputs
 //! ([`OutputNames`]), the one reading that evaluation and model quality share.
 
+pub mod gate;
+
 use mlops_contract::TensorSpec;
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +94,9 @@ pub struct ClassMetrics {
     /// 0 when the class is absent from the truth.
     pub recall: f64,
     pub f1: f64,
+    /// Rows predicted as the class.
+    #[serde(default)]
+    pub predicted: u64,
 }
 
 /// The metrics of a classifier on a set of rows.
@@ -181,7 +186,14 @@ pub fn classification(classes: &[String], truth: &[usize], probabilities: &[Vec<
             f1_sum += f1;
             f1_count += 1;
         }
-        per_class.push(ClassMetrics { class: class.clone(), support: support as u64, precision, recall, f1 });
+        per_class.push(ClassMetrics {
+            class: class.clone(),
+            support: support as u64,
+            precision,
+            recall,
+            f1,
+            predicted: predicted_c as u64,
+        });
     }
     let eps = f64::EPSILON;
     let log_loss = if n == 0 {

@@ -121,7 +121,7 @@ fn need<'a, T>(value: &'a Option<T>, what: &str) -> Result<&'a T> {
 }
 
 fn uri(lake: &Lake, key: &str) -> String {
-    format!("s3://{}/{key}", lake.bucket())
+    lake.uri(key)
 }
 
 fn elapsed_ms(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -676,7 +676,7 @@ pub async fn evaluate(lake: &Lake, state: &State) -> Result<Evaluation> {
     let gate = match setting(lake, &run.model, "gate.yaml").await? {
         Some((text, gate_key)) => {
             inputs.push(uri(lake, &gate_key));
-            Some(Gate::from_yaml(&text, &uri(lake, &gate_key))?)
+            Some(Gate::from_yaml(&text, &uri(lake, &gate_key)).map_err(mlops_train::Error::from)?)
         }
         None => None,
     };

@@ -10,7 +10,7 @@ pub mod config;
 pub mod encode;
 mod error;
 pub mod evaluate;
-pub mod gate;
+pub use mlops_metrics::gate;
 pub use mlops_metrics as metrics;
 pub mod onnx;
 pub mod record;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use mlops_drift::stats::{Correction, Method, Override, TestConfig};
 use mlops_flows::drift_check::{DriftCheckConfig, Window};
+use mlops_flows::quality::QualityConfig;
 use mlops_lambda::{ConfigError, Env, ModelConfig};
 
 /// The bucket, what to check, and where `DriftDetected` goes.
@@ -11,8 +12,11 @@ use mlops_lambda::{ConfigError, Env, ModelConfig};
 pub struct Config {
     pub bucket: String,
     pub check: DriftCheckConfig,
-    /// The EventBridge bus that receives `DriftDetected`; none means no event is sent.
+    /// The EventBridge bus that receives `DriftDetected` and `ModelQualityDegraded`; none
+    /// means no event is sent.
     pub event_bus: Option<String>,
+    /// The model-quality check run after the drift check, when ground truth is configured.
+    pub quality: Option<QualityConfig>,
 }
 
 impl Config {
@@ -23,7 +27,9 @@ impl Config {
     ///   `bh`);
     /// - `DRIFT_METHOD` and `DRIFT_THRESHOLD` for every column, `DRIFT_COLUMN_METHODS` per column
     ///   (`col=method[:threshold],…`); unset, the field's defaults choose;
-    /// - `EVENT_BUS_NAME`.
+    /// - `EVENT_BUS_NAME`;
+    /// - `LABELS_DATASET` (the ground truth; unset, no quality check runs), `QUALITY_WINDOW_DAYS`
+    ///   (7) and `QUALITY_MIN_ROWS` (30).
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Config, ConfigError> {
         let model = ModelConfig::from_env(env)?;
         let window = match env.text("DRIFT_WINDOW_BATCHES") {
@@ -54,7 +60,7 @@ impl Config {
         Ok(Config {
             bucket: model.bucket,
             check: DriftCheckConfig {
-                model_name: model.model_name,
+                model_name: model.model_name.clone(),
                 model_version: model.model_version,
                 window,
                 tests: TestConfig {
@@ -67,6 +73,15 @@ impl Config {
                 overrides,
             },
             event_bus: env.text("EVENT_BUS_NAME"),
+            quality: match env.text("LABELS_DATASET") {
+                Some(labels_dataset) => Some(QualityConfig {
+                    model_name: model.model_name.clone(),
+                    labels_dataset,
+                    window_days: env.at_least("QUALITY_WINDOW_DAYS", 7u32, 1)?,
+                    min_rows: env.at_least("QUALITY_MIN_ROWS", 30u64, 1)?,
+                }),
+                None => None,
+            },
         })
     }
 }

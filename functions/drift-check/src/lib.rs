@@ -6,6 +6,7 @@ mod config;
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use mlops_drift::stats::Verdict;
 use mlops_flows::drift_check::{DriftCheck, emf_lines, run_drift_check};
+use mlops_flows::quality::{self, MODEL_QUALITY_DEGRADED, QualityReport, run_quality_check};
 use mlops_lake::Lake;
 use serde::Serialize;
 
@@ -20,8 +21,8 @@ pub const DRIFT_DETECTED: &str = "DriftDetected";
 pub enum Error {
     #[error("the event is not a scheduled EventBridge event: {0}")]
     Event(String),
-    #[error("sending {DRIFT_DETECTED} to event bus {bus}: {message}")]
-    Publish { bus: String, message: String },
+    #[error("sending {detail_type} to event bus {bus}: {message}")]
+    Publish { detail_type: &'static str, bus: String, message: String },
     #[error(transparent)]
     Check(#[from] mlops_flows::Error),
 }
@@ -42,6 +43,9 @@ impl From<Error> for lambda_runtime::Diagnostic {
 pub struct Summary {
     pub report_key: String,
     pub html_key: String,
+    /// `ok`, or `insufficient_data` when the window had no row to compare (or no feature
+    /// with enough values): then `dataset_drift` is false because nothing was tested.
+    pub status: String,
     pub dataset: String,
     pub dataset_drift: bool,
     pub drift_share: f64,
@@ -49,6 +53,23 @@ pub struct Summary {
     pub profiles: usize,
     pub drifted: Vec<String>,
     /// The id EventBridge gave the `DriftDetected` event, when one was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The model-quality check, when ground truth is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualitySummary>,
+}
+
+/// What the model-quality check found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QualitySummary {
+    pub report_key: String,
+    pub status: String,
+    pub joined: u64,
+    pub degraded: bool,
+    /// Per version: its rows and headline metric (`macro_f1` or `rmse`), when measured.
+    pub versions: Vec<serde_json::Value>,
+    /// The id EventBridge gave the `ModelQualityDegraded` event, when one was sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
 }
@@ -80,13 +101,24 @@ pub async fn publish(
     check: &DriftCheck,
     report_key: &str,
 ) -> Result<Option<String>, Error> {
-    let failed = |message: String| Error::Publish { bus: bus.to_string(), message };
+    send(events, bus, DRIFT_DETECTED, report_key, drift_detected_detail(check, report_key)).await
+}
+
+/// Sends one event of this project to `bus`; returns its id.
+async fn send(
+    events: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    detail_type: &'static str,
+    report_key: &str,
+    detail: serde_json::Value,
+) -> Result<Option<String>, Error> {
+    let failed = |message: String| Error::Publish { detail_type, bus: bus.to_string(), message };
     let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
         .event_bus_name(bus)
         .source(EVENT_SOURCE)
-        .detail_type(DRIFT_DETECTED)
+        .detail_type(detail_type)
         .resources(report_key)
-        .detail(drift_detected_detail(check, report_key).to_string())
+        .detail(detail.to_string())
         .build();
     let out = events
         .put_events()
@@ -126,7 +158,7 @@ pub async fn check(
     event: CloudWatchEvent,
 ) -> Result<(Summary, Vec<String>), Error> {
     let (check, report_key) = run_drift_check(lake, &config.check, event.time).await?;
-    let metrics = emf_lines(&check);
+    let mut metrics = emf_lines(&check);
     let report = &check.report;
     let event_id = match (&config.event_bus, report.dataset_drift) {
         (Some(bus), true) => publish(events, bus, &check, &report_key).await?,
@@ -137,9 +169,24 @@ pub async fn check(
         drift_share = report.share, current_rows = report.current_rows,
         profiles = check.window.profiles.len(), event_id = event_id.as_deref().unwrap_or(""), "drift check done"
     );
+    let quality = match &config.quality {
+        Some(q) => {
+            let (quality, key) = run_quality_check(lake, q, event.time).await?;
+            metrics.extend(quality::emf_lines(&quality));
+            let event_id = match (&config.event_bus, quality.degraded) {
+                (Some(bus), true) => {
+                    send(events, bus, MODEL_QUALITY_DEGRADED, &key, quality::degraded_detail(&quality, &key)).await?
+                }
+                _ => None,
+            };
+            Some(quality_summary(&quality, key, event_id))
+        }
+        None => None,
+    };
     let summary = Summary {
         html_key: check.outputs.html.clone(),
         report_key,
+        status: check.status.clone(),
         dataset: report.dataset.clone(),
         dataset_drift: report.dataset_drift,
         drift_share: report.share,
@@ -147,8 +194,32 @@ pub async fn check(
         profiles: check.window.profiles.len(),
         drifted: drifted(&check),
         event_id,
+        quality,
     };
     Ok((summary, metrics))
+}
+
+fn quality_summary(report: &QualityReport, report_key: String, event_id: Option<String>) -> QualitySummary {
+    let versions = report
+        .versions
+        .iter()
+        .map(|g| {
+            let headline = match &g.metrics {
+                Some(mlops_metrics::Metrics::Classification(c)) => serde_json::json!({"macro_f1": c.macro_f1, "accuracy": c.accuracy}),
+                Some(mlops_metrics::Metrics::Regression(r)) => serde_json::json!({"rmse": r.rmse}),
+                None => serde_json::Value::Null,
+            };
+            serde_json::json!({"model_version": g.model_version, "rows": g.rows, "status": g.status, "metrics": headline})
+        })
+        .collect();
+    QualitySummary {
+        report_key,
+        status: report.status.clone(),
+        joined: report.joined,
+        degraded: report.degraded,
+        versions,
+        event_id,
+    }
 }
 
 /// Runs one scheduled event given as JSON, as Lambda would, and returns the summary as JSON.

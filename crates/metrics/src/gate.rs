@@ -9,8 +9,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::metrics::{Metrics, greater_is_better};
+use crate::{Metrics, greater_is_better};
+
+/// A gate file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("{path}: {source}")]
+    Yaml { path: String, source: serde_norway::Error },
+    #[error("{path}: a gate needs at least one rule")]
+    Empty { path: String },
+}
 
 /// One rule on one metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,11 +47,11 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn from_yaml(text: &str, path: &str) -> Result<Gate> {
+    pub fn from_yaml(text: &str, path: &str) -> Result<Gate, GateError> {
         let gate: Gate =
-            serde_norway::from_str(text).map_err(|source| Error::Config { path: path.to_string(), source })?;
+            serde_norway::from_str(text).map_err(|source| GateError::Yaml { path: path.to_string(), source })?;
         if gate.rules.is_empty() {
-            return Err(Error::Invalid(format!("{path}: a gate needs at least one rule")));
+            return Err(GateError::Empty { path: path.to_string() });
         }
         Ok(gate)
     }
@@ -180,7 +188,7 @@ pub fn decide(gate: &Gate, candidate: &Metrics, champion: Option<&Metrics>) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Regression;
+    use crate::Regression;
 
     fn m(rmse: f64) -> Metrics {
         Metrics::Regression(Regression { rows: 10, rmse, mae: rmse, r2: 0.5 })
