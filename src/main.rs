@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use mlops::commands::{
-    cold_start, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, score, serve, train,
+    cold_start, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, quality, score, serve, train,
 };
 
 /// Serverless MLOps, locally: an embedded S3 lake, the model registry, and the Lambda
@@ -34,6 +34,7 @@ enum Command {
     Score(score::ScoreArgs),
     Train(train::TrainArgs),
     Evaluate(evaluate::EvaluateArgs),
+    Quality(quality::QualityArgs),
     Demo(demo::DemoArgs),
 }
 
@@ -61,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Score(args) => args.run().await,
         Command::Train(args) => args.run().await,
         Command::Evaluate(args) => args.run().await,
+        Command::Quality(args) => args.run().await,
         Command::Demo(args) => args.run().await,
     }
 }

@@ -22,7 +22,8 @@ use mlops_formats::rows::{FileKind, open_file, read_samples};
 /// Both are read against a contract; each feature is tested
 /// with the method the field's defaults pick (Evidently's: KS or chi-square/z on a reference of
 /// up to 1000 rows, normalised Wasserstein or Jensen-Shannon beyond), then the dataset verdict.
-/// Exits 0 either way; the report's `dataset_drift` says which.
+/// Exits 0 whether or not the data drifted (the report's `dataset_drift` says which), and 3
+/// when nothing could be compared (no current row, or no feature with enough values).
 #[derive(Debug, Clone, Args)]
 pub struct DriftArgs {
     /// The data contract (YAML); its `features` are tested.
@@ -60,7 +61,11 @@ pub struct DriftArgs {
 
 impl DriftArgs {
     pub fn run(self) -> anyhow::Result<()> {
-        run(&self, &mut std::io::stdout())?;
+        let report = run(&self, &mut std::io::stdout())?;
+        if mlops_flows::drift_check::status_of(&report) == "insufficient_data" {
+            eprintln!("insufficient data: nothing could be compared with the reference");
+            std::process::exit(super::invoke::INSUFFICIENT_DATA_EXIT);
+        }
         Ok(())
     }
 
@@ -157,7 +162,13 @@ pub fn run(args: &DriftArgs, out: &mut impl Write) -> anyhow::Result<DriftReport
         writeln!(out, "report: {}", path.display())?;
     }
     if let Some(path) = &args.html {
-        let html = mlops_formats::html::render(&report, &drift.charts);
+        let meta = mlops_formats::html::ReportMeta {
+            generated_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            reference: Some(args.reference.display().to_string()),
+            current: args.current.iter().map(|p| p.display().to_string()).collect(),
+            ..Default::default()
+        };
+        let html = mlops_formats::html::render(&report, &drift.charts, &meta);
         std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))?;
         writeln!(out, "html: {}", path.display())?;
     }

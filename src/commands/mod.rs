@@ -11,6 +11,7 @@ pub mod lake;
 pub mod model;
 pub mod pipeline;
 pub mod profile;
+pub mod quality;
 pub mod score;
 pub mod serve;
 pub mod train;

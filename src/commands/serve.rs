@@ -9,6 +9,8 @@
 //!   drift-check` against the same lake;
 //! - a local EventBridge endpoint that receives drift-check's `DriftDetected` events and
 //!   appends them to `events.jsonl` in the lake's directory;
+//! - data capture: predict samples requests (`CAPTURE_SAMPLE_RATE`, all by default) to a local
+//!   Firehose delivery stream that writes them under `capture/<model>/dt=…/` in the lake;
 //! - the retraining state machine (`statemachines/retrain.asl.json`, run locally), which the
 //!   `DriftDetected` rule starts, as does `mlops pipeline start` through a local Step Functions
 //!   endpoint; a promotion loads the new version into predict once it answers, and drift-check
@@ -35,6 +37,7 @@ use tokio::sync::Mutex;
 use tower::ServiceExt as _;
 
 use mlops_devkit::event_bus::LocalEventBus;
+use mlops_devkit::firehose::LocalFirehose;
 use mlops_devkit::lake_server::{EmbeddedLake, LakeCredentials, ensure_bucket};
 use mlops_devkit::step_functions::LocalStepFunctions;
 use mlops_pipeline::asl::{RunOptions, TaskTokens};
@@ -81,6 +84,12 @@ pub struct ServeArgs {
     /// Port of the local Step Functions endpoint (`mlops pipeline start`, approvals).
     #[arg(long, default_value_t = 9002)]
     pub sfn_port: u16,
+    /// Port of the local Firehose endpoint that delivers predict's capture into the lake.
+    #[arg(long, default_value_t = 9003)]
+    pub firehose_port: u16,
+    /// Capture no request (capture is on by default, at CAPTURE_SAMPLE_RATE).
+    #[arg(long)]
+    pub no_capture: bool,
     /// Whether a person approves a version the retraining gate promotes.
     #[arg(long, value_enum, default_value_t = ApprovalArg::None)]
     pub approval: ApprovalArg,
@@ -107,6 +116,7 @@ impl ServeArgs {
             poll: Duration::from_millis(self.poll_ms.max(50)),
             drift_every: self.drift_every_s.map(Duration::from_secs),
             sfn_port: self.sfn_port,
+            firehose_port: (!self.no_capture).then_some(self.firehose_port),
             settings: local_settings(self.approval, self.promote_as),
             retrain_window_days: self.retrain_window_days,
         };
@@ -130,6 +140,8 @@ pub struct ServeOptions {
     /// How often drift-check runs; never when `None`.
     pub drift_every: Option<Duration>,
     pub sfn_port: u16,
+    /// The port of the local Firehose that takes predict's capture; no capture when `None`.
+    pub firehose_port: Option<u16>,
     /// The retraining state machine's settings.
     pub settings: RetrainSettings,
     pub retrain_window_days: u32,
@@ -138,6 +150,7 @@ pub struct ServeOptions {
 /// The functions' configuration, read once at start as each function reads it at its cold start.
 struct Settings {
     predict: predict::Limits,
+    capture: Option<predict::CaptureConfig>,
     ingest: IngestLimits,
     drift: drift_check::Config,
 }
@@ -152,11 +165,23 @@ fn settings(options: &ServeOptions) -> anyhow::Result<Settings> {
         "EVENT_BUS_NAME" => Some(std::env::var(name).unwrap_or_else(|_| LOCAL_BUS.to_string())),
         _ => std::env::var(name).ok(),
     });
+    let stream = capture_stream(&options.model);
+    let capture_env = Env(|name: &str| match name {
+        "CAPTURE_STREAM" => Some(stream.clone()),
+        "CAPTURE_FLUSH_MS" => Some(std::env::var(name).unwrap_or_else(|_| "200".into())),
+        _ => std::env::var(name).ok(),
+    });
     Ok(Settings {
         predict: predict::Limits::from_env(&process_env())?,
+        capture: predict::CaptureConfig::from_env(&capture_env)?,
         ingest: ingest::limits_from_env(&process_env())?,
         drift: drift_check::Config::from_env(&env)?,
     })
+}
+
+/// The delivery stream of a model's capture (the template names it the same way).
+pub fn capture_stream(model: &str) -> String {
+    format!("mlops-capture-{model}")
 }
 
 /// Runs the stack until Ctrl-C.
@@ -179,7 +204,16 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, options.predict_port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let predictor = Predictor::new(lake.clone(), model.clone(), settings.predict.clone());
+    let (firehose, capture) = match (options.firehose_port, &settings.capture) {
+        (Some(port), Some(config)) => {
+            let streams = [(config.stream.clone(), mlops_lake::capture::prefix(&options.model))];
+            let firehose = LocalFirehose::start(port, lake.clone(), &streams).await?;
+            let capture = Arc::new(predict::Capture::start(firehose.client(), config));
+            (Some(firehose), Some(capture))
+        }
+        _ => (None, None),
+    };
+    let predictor = Predictor::new(lake.clone(), model.clone(), settings.predict.clone()).with_capture(capture);
     let predict = predictor.router();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, predict).await {
@@ -216,6 +250,15 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
         bus.endpoint(),
         options.dir.join("events.jsonl").display()
     );
+    match &firehose {
+        Some(f) => println!(
+            "capture  {} (Firehose PutRecordBatch) → s3://{}/{}dt=…/",
+            f.endpoint(),
+            options.bucket,
+            mlops_lake::capture::prefix(&options.model)
+        ),
+        None => println!("capture  off"),
+    }
     match options.drift_every {
         Some(every) => println!("drift    every {} s", every.as_secs()),
         None => println!("drift    on demand: mlops invoke drift-check --event events/schedule.json"),
@@ -233,6 +276,9 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
     }
     println!("  export AWS_ENDPOINT_URL_EVENTBRIDGE={} EVENT_BUS_NAME={LOCAL_BUS}", bus.endpoint());
     println!("  export AWS_ENDPOINT_URL_SFN={} RETRAIN_STATE_MACHINE_ARN={LOCAL_STATE_MACHINE}", sfn.endpoint());
+    if let Some(f) = &firehose {
+        println!("  export AWS_ENDPOINT_URL_FIREHOSE={}", f.endpoint());
+    }
     println!("  export LAKE_BUCKET={} MODEL_NAME={} MODEL_VERSION={}", options.bucket, options.model, options.version);
     println!("\nPress Ctrl-C to stop.");
 
@@ -255,13 +301,33 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
 pub struct Predictor {
     lake: Lake,
     limits: predict::Limits,
+    capture: Option<Arc<predict::Capture>>,
     config: Arc<Mutex<ModelConfig>>,
     loaded: Arc<Mutex<Option<Router>>>,
 }
 
 impl Predictor {
     pub fn new(lake: Lake, config: ModelConfig, limits: predict::Limits) -> Predictor {
-        Predictor { lake, limits, config: Arc::new(Mutex::new(config)), loaded: Arc::new(Mutex::new(None)) }
+        Predictor {
+            lake,
+            limits,
+            capture: None,
+            config: Arc::new(Mutex::new(config)),
+            loaded: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Captures what every version it serves answers.
+    pub fn with_capture(mut self, capture: Option<Arc<predict::Capture>>) -> Predictor {
+        self.capture = capture;
+        self
+    }
+
+    async fn load(&self, config: &ModelConfig) -> Result<Router, predict::Error> {
+        let mut app = predict::App::load(&self.lake, config, self.limits.clone()).await?;
+        app.capture = self.capture.clone();
+        app.emit = predict::Emit::Discard;
+        Ok(predict::router(Arc::new(app)))
     }
 
     /// The model versions served now.
@@ -279,8 +345,8 @@ impl Predictor {
                 let router = {
                     let mut slot = this.loaded.lock().await;
                     if slot.is_none() {
-                        match predict::App::load(&this.lake, &config, this.limits.clone()).await {
-                            Ok(app) => *slot = Some(predict::router(Arc::new(app))),
+                        match this.load(&config).await {
+                            Ok(router) => *slot = Some(router),
                             Err(e) => return not_ready(&config, &e.to_string()),
                         }
                     }
@@ -303,10 +369,11 @@ impl Predictor {
             "ShadowModelVersion" => next.shadow_version = Some(version),
             other => return Err(format!("{other} is not a parameter a promotion sets")),
         }
-        let app = predict::App::load(&self.lake, &next, self.limits.clone())
+        let router = self
+            .load(&next)
             .await
             .map_err(|e| format!("{} v{version} does not load, so the served version stays: {e}", next.model_name))?;
-        *self.loaded.lock().await = Some(predict::router(Arc::new(app)));
+        *self.loaded.lock().await = Some(router);
         *self.config.lock().await = next.clone();
         Ok(next)
     }

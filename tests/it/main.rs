@@ -15,6 +15,7 @@ mod lake;
 mod memory;
 mod pipeline;
 mod predict;
+mod quality;
 mod runtime;
 mod score;
 mod train;

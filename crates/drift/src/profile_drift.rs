@@ -35,6 +35,11 @@ pub fn compare_profiles(
         let name = &column.name;
         let (r, c) = (column_of(reference, name, "reference")?, column_of(current, name, "current")?);
         let o = overrides.get(name);
+        let missing = |p: &ColumnProfile| match p {
+            ColumnProfile::Numeric(n) => n.nulls,
+            ColumnProfile::Categorical(c) => c.nulls,
+        };
+        let (missing_reference, missing_current) = (Some(missing(r)), Some(missing(c)));
         let (kind, test) = match (r, c) {
             (ColumnProfile::Numeric(r), ColumnProfile::Numeric(c)) => {
                 ("numeric", test_numeric_profiles(r, c, column.kind == ColumnType::Int, o, config))
@@ -45,7 +50,13 @@ pub fn compare_profiles(
             _ => return Err(Error::Profile(format!("column {name:?} has different types in the two profiles"))),
         };
         let test = test.map_err(|e| Error::Method(format!("column {name:?}: {e}")))?;
-        features.push(FeatureDrift { column: name.clone(), kind: kind.to_string(), test });
+        features.push(FeatureDrift {
+            column: name.clone(),
+            kind: kind.to_string(),
+            test,
+            missing_reference,
+            missing_current,
+        });
     }
     Ok(finish(&contract.dataset, features, config, reference.rows, current.rows))
 }

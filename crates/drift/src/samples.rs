@@ -94,6 +94,24 @@ pub struct FeatureDrift {
     pub kind: String,
     #[serde(flatten)]
     pub test: ColumnTest,
+    /// Missing values of the reference (nulls, and non-finite numbers). `None` in reports
+    /// written before the count was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_reference: Option<u64>,
+    /// Missing values of the current data, as for the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_current: Option<u64>,
+}
+
+impl Column {
+    /// The missing values: NaN (or other non-finite) numbers, absent labels.
+    pub fn missing(&self) -> u64 {
+        let n = match self {
+            Column::Numeric { values, .. } => values.iter().filter(|v| !v.is_finite()).count(),
+            Column::Categorical(labels) => labels.iter().filter(|l| l.is_none()).count(),
+        };
+        n as u64
+    }
 }
 
 /// The outcome of a drift check: one test per feature and the dataset verdict.
@@ -134,7 +152,13 @@ pub fn compare(
             _ => return Err(Error::Profile(format!("column {name:?} has different types in the two samples"))),
         };
         let test = test.map_err(|e| Error::Method(format!("column {name:?}: {e}")))?;
-        features.push(FeatureDrift { column: name.clone(), kind: kind.to_string(), test });
+        features.push(FeatureDrift {
+            column: name.clone(),
+            kind: kind.to_string(),
+            test,
+            missing_reference: Some(r.missing()),
+            missing_current: Some(c.missing()),
+        });
     }
     Ok(finish(dataset, features, config, reference.rows, current.rows))
 }
@@ -202,5 +226,30 @@ mod tests {
         assert!(!by_name["k"].test.drifted);
         assert_eq!((report.drifted, report.checked), (1, 2));
         assert!(report.dataset_drift, "1 of 2 reaches the 0.5 share");
+    }
+
+    #[test]
+    fn each_feature_counts_its_missing_values_and_older_reports_still_read() {
+        let c = contract();
+        let mut reference = samples((0..100).map(|i| (f64::from(i), "a")));
+        reference.add_row(&c, &[Value::Null, Value::Null, Value::Text("2026-01-01".into())]);
+        let mut current = samples((0..100).map(|i| (f64::from(i), "b")));
+        for _ in 0..3 {
+            current.add_row(&c, &[Value::Null, Value::Text("a".into()), Value::Text("2026-01-01".into())]);
+        }
+        let report = compare("d", &reference, &current, &TestConfig::default(), &BTreeMap::new()).expect("comparable");
+        let missing: Vec<(Option<u64>, Option<u64>)> =
+            report.columns.iter().map(|f| (f.missing_reference, f.missing_current)).collect();
+        assert_eq!(missing, [(Some(1), Some(3)), (Some(1), Some(0))]);
+
+        let mut json = serde_json::to_value(&report).expect("JSON");
+        assert_eq!(json["columns"][0]["missing_current"], 3);
+        for column in json["columns"].as_array_mut().expect("columns") {
+            let column = column.as_object_mut().expect("object");
+            column.remove("missing_reference");
+            column.remove("missing_current");
+        }
+        let older: DriftReport = serde_json::from_value(json).expect("a report without the counts");
+        assert!(older.columns.iter().all(|f| f.missing_reference.is_none() && f.missing_current.is_none()));
     }
 }

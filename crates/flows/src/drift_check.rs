@@ -17,6 +17,15 @@ use mlops_lake::Lake;
 use mlops_lake::keys;
 use mlops_lake::registry;
 
+fn ok() -> String {
+    "ok".into()
+}
+
+/// The status of a report: `insufficient_data` when nothing could be tested.
+pub fn status_of(report: &DriftReport) -> &'static str {
+    if report.current_rows == 0 || report.checked == 0 { "insufficient_data" } else { "ok" }
+}
+
 /// The current window of a drift check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
@@ -53,6 +62,10 @@ pub struct DriftCheck {
     #[serde(default)]
     pub baseline_id: String,
     pub window: WindowUsed,
+    /// `ok`, or `insufficient_data` when the window held no row, or no feature had enough
+    /// values to be tested: nothing was compared, which is not "no drift".
+    #[serde(default = "ok")]
+    pub status: String,
     /// Where the HTML page and Model Monitor's files were written.
     pub outputs: Outputs,
     #[serde(flatten)]
@@ -179,18 +192,31 @@ pub async fn run_drift_check(
         model_version: version,
         baseline_id: reference.baseline.edges_id(),
         window: WindowUsed { kind: kind.into(), size, from, to, profiles: keys, rebinned },
+        status: status_of(&report).into(),
         outputs,
         report,
     };
-    let page = mlops_formats::html::render(&check.report, &drift.charts);
-    let threshold = config.tests.all.threshold.unwrap_or(mlops_drift::stats::Method::Wasserstein.default_threshold());
+    let meta = mlops_formats::html::ReportMeta {
+        generated_at: Some(check.generated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        model: Some(check.model.clone()),
+        model_version: Some(check.model_version.to_string()),
+        baseline_id: Some(check.baseline_id.clone()),
+        window_kind: Some(check.window.kind.clone()),
+        window_size: Some(check.window.size),
+        window_from: check.window.from.clone(),
+        window_to: check.window.to.clone(),
+        profiles: check.window.profiles.clone(),
+        rebinned: check.window.rebinned,
+        ..Default::default()
+    };
+    let page = mlops_formats::html::render(&check.report, &drift.charts, &meta);
     let json = |value: &serde_json::Value| serde_json::to_vec_pretty(value).map_err(|e| Error::json("drift report", e));
     let o = &check.outputs;
     lake.put(&o.html, page.into_bytes(), "text/html; charset=utf-8").await?;
     lake.put(&o.statistics, json(&model_monitor::statistics(contract, &current))?, "application/json").await?;
     lake.put(
         &o.constraints,
-        json(&model_monitor::constraints(contract, &reference.baseline, threshold))?,
+        json(&model_monitor::constraints(contract, &reference.baseline, &check.report))?,
         "application/json",
     )
     .await?;
@@ -202,7 +228,9 @@ pub async fn run_drift_check(
 }
 
 /// The check's CloudWatch metrics as embedded-metric-format log lines: one per tested feature
-/// and one for the dataset (`DriftShare`, `DatasetDrift`, `CurrentRows`).
+/// and one for the dataset (`DriftShare`, `DatasetDrift`, `CurrentRows`, and
+/// `InsufficientData`, 1 when nothing could be tested: alarm on it, or treat missing data as
+/// breaching, so that "no data" never reads as "no drift").
 ///
 /// A feature's score has one meaning per name, so one alarm threshold fits every feature:
 /// `DriftPValue` for the p-value methods (KS, chi-square, z; drift when *below* the
@@ -246,6 +274,11 @@ pub fn emf_lines(check: &DriftCheck) -> Vec<String> {
             Metric { name: "DriftShare", unit: "None", value: report.share },
             Metric { name: "DatasetDrift", unit: "Count", value: f64::from(u8::from(report.dataset_drift)) },
             Metric { name: "CurrentRows", unit: "Count", value: report.current_rows as f64 },
+            Metric {
+                name: "InsufficientData",
+                unit: "Count",
+                value: f64::from(u8::from(check.status == "insufficient_data")),
+            },
         ],
         &[&[("ModelVersion", json!(check.model_version))][..], checked_for.as_slice()].concat(),
     ));

@@ -72,6 +72,8 @@ pub struct Captured {
     pub rows: Arc<Vec<Vec<Value>>>,
     pub ids: Vec<Option<String>>,
     pub outputs: Arc<RowOutputs>,
+    /// The names of the row's values.
+    pub columns: Arc<Columns>,
 }
 
 /// Counts of what capture did, for predict's metrics.
@@ -95,19 +97,25 @@ pub struct Capture {
 }
 
 /// The names the lines use: the contract's features in order, then its id column.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Columns {
     pub features: Vec<String>,
     pub id: Option<String>,
 }
 
+impl Columns {
+    pub fn of(contract: &mlops_contract::Contract) -> Columns {
+        Columns { features: contract.features.clone(), id: contract.id.clone() }
+    }
+}
+
 impl Capture {
     /// Starts the background sender on the current runtime.
-    pub fn start(client: aws_sdk_firehose::Client, config: &CaptureConfig, columns: Columns) -> Capture {
+    pub fn start(client: aws_sdk_firehose::Client, config: &CaptureConfig) -> Capture {
         let (sender, receiver) = mpsc::channel(config.queue);
         let counts = Arc::new(CaptureCounts::default());
         let sink = Sink { client, stream: config.stream.clone(), counts: Arc::clone(&counts) };
-        tokio::spawn(run(sink, receiver, columns, config.flush_interval));
+        tokio::spawn(run(sink, receiver, config.flush_interval));
         Capture { sender, sample_rate: config.sample_rate, sequence: AtomicU64::new(0), counts }
     }
 
@@ -148,7 +156,8 @@ fn json_of(value: &Value) -> serde_json::Value {
 
 /// The JSON lines of one captured request, grouped into records of at most
 /// [`RECORD_BYTES`] (a single line longer than that is a record of its own).
-pub fn records(captured: Captured, columns: &Columns) -> Vec<Vec<u8>> {
+pub fn records(captured: Captured) -> Vec<Vec<u8>> {
+    let columns = Arc::clone(&captured.columns);
     let mut records = Vec::new();
     let mut current = Vec::new();
     for (index, (row, output)) in captured.rows.iter().zip(captured.outputs.iter()).enumerate() {
@@ -230,7 +239,7 @@ impl Sink {
 
 /// The background sender: batches records and flushes them when a batch is full or the
 /// flush interval has passed, and once more when the queue closes.
-async fn run(sink: Sink, mut receiver: mpsc::Receiver<Captured>, columns: Columns, flush_interval: Duration) {
+async fn run(sink: Sink, mut receiver: mpsc::Receiver<Captured>, flush_interval: Duration) {
     let mut batch: Vec<Vec<u8>> = Vec::new();
     let mut bytes = 0;
     let mut tick = tokio::time::interval(flush_interval);
@@ -239,7 +248,7 @@ async fn run(sink: Sink, mut receiver: mpsc::Receiver<Captured>, columns: Column
         tokio::select! {
             received = receiver.recv() => {
                 let Some(captured) = received else { break };
-                for record in records(captured, &columns) {
+                for record in records(captured) {
                     if !batch.is_empty() && (batch.len() == BATCH_RECORDS || bytes + record.len() > BATCH_BYTES) {
                         flush(&sink, &mut batch, &mut bytes).await;
                     }
@@ -270,7 +279,7 @@ async fn flush(sink: &Sink, batch: &mut Vec<Vec<u8>>, bytes: &mut usize) {
 mod tests {
     use super::*;
 
-    fn captured(rows: usize, ids: Vec<Option<String>>) -> Captured {
+    fn captured(rows: usize, ids: Vec<Option<String>>, columns: Columns) -> Captured {
         Captured {
             at: DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").expect("time").to_utc(),
             request_id: "req".into(),
@@ -284,13 +293,14 @@ mod tests {
                     .map(|i| serde_json::Map::from_iter([("label".to_string(), serde_json::Value::from(i as i64))]))
                     .collect(),
             ),
+            columns: Arc::new(columns),
         }
     }
 
     #[test]
     fn lines_carry_typed_values_ids_and_outputs() {
         let columns = Columns { features: vec!["x".into(), "c".into()], id: Some("order".into()) };
-        let records = records(captured(2, vec![Some("o-7".into()), None]), &columns);
+        let records = records(captured(2, vec![Some("o-7".into()), None], columns));
         assert_eq!(records.len(), 1);
         let text = String::from_utf8(records[0].clone()).expect("UTF-8");
         let lines: Vec<CaptureLine> = text.lines().map(|l| serde_json::from_str(l).expect("line")).collect();
@@ -307,7 +317,7 @@ mod tests {
     #[test]
     fn records_stay_within_firehose_limits() {
         let columns = Columns { features: vec!["x".into(), "c".into()], id: None };
-        let records = records(captured(20_000, vec![]), &columns);
+        let records = records(captured(20_000, vec![], columns));
         assert!(records.len() > 1);
         assert!(records.iter().all(|r| r.len() <= RECORD_BYTES && r.ends_with(b"\n")));
         assert_eq!(records.iter().map(|r| lines(r)).sum::<u64>(), 20_000);

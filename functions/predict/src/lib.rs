@@ -72,7 +72,9 @@ pub struct App {
     pub shadow: Option<Arc<Served>>,
     pub limits: Limits,
     /// Samples requests and their answers to the lake, when configured.
-    pub capture: Option<Capture>,
+    pub capture: Option<Arc<Capture>>,
+    /// The names of captured values: the champion's features and id column.
+    pub columns: Arc<capture::Columns>,
     pub emit: Emit,
 }
 
@@ -85,12 +87,14 @@ impl App {
             Some(v) => Some(Arc::new(Served::load(lake, &config.model_name, v).await?)),
             None => None,
         };
-        Ok(App { champion, shadow, limits, capture: None, emit: Emit::Stdout })
+        let columns = Arc::new(capture::Columns::of(&champion.contract));
+        Ok(App { champion, shadow, limits, capture: None, columns, emit: Emit::Stdout })
     }
 
     /// An app that serves `champion` alone, with default limits, no capture and no metrics.
     pub fn of(champion: Served) -> App {
-        App { champion, shadow: None, limits: Limits::default(), capture: None, emit: Emit::Discard }
+        let columns = Arc::new(capture::Columns::of(&champion.contract));
+        App { champion, shadow: None, limits: Limits::default(), capture: None, columns, emit: Emit::Discard }
     }
 }
 
@@ -219,6 +223,7 @@ async fn score(app: &App, request: Request, request_id: &str) -> Result<Answer, 
             rows,
             ids: batch.ids,
             outputs: Arc::clone(&outputs),
+            columns: Arc::clone(&app.columns),
         });
     }
     Ok((n, body, outputs))

@@ -39,9 +39,7 @@ async fn init<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<predict::Ap
     let mut app = predict::App::load(&lake, &config.model, config.limits).await?;
     if let Some(capture) = &config.capture {
         let firehose = aws_sdk_firehose::Client::new(&aws_config::load_from_env().await);
-        let champion = &app.champion.contract;
-        let columns = predict::capture::Columns { features: champion.features.clone(), id: champion.id.clone() };
-        app.capture = Some(predict::Capture::start(firehose, capture, columns));
+        app.capture = Some(std::sync::Arc::new(predict::Capture::start(firehose, capture)));
     }
     Ok(app)
 }
