@@ -264,7 +264,7 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
         None => println!("drift    on demand: mlops invoke drift-check --event events/schedule.json"),
     }
     println!(
-        "retrain  on DriftDetected, or `mlops pipeline start` ({} at {}; approval {:?}, promote as {:?})",
+        "retrain  on DriftDetected or ModelQualityDegraded, or `mlops pipeline start` ({} at {}; approval {:?}, promote as {:?})",
         LOCAL_STATE_MACHINE,
         sfn.endpoint(),
         options.settings.approval,
@@ -408,8 +408,8 @@ impl Deployer for ServeDeployer {
     }
 }
 
-/// Runs the retraining state machine on each trigger: `DriftDetected` events from the local
-/// bus (the template's rule: source lambda-mlops, detail-type DriftDetected) and
+/// Runs the retraining state machine on each trigger: `DriftDetected` and
+/// `ModelQualityDegraded` events from the local bus (the template's rule) and
 /// `StartExecution` calls.
 struct Retrainer {
     lake: Lake,
@@ -429,11 +429,12 @@ impl Retrainer {
         loop {
             let (run_id, trigger) = tokio::select! {
                 Some(event) = events.recv() => {
-                    // The template's rule: source lambda-mlops, detail-type DriftDetected, the
-                    // served model.
+                    // The template's rule: source lambda-mlops, detail-type DriftDetected or
+                    // ModelQualityDegraded, the served model.
                     let served = this.deployer.predictor.config().await;
+                    let detail_type = event["detail-type"].as_str().unwrap_or_default();
                     if event["source"] != drift_check::EVENT_SOURCE
-                        || event["detail-type"] != drift_check::DRIFT_DETECTED
+                        || ![drift_check::DRIFT_DETECTED, mlops_flows::quality::MODEL_QUALITY_DEGRADED].contains(&detail_type)
                         || event["detail"]["model"] != served.model_name.as_str()
                     {
                         continue;

@@ -67,6 +67,9 @@ pub struct Settings {
 pub enum TriggerKind {
     /// drift-check's `DriftDetected` event.
     Drift,
+    /// drift-check's `ModelQualityDegraded` event: the model fell below the gate's floor on
+    /// ground truth.
+    Quality,
     /// The retraining schedule.
     Schedule,
     /// A person (`mlops pipeline start`, or the console).

@@ -202,8 +202,8 @@ fn class_labels(model: &[u8], contract: &Contract) -> Option<Vec<String>> {
     })
 }
 
-/// What started the run, from the execution's input: an EventBridge event (`DriftDetected`, a
-/// schedule) or a manual input (`{"by": …}`).
+/// What started the run, from the execution's input: an EventBridge event (`DriftDetected`,
+/// `ModelQualityDegraded`, a schedule) or a manual input (`{"by": …}`).
 pub fn trigger_of(input: &Value) -> Trigger {
     let text = |v: &Value| v.as_str().map(|s| bounded(s).chars().take(256).collect::<String>());
     let event_id = input.get("id").and_then(text);
@@ -226,6 +226,14 @@ pub fn trigger_of(input: &Value) -> Trigger {
                 by: None,
             }
         }
+        Some("ModelQualityDegraded") => Trigger {
+            kind: TriggerKind::Quality,
+            event_id,
+            report_key: input["detail"].get("report_key").and_then(text),
+            drift_share: None,
+            drifted: Vec::new(),
+            by: None,
+        },
         Some("Scheduled Event") => Trigger {
             kind: TriggerKind::Schedule,
             event_id,
