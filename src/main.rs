@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use mlops::commands::{
-    cold_start, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, quality, score, serve, train,
+    cold_start, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, quality, report, score, serve, train,
 };
 
 /// Serverless MLOps, locally: an embedded S3 lake, the model registry, and the Lambda
@@ -25,6 +25,9 @@ enum Command {
     /// The retraining state machine: run it locally, start a deployed run, read the records.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
+    /// Find the drift and quality reports in the lake by date, and open one.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     Serve(serve::ServeArgs),
     ColdStart(cold_start::ColdStartArgs),
     Invoke(invoke::InvokeArgs),
@@ -53,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Lake(command) => command.run().await,
         Command::Model(command) => command.run().await,
         Command::Pipeline(command) => command.run().await,
+        Command::Report(command) => command.run().await,
         Command::Serve(args) => args.run().await,
         Command::ColdStart(args) => args.run().await,
         Command::Invoke(args) => args.run().await,

@@ -4,6 +4,9 @@
 //! ingest on their notifications → run drift-check on two days; the drift sends
 //! `DriftDetected`, which starts the retraining state machine (run locally): snapshot →
 //! train → evaluate against the champion → register v2 → promote → predict answers with v2.
+//! Both versions answer traffic that predict captures (through a local Firehose into
+//! `capture/`); the birds' species then arrive as ground truth, and the quality check measures
+//! each version on them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,6 +23,7 @@ use mlops_lake::Lake;
 use mlops_lambda::Env;
 
 use mlops_devkit::event_bus::LocalEventBus;
+use mlops_devkit::firehose::LocalFirehose;
 use mlops_devkit::lake_server::{EmbeddedLake, ensure_bucket};
 use mlops_pipeline::asl::{RunOptions, TaskTokens};
 use mlops_pipeline::local::Deployer;
@@ -91,6 +95,8 @@ pub struct DemoSummary {
     /// The version predict serves at the end, and its answers to the same request.
     pub serving: u32,
     pub predictions_after: Vec<serde_json::Value>,
+    /// Per model version, once the labels arrived: its joined rows and macro-F1.
+    pub quality: Vec<(u32, u64, Option<f64>)>,
 }
 
 /// What the retraining run did.
@@ -161,9 +167,18 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
     });
 
     let config = predict::Config::from_env(&env)?;
-    let app = predict::App::load(&lake, &config.model, config.limits.clone()).await?;
+    let stream = super::serve::capture_stream(MODEL);
+    let firehose = LocalFirehose::start(0, lake.clone(), &[(stream.clone(), mlops_lake::capture::prefix(MODEL))]).await?;
+    let capture_config =
+        predict::CaptureConfig { stream, sample_rate: 1.0, flush_interval: std::time::Duration::from_millis(20), queue: 1000 };
+    let capture = Arc::new(predict::Capture::start(firehose.client(), &capture_config));
+    let mut app = predict::App::load(&lake, &config.model, config.limits.clone()).await?;
+    app.capture = Some(Arc::clone(&capture));
+    app.emit = predict::Emit::Discard;
+    let champion = predict::router(Arc::new(app));
     writeln!(out, "\npredict (events/api-predict.json through the API Gateway adapter)")?;
-    let predictions = demo_predict(predict::router(Arc::new(app)), &options.events, out).await?;
+    let predictions = demo_predict(champion.clone(), &options.events, out).await?;
+    let mut truth = demo_traffic(&champion, &contract, &example.join("batches/batch-01.csv"), "demo-v1", out).await?;
     let limits = ingest::limits_from_env(&env)?;
     let drift_config = drift_check::Config::from_env(&env)?;
     // drift-check sends DriftDetected to a local bus; the demo's rule hands it to retraining.
@@ -243,7 +258,12 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
             event["id"].as_str().unwrap_or("?")
         )?;
         let detected = std::time::Instant::now();
-        let deployer = DemoDeployer { lake: lake.clone(), limits: config.limits.clone(), served: Default::default() };
+        let deployer = DemoDeployer {
+            lake: lake.clone(),
+            limits: config.limits.clone(),
+            capture: Arc::clone(&capture),
+            served: Default::default(),
+        };
         let pipeline = super::pipeline::local_config(&lake, MODEL, Some(manifest.version), 30);
         let run_id = mlops_pipeline::local::run_id();
         let execution = super::pipeline::run_retrain(
@@ -274,15 +294,25 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
                 out,
                 "\npredict after the promotion (the same request; drift detected → v{version} serving in {seconds:.2} s)"
             )?;
-            predictions_after = demo_predict(router, &options.events, out).await?;
+            predictions_after = demo_predict(router.clone(), &options.events, out).await?;
+            let path = example.join("batches/batch-03-shifted.csv");
+            truth.extend(demo_traffic(&router, &contract, &path, &format!("demo-v{version}"), out).await?);
         } else {
             writeln!(out, "\nnothing was promoted: predict still serves v{serving}")?;
         }
     }
+    let requests = truth.len().div_ceil(TRAFFIC_BATCH) as u64;
+    for _ in 0..400 {
+        if firehose.delivered() >= requests {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let quality = demo_quality(&lake, &example.join("labels.yaml"), &root, &truth, &limits, out).await?;
     if let Some(keep) = &options.keep {
         writeln!(out, "\nThe lake is kept in {}.", keep.display())?;
     }
-    Ok(DemoSummary { predictions, batches, drift, retrain, serving, predictions_after })
+    Ok(DemoSummary { predictions, batches, drift, retrain, serving, predictions_after, quality })
 }
 
 /// The demo's deploy: predict is loaded with the promoted version, as a stack update with the
@@ -290,6 +320,7 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
 struct DemoDeployer {
     lake: Lake,
     limits: predict::Limits,
+    capture: Arc<predict::Capture>,
     served: tokio::sync::Mutex<Option<(u32, axum::Router)>>,
 }
 
@@ -305,10 +336,112 @@ impl Deployer for DemoDeployer {
         if parameter != "ModelVersion" {
             return Err(format!("the demo promotes ModelVersion, not {parameter}"));
         }
-        let app = predict::App::load(&self.lake, &config, self.limits.clone()).await.map_err(|e| e.to_string())?;
+        let mut app =
+            predict::App::load(&self.lake, &config, self.limits.clone()).await.map_err(|e| e.to_string())?;
+        app.capture = Some(Arc::clone(&self.capture));
+        app.emit = predict::Emit::Discard;
         *self.served.lock().await = Some((version, predict::router(Arc::new(app))));
         Ok(format!("predict serves {model} v{version}"))
     }
+}
+
+/// Instances per request of the demo's traffic.
+const TRAFFIC_BATCH: usize = 20;
+
+/// Sends the first 100 birds of a batch file to predict, 20 per request, with request ids
+/// `<prefix>-<n>`; returns each bird's inference id and its species, the labels to come.
+async fn demo_traffic(
+    router: &axum::Router,
+    contract: &Contract,
+    path: &Path,
+    prefix: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<Vec<(String, String)>> {
+    use tower::ServiceExt as _;
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let header = reader.headers()?.clone();
+    let target = contract.target.clone().unwrap_or_default();
+    let mut birds = Vec::new();
+    for record in reader.records().take(100) {
+        let record = record?;
+        let mut instance = serde_json::Map::new();
+        let mut species = String::new();
+        for (name, value) in header.iter().zip(record.iter()) {
+            if name == target {
+                species = value.to_string();
+            }
+            let Some(column) = contract.features.iter().any(|f| f == name).then(|| contract.column(name)).flatten()
+            else {
+                continue;
+            };
+            let v = match value.parse::<f64>() {
+                _ if value.is_empty() => serde_json::Value::Null,
+                Ok(x) if column.kind.is_numeric() => x.into(),
+                _ => value.into(),
+            };
+            instance.insert(name.to_string(), v);
+        }
+        birds.push((serde_json::Value::Object(instance), species));
+    }
+    let mut truth = Vec::new();
+    let mut answered = 0;
+    for (n, chunk) in birds.chunks(TRAFFIC_BATCH).enumerate() {
+        let request_id = format!("{prefix}-{n}");
+        let instances: Vec<&serde_json::Value> = chunk.iter().map(|(i, _)| i).collect();
+        let request = axum::http::Request::post("/predict")
+            .header("content-type", "application/json")
+            .header("x-request-id", &request_id)
+            .body(axum::body::Body::from(serde_json::json!({ "instances": instances }).to_string()))?;
+        let response = router.clone().oneshot(request).await?;
+        if response.status().is_success() {
+            answered += chunk.len();
+            for (i, (_, species)) in chunk.iter().enumerate() {
+                truth.push((mlops_lake::capture::inference_id(&request_id, i), species.clone()));
+            }
+        }
+    }
+    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+    writeln!(out, "  traffic: {answered} birds of {file} answered in {} requests, captured", birds.len().div_ceil(TRAFFIC_BATCH))?;
+    Ok(truth)
+}
+
+/// The labels arrive: the birds' species as their own dataset, ingested like any batch, then
+/// the quality check joins them with what predict captured.
+async fn demo_quality(
+    lake: &Lake,
+    labels_contract: &Path,
+    root: &Path,
+    truth: &[(String, String)],
+    limits: &IngestLimits,
+    out: &mut impl Write,
+) -> anyhow::Result<Vec<(u32, u64, Option<f64>)>> {
+    let contract = Contract::load(labels_contract)?;
+    let file = root.join("labels.csv");
+    let mut writer = csv::Writer::from_path(&file)?;
+    writer.write_record(["inference_id", "species"])?;
+    for (id, species) in truth {
+        writer.write_record([id, species])?;
+    }
+    writer.flush()?;
+    drop(writer);
+    super::lake::publish_dataset(lake, &contract, std::slice::from_ref(&file)).await?;
+    writeln!(out, "\nground truth (the species of {} captured birds, under raw/{}/)", truth.len(), contract.dataset)?;
+    demo_ingest(lake, &contract.dataset, &file, Utc::now(), limits, out).await?;
+    let config = mlops_flows::quality::QualityConfig {
+        model_name: MODEL.into(),
+        labels_dataset: contract.dataset.clone(),
+        window_days: 1,
+        min_rows: 30,
+    };
+    let (report, key) = mlops_flows::quality::run_quality_check(lake, &config, Utc::now()).await?;
+    writeln!(out, "\nmodel quality (captures joined with ground truth; the metrics of mlops evaluate)")?;
+    write!(out, "{}", super::quality::text(&report))?;
+    writeln!(out, "  report s3://{}/{key}", lake.bucket())?;
+    Ok(report
+        .versions
+        .iter()
+        .map(|g| (g.model_version, g.rows, g.metrics.as_ref().and_then(|m| m.get("macro_f1"))))
+        .collect())
 }
 
 async fn demo_predict(

@@ -71,7 +71,9 @@ pub async fn invoke<F: Fn(&str) -> Option<String>>(
     Ok(match function {
         Function::Predict => {
             let config = predict::Config::from_env(env)?;
-            let app = predict::App::load(&lake.with_bucket(&config.model.bucket), &config.model, config.limits).await?;
+            let mut app =
+                predict::App::load(&lake.with_bucket(&config.model.bucket), &config.model, config.limits).await?;
+            app.emit = predict::Emit::Stderr;
             predict::invoke(predict::router(Arc::new(app)), event).await?
         }
         Function::Ingest => ingest::invoke(lake, &ingest::limits_from_env(env)?, event).await?,

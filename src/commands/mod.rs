@@ -12,6 +12,7 @@ pub mod model;
 pub mod pipeline;
 pub mod profile;
 pub mod quality;
+pub mod report;
 pub mod score;
 pub mod serve;
 pub mod train;

@@ -28,4 +28,9 @@ async fn the_demo_runs_the_loop() {
     assert_eq!(summary.predictions_after.len(), 3);
     assert!(text.contains("HTTP 200 from penguins v2"), "{text}");
     assert!(text.contains("champion v1") && text.contains("challenger"), "{text}");
+    // Both versions answered captured traffic; once the labels arrive, each has its quality.
+    let versions: Vec<(u32, u64)> = summary.quality.iter().map(|(v, rows, _)| (*v, *rows)).collect();
+    assert_eq!(versions, [(1, 100), (2, 100)], "{text}");
+    assert!(summary.quality.iter().all(|(_, _, f1)| f1.is_some_and(|f| f > 0.5)), "{text}");
+    assert!(text.contains("model quality of penguins"), "{text}");
 }

@@ -264,4 +264,26 @@ async fn an_empty_window_is_insufficient_data_in_the_report_the_metrics_and_the_
         .expect("mlops invoke runs");
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("insufficient data"));
+
+    // The report is found by date, without knowing its key.
+    let mlops = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mlops"))
+            .current_dir(repo())
+            .args(args)
+            .envs(t.server.env_vars())
+            .env("LAKE_BUCKET", BUCKET)
+            .output()
+            .expect("mlops runs")
+    };
+    let listed = mlops(&["report", "list", "--kind", "drift", "--of", "penguins"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success() && text.lines().count() == 1, "{text}");
+    assert!(text.contains("2026-03-05T12-00-00Z  drift    penguins"), "{text}");
+    let page = dir.path().join("page.html");
+    let page_arg = page.display().to_string();
+    let opened = mlops(&["report", "open", "--dataset", "penguins", "--date", "2026-03-05", "--no-browser", "--out", &page_arg]);
+    assert!(opened.status.success(), "{}", String::from_utf8_lossy(&opened.stderr));
+    assert!(std::fs::read_to_string(&page).expect("page").contains("<html"));
+    let none = mlops(&["report", "open", "--dataset", "penguins", "--date", "2026-03-06", "--no-browser"]);
+    assert!(!none.status.success() && String::from_utf8_lossy(&none.stderr).contains("no drift report of 2026-03-06"));
 }

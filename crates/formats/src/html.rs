@@ -127,7 +127,8 @@ fn display_order(columns: &[FeatureDrift]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..columns.len()).collect();
     order.sort_by(|&a, &b| {
         let (fa, fb) = (&columns[a], &columns[b]);
-        let (sa, sb) = (severity(&fa.test).unwrap_or(f64::NEG_INFINITY), severity(&fb.test).unwrap_or(f64::NEG_INFINITY));
+        let (sa, sb) =
+            (severity(&fa.test).unwrap_or(f64::NEG_INFINITY), severity(&fb.test).unwrap_or(f64::NEG_INFINITY));
         group(fa).cmp(&group(fb)).then(sb.total_cmp(&sa)).then(a.cmp(&b))
     });
     order
@@ -171,10 +172,11 @@ fn head_excerpt_tail(chars: &[char], at: usize, width: usize) -> String {
     out
 }
 
-/// Labels of about `width` characters for `texts`, distinct wherever the texts are: each text
-/// cut to its head and tail; texts that still read alike show an excerpt around where they
-/// differ instead; any that are still alike are shown whole.
+/// Labels of about `width` characters (at least 8) for `texts`, distinct wherever the texts
+/// are: each text cut to its head and tail; texts that still read alike show an excerpt around
+/// where they differ instead; any that are still alike are shown whole.
 pub fn distinct_labels<S: AsRef<str>>(texts: &[S], width: usize) -> Vec<String> {
+    let width = width.max(8);
     let chars: Vec<Vec<char>> = texts.iter().map(|t| t.as_ref().chars().collect()).collect();
     let mut labels: Vec<String> = chars.iter().map(|c| head_tail(c, width)).collect();
     let alike = |labels: &[String]| {
@@ -242,12 +244,12 @@ table.features a {{ color: #1a4f8a; text-decoration: none; }} table.features a:h
 .charts {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); gap: .4rem .6rem; align-items: start; }}
 details.card {{ border: 1px solid #ddd; border-radius: 6px; padding: .15rem .6rem; min-width: 0; }}
 details.card[open] {{ padding-bottom: .6rem; }}
-details.card summary {{ display: flex; gap: .5rem; align-items: baseline; cursor: pointer; list-style: none; line-height: 1.4; }}
+details.card summary {{ display: flex; gap: .45rem; align-items: baseline; cursor: pointer; list-style: none; line-height: 1.4; }}
 details.card summary::-webkit-details-marker {{ display: none; }}
 details.card summary::before {{ content: "▸"; color: #888; }} details.card[open] summary::before {{ content: "▾"; }}
-details.card .name {{ font-weight: 600; font-size: .92rem; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; min-width: 0; flex: 0 1 auto; }}
+details.card .name {{ font-weight: 600; font-size: .88rem; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; min-width: 0; flex: 0 1 auto; }}
 details.card .badge {{ flex: none; }}
-details.card .test {{ color: #666; font-size: .82rem; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; min-width: 0; flex: 0 100 auto; margin-left: auto; }}
+details.card .test {{ color: #666; font-size: .78rem; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; min-width: 0; flex: 0 100 auto; margin-left: auto; }}
 details.card svg {{ display: block; margin-top: .4rem; }}
 </style></head><body>
 <h1>Drift report: {dataset}</h1>
@@ -314,7 +316,9 @@ details.card svg {{ display: block; margin-top: .4rem; }}
 <div class="charts">
 "#,
         folded = if report.columns.len() > OPEN_ALL_UP_TO {
-            format!("<p class=\"muted\">The charts of the {OPEN_DRIFTED} most drifted features are open; click any other feature to open its chart.</p>\n")
+            format!(
+                "<p class=\"muted\">The charts of the {OPEN_DRIFTED} most drifted features are open; click any other feature to open its chart.</p>\n"
+            )
         } else {
             String::new()
         },
@@ -598,7 +602,11 @@ mod tests {
     }
 
     fn unescape(text: &str) -> String {
-        text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&")
     }
 
     #[test]
@@ -613,7 +621,10 @@ mod tests {
             window_size: Some(7),
             window_from: Some("2026-03-08".into()),
             window_to: Some("2026-03-14".into()),
-            profiles: vec!["profiles/penguins/dt=2026-03-08/b1.json".into(), "profiles/penguins/dt=2026-03-14/b2.json".into()],
+            profiles: vec![
+                "profiles/penguins/dt=2026-03-08/b1.json".into(),
+                "profiles/penguins/dt=2026-03-14/b2.json".into(),
+            ],
             rebinned: 1,
             reference: None,
             current: Vec::new(),
@@ -663,7 +674,9 @@ mod tests {
         let cards: Vec<&str> = texts_of(&html, "<span class=\"name\"", "</span>");
         assert_eq!(cards, expected, "the charts follow the table's order");
         // Links still lead to the feature's chart, by its place in the report.
-        assert!(html.contains(r##"<a href="#f4">severe_p</a>"##) && html.contains(r#"<details class="card" id="f4" open>"#));
+        assert!(
+            html.contains(r##"<a href="#f4">severe_p</a>"##) && html.contains(r#"<details class="card" id="f4" open>"#)
+        );
     }
 
     #[test]
@@ -734,7 +747,9 @@ mod tests {
         let mut drawn = 0;
         for text in svg.split("<text ").skip(1).filter(|t| t.contains("rotate(-45")) {
             let attr = |name: &str| -> f64 {
-                text.split(&format!(" {name}=\"")).nth(1).or_else(|| text.strip_prefix(&format!("{name}=\"")))
+                text.split(&format!(" {name}=\""))
+                    .nth(1)
+                    .or_else(|| text.strip_prefix(&format!("{name}=\"")))
                     .and_then(|v| v.split('"').next())
                     .and_then(|v| v.parse().ok())
                     .unwrap_or_else(|| panic!("{name} of {text}"))
@@ -743,7 +758,10 @@ mod tests {
             let content = text.split_once('>').and_then(|(_, t)| t.split('<').next()).expect("a label");
             assert_eq!(content, labels[drawn], "the label whole");
             let reach = content.chars().count() as f64 * CHAR_WIDTH * std::f64::consts::FRAC_1_SQRT_2;
-            assert!(x - reach >= 0.0 && y + reach <= height && x <= width, "{content} at ({x}, {y}) leaves the drawing");
+            assert!(
+                x - reach >= 0.0 && y + reach <= height && x <= width,
+                "{content} at ({x}, {y}) leaves the drawing"
+            );
             drawn += 1;
         }
         assert_eq!(drawn, labels.len());
@@ -752,7 +770,10 @@ mod tests {
 
     #[test]
     fn labels_stay_distinct_when_cut() {
-        let texts = ["same_start_and_same_end_but_A_in_the_middle_same_end", "same_start_and_same_end_but_B_in_the_middle_same_end"];
+        let texts = [
+            "same_start_and_same_end_but_A_in_the_middle_same_end",
+            "same_start_and_same_end_but_B_in_the_middle_same_end",
+        ];
         let labels = distinct_labels(&texts, 20);
         assert_ne!(labels[0], labels[1]);
         assert!(labels.iter().all(|l| l.chars().count() <= 20), "{labels:?}");

@@ -33,6 +33,8 @@ pub const MAX_CLASSES: usize = 50;
 pub enum Emit {
     /// Printed on stdout, where CloudWatch Logs extracts them (on Lambda).
     Stdout,
+    /// Printed on stderr, beside the logs (`mlops invoke`, whose stdout is the answer).
+    Stderr,
     /// Not written (a local server, a benchmark).
     #[default]
     Discard,
@@ -45,6 +47,7 @@ impl Emit {
     pub fn line(&self, make: impl FnOnce() -> String) {
         match self {
             Emit::Stdout => println!("{}", make()),
+            Emit::Stderr => eprintln!("{}", make()),
             Emit::Discard => {}
             Emit::Memory(lines) => {
                 if let Ok(mut lines) = lines.lock() {
