@@ -53,6 +53,8 @@ fn each_function_links_only_what_it_uses() {
     for function in ["predict", "ingest", "drift-check", "retrain"] {
         assert_links_none(function, &["mlops-devkit", "s3s", "s3s-fs"], "only the dev kit knows it is local");
     }
+    assert!(linked("drift-check").contains("mlops-metrics"), "model quality computes metrics with the evaluation code");
+    assert!(linked("predict").contains("mlops-emf"), "predict writes its metrics through mlops-emf");
     assert_links_none(
         "retrain",
         &["lambda_http", "axum", "aws-sdk-sfn"],
@@ -63,7 +65,9 @@ fn each_function_links_only_what_it_uses() {
 #[test]
 fn the_domain_crates_have_no_io_and_know_no_lambda() {
     let io = ["aws-sdk-s3", "aws-config", "tokio", "lambda_runtime", "lambda_http", "aws_lambda_events"];
-    for domain in ["mlops-contract", "mlops-drift", "mlops-model", "mlops-formats", "mlops-train"] {
+    for domain in
+        ["mlops-contract", "mlops-drift", "mlops-model", "mlops-formats", "mlops-train", "mlops-metrics", "mlops-emf"]
+    {
         assert_links_none(domain, &io, "the domain and format crates do no AWS or async I/O");
     }
     for library in ["mlops-lake", "mlops-flows", "mlops-pipeline"] {
