@@ -105,6 +105,19 @@ async fn finds_drift_in_the_shifted_batch_and_not_in_the_others() {
         assert!(l["_aws"]["Timestamp"].as_i64() > Some(chrono::Utc::now().timestamp_millis() - 60_000), "{l}");
         assert_eq!(l["CheckedFor"], "2026-03-02T23:00:00+00:00", "{l}");
     }
+    // Every line obeys the specification, with a feature name CloudWatch refuses as a
+    // dimension value (non-ASCII, too long) as well: it is mapped, the name kept as a property.
+    let now = chrono::Utc::now();
+    let mut renamed = serde_json::to_value(&report).expect("JSON");
+    renamed["columns"][0]["column"] = format!("température_c_{}", "x".repeat(1100)).into();
+    renamed["columns"][1]["column"] = "日本語の特徴量".into();
+    let renamed: DriftCheck = serde_json::from_value(renamed).expect("report");
+    for line in emf_lines(&report).iter().chain(&emf_lines(&renamed)) {
+        mlops_emf::validate(line, now).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    let mapped: serde_json::Value = serde_json::from_str(&emf_lines(&renamed)[0]).expect("JSON");
+    assert!(mapped["Feature"].as_str().is_some_and(|f| f.starts_with("temp_rature_c_x") && f.len() <= 250), "{mapped}");
+    assert!(mapped["FeatureName"].as_str().is_some_and(|f| f.starts_with("température_c_")), "{mapped}");
 
     // A wider window merges all three batches.
     let config = DriftCheckConfig::from_env(&env(&[("DRIFT_WINDOW_DAYS", "2")])).expect("config");
