@@ -452,3 +452,20 @@ fn the_definition_is_whole() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_quality_degraded_starts_a_run_as_drift_does() {
+    let t = lake_with_batches().await;
+    let detail = json!({"model": "penguins", "model_version": 1, "report_key": "reports/quality/penguins/x.json", "floors": []});
+    let event = mlops_devkit::event_bus::delivered(&json!({
+        "Source": "lambda-mlops", "DetailType": "ModelQualityDegraded", "Detail": detail.to_string(), "EventId": "local-00000002",
+    }));
+    let deployer = Recorder::default();
+    let execution =
+        run(&t.lake, &deployer, &TaskTokens::default(), settings(ApprovalMode::None), "run-quality", event).await;
+    assert_eq!(execution.status, Status::Succeeded, "{execution:#?}");
+    let record = record_of(&t.lake, "run-quality").await;
+    assert_eq!(record.trigger.kind, mlops_pipeline::state::TriggerKind::Quality);
+    assert_eq!(record.trigger.report_key.as_deref(), Some("reports/quality/penguins/x.json"));
+    assert_eq!(record.trigger.event_id.as_deref(), Some("local-00000002"));
+}

@@ -4,6 +4,7 @@
 //! the specification; a window with no data is `insufficient_data`.
 
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -286,4 +287,58 @@ async fn an_empty_window_is_insufficient_data_in_the_report_the_metrics_and_the_
     assert!(std::fs::read_to_string(&page).expect("page").contains("<html"));
     let none = mlops(&["report", "open", "--dataset", "penguins", "--date", "2026-03-06", "--no-browser"]);
     assert!(!none.status.success() && String::from_utf8_lossy(&none.stderr).contains("no drift report of 2026-03-06"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_delivery_stream_never_fails_a_request() {
+    let t = TestLake::with_penguins().await;
+    let firehose = LocalFirehose::start(0, t.lake.clone(), &[(STREAM.into(), "capture/penguins/".into())])
+        .await
+        .expect("firehose");
+    // The local endpoint answers as Firehose does for a stream that does not exist.
+    let refused = firehose
+        .client()
+        .put_record_batch()
+        .delivery_stream_name("no-such-stream")
+        .records(
+            aws_sdk_firehose::types::Record::builder()
+                .data(aws_sdk_firehose::primitives::Blob::new(b"{}\n".to_vec()))
+                .build()
+                .expect("record"),
+        )
+        .send()
+        .await
+        .expect_err("unknown stream");
+    assert!(aws_sdk_firehose::error::DisplayErrorContext(&refused).to_string().contains("ResourceNotFoundException"));
+
+    // predict capturing to it answers every request; the lost lines are counted.
+    let config = mlops_lambda::ModelConfig::from_env(&env(&[])).expect("config");
+    let mut app = predict::App::load(&t.lake, &config, predict::Limits::default()).await.expect("app");
+    let capture_config = predict::CaptureConfig {
+        stream: "no-such-stream".into(),
+        sample_rate: 1.0,
+        flush_interval: Duration::from_millis(10),
+        queue: 4,
+    };
+    let capture = Arc::new(predict::Capture::start(firehose.client(), &capture_config));
+    app.capture = Some(Arc::clone(&capture));
+    app.emit = predict::Emit::Discard;
+    let router = predict::router(Arc::new(app));
+    let (header, rows) = penguins(5);
+    let instances: Vec<serde_json::Value> = rows.iter().map(|row| instance(&header, row)).collect();
+    for r in 0..50 {
+        assert_eq!(post(&router, &format!("r-{r}"), serde_json::json!({ "instances": instances })).await, 200);
+    }
+    let counts = &capture.counts;
+    for _ in 0..200 {
+        let (failed, dropped) = (counts.failed.load(Ordering::Relaxed), counts.dropped.load(Ordering::Relaxed));
+        if failed + 5 * dropped == 250 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (failed, dropped) = (counts.failed.load(Ordering::Relaxed), counts.dropped.load(Ordering::Relaxed));
+    assert_eq!(failed + 5 * dropped, 250, "every captured line is delivered, counted as failed or dropped");
+    assert_eq!(counts.delivered.load(Ordering::Relaxed), 0);
+    assert!(t.lake.list_objects("capture/").await.expect("list").is_empty());
 }
