@@ -2,7 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use mlops::commands::{
-    cold_start, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, quality, report, score, serve, train,
+    cold_start, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, quality, report, score, serve,
+    train,
 };
 
 /// Serverless MLOps, locally: an embedded S3 lake, the model registry, and the Lambda

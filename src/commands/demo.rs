@@ -168,9 +168,14 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
 
     let config = predict::Config::from_env(&env)?;
     let stream = super::serve::capture_stream(MODEL);
-    let firehose = LocalFirehose::start(0, lake.clone(), &[(stream.clone(), mlops_lake::capture::prefix(MODEL))]).await?;
-    let capture_config =
-        predict::CaptureConfig { stream, sample_rate: 1.0, flush_interval: std::time::Duration::from_millis(20), queue: 1000 };
+    let firehose =
+        LocalFirehose::start(0, lake.clone(), &[(stream.clone(), mlops_lake::capture::prefix(MODEL))]).await?;
+    let capture_config = predict::CaptureConfig {
+        stream,
+        sample_rate: 1.0,
+        flush_interval: std::time::Duration::from_millis(20),
+        queue: 1000,
+    };
     let capture = Arc::new(predict::Capture::start(firehose.client(), &capture_config));
     let mut app = predict::App::load(&lake, &config.model, config.limits.clone()).await?;
     app.capture = Some(Arc::clone(&capture));
@@ -336,8 +341,7 @@ impl Deployer for DemoDeployer {
         if parameter != "ModelVersion" {
             return Err(format!("the demo promotes ModelVersion, not {parameter}"));
         }
-        let mut app =
-            predict::App::load(&self.lake, &config, self.limits.clone()).await.map_err(|e| e.to_string())?;
+        let mut app = predict::App::load(&self.lake, &config, self.limits.clone()).await.map_err(|e| e.to_string())?;
         app.capture = Some(Arc::clone(&self.capture));
         app.emit = predict::Emit::Discard;
         *self.served.lock().await = Some((version, predict::router(Arc::new(app))));
@@ -401,7 +405,11 @@ async fn demo_traffic(
         }
     }
     let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
-    writeln!(out, "  traffic: {answered} birds of {file} answered in {} requests, captured", birds.len().div_ceil(TRAFFIC_BATCH))?;
+    writeln!(
+        out,
+        "  traffic: {answered} birds of {file} answered in {} requests, captured",
+        birds.len().div_ceil(TRAFFIC_BATCH)
+    )?;
     Ok(truth)
 }
 

@@ -50,7 +50,11 @@ impl DatasetArgs {
         let contract = Contract::load(&self.contract)?;
         let (contract_key, baseline_key) =
             publish_dataset(&lake, &contract, &self.baseline_from).await.map_err(lake_hint)?;
-        println!("dataset {} published: s3://{b}/{contract_key}, s3://{b}/{baseline_key}", contract.dataset, b = lake.bucket());
+        println!(
+            "dataset {} published: s3://{b}/{contract_key}, s3://{b}/{baseline_key}",
+            contract.dataset,
+            b = lake.bucket()
+        );
         Ok(())
     }
 }
@@ -58,7 +62,8 @@ impl DatasetArgs {
 /// Writes a dataset's contract and its baseline (profiled from `files`); returns their keys.
 pub async fn publish_dataset(lake: &Lake, contract: &Contract, files: &[PathBuf]) -> anyhow::Result<(String, String)> {
     let baseline = training_baseline(contract, files)?;
-    let (contract_key, baseline_key) = (keys::dataset_contract(&contract.dataset), keys::dataset_baseline(&contract.dataset));
+    let (contract_key, baseline_key) =
+        (keys::dataset_contract(&contract.dataset), keys::dataset_baseline(&contract.dataset));
     let profile = baseline.profile.to_json();
     lake.put(&contract_key, contract.to_yaml().into_bytes(), "application/yaml").await?;
     lake.put(&baseline_key, profile, "application/json").await?;

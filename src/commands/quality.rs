@@ -106,7 +106,13 @@ fn row(group: &QualityGroup) -> String {
 pub fn text(report: &QualityReport) -> String {
     let mut out = format!(
         "model quality of {} from {} to {}: {} captured, {} labels, {} joined ({})\n",
-        report.model, report.window.from, report.window.to, report.captured, report.labelled, report.joined, report.status
+        report.model,
+        report.window.from,
+        report.window.to,
+        report.captured,
+        report.labelled,
+        report.joined,
+        report.status
     );
     for group in report.versions.iter().chain(&report.days) {
         out.push_str(&row(group));

@@ -148,13 +148,15 @@ impl OpenArgs {
     pub async fn run(self) -> anyhow::Result<()> {
         let lake = self.lake.connect().await?;
         let reports = list(&lake, Some(Kind::Drift), Some(&self.dataset)).await.map_err(lake_hint)?;
-        let chosen = reports
-            .iter()
-            .filter(|r| r.html.is_some() && self.date.as_deref().is_none_or(|d| r.at.starts_with(d)))
-            .next_back();
+        let chosen =
+            reports.iter().rfind(|r| r.html.is_some() && self.date.as_deref().is_none_or(|d| r.at.starts_with(d)));
         let Some(report) = chosen else {
             let when = self.date.as_deref().map_or(String::new(), |d| format!(" of {d}"));
-            bail!("no drift report{when} of dataset {} in s3://{}; `mlops report list` shows what there is", self.dataset, lake.bucket());
+            bail!(
+                "no drift report{when} of dataset {} in s3://{}; `mlops report list` shows what there is",
+                self.dataset,
+                lake.bucket()
+            );
         };
         let key = report.html.as_deref().unwrap_or_default();
         let page = lake.get(key).await.map_err(|e| lake_hint(e.into()))?.bytes;

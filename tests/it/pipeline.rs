@@ -456,7 +456,8 @@ fn the_definition_is_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_quality_degraded_starts_a_run_as_drift_does() {
     let t = lake_with_batches().await;
-    let detail = json!({"model": "penguins", "model_version": 1, "report_key": "reports/quality/penguins/x.json", "floors": []});
+    let detail =
+        json!({"model": "penguins", "model_version": 1, "report_key": "reports/quality/penguins/x.json", "floors": []});
     let event = mlops_devkit::event_bus::delivered(&json!({
         "Source": "lambda-mlops", "DetailType": "ModelQualityDegraded", "Detail": detail.to_string(), "EventId": "local-00000002",
     }));

@@ -126,7 +126,10 @@ async fn captures_joined_with_labels_measure_the_model_as_evaluate_does() {
     for line in &emitted {
         mlops_emf::validate(line, now).unwrap_or_else(|e| panic!("{e}: {line}"));
         let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
-        assert_eq!((v["Model"].as_str(), v["ModelVersion"].as_str(), v["Variant"].as_str()), (Some("penguins"), Some("1"), Some("champion")));
+        assert_eq!(
+            (v["Model"].as_str(), v["ModelVersion"].as_str(), v["Variant"].as_str()),
+            (Some("penguins"), Some("1"), Some("champion"))
+        );
         for class in ["Adelie", "Chinstrap", "Gentoo"] {
             predicted += v[format!("Predicted.{class}")].as_u64().unwrap_or(0);
         }
@@ -209,7 +212,10 @@ async fn captures_joined_with_labels_measure_the_model_as_evaluate_does() {
         ("roc_auc", measured.roc_auc.expect("auc")),
     ] {
         let expected = evaluated[name].as_f64().expect(name);
-        assert!((value - expected).abs() <= 1e-7 * expected.abs().max(1.0), "{name}: quality {value}, evaluate {expected}");
+        assert!(
+            (value - expected).abs() <= 1e-7 * expected.abs().max(1.0),
+            "{name}: quality {value}, evaluate {expected}"
+        );
     }
     assert_eq!(evaluated["rows"], 120);
 
@@ -225,7 +231,9 @@ async fn captures_joined_with_labels_measure_the_model_as_evaluate_does() {
     .expect("config");
     let event = mlops_lambda::events::scheduled(chrono::Utc::now()).expect("event");
     let (summary, metrics) =
-        drift_check::check(&t.lake, &bus.client(), &config, serde_json::from_str(&event).expect("event")).await.expect("check");
+        drift_check::check(&t.lake, &bus.client(), &config, serde_json::from_str(&event).expect("event"))
+            .await
+            .expect("check");
     assert_eq!(summary.status, "insufficient_data");
     assert!(!summary.dataset_drift);
     let quality = summary.quality.expect("quality summary");
@@ -282,7 +290,8 @@ async fn an_empty_window_is_insufficient_data_in_the_report_the_metrics_and_the_
     assert!(text.contains("2026-03-05T12-00-00Z  drift    penguins"), "{text}");
     let page = dir.path().join("page.html");
     let page_arg = page.display().to_string();
-    let opened = mlops(&["report", "open", "--dataset", "penguins", "--date", "2026-03-05", "--no-browser", "--out", &page_arg]);
+    let opened =
+        mlops(&["report", "open", "--dataset", "penguins", "--date", "2026-03-05", "--no-browser", "--out", &page_arg]);
     assert!(opened.status.success(), "{}", String::from_utf8_lossy(&opened.stderr));
     assert!(std::fs::read_to_string(&page).expect("page").contains("<html"));
     let none = mlops(&["report", "open", "--dataset", "penguins", "--date", "2026-03-06", "--no-browser"]);

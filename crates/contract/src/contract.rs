@@ -171,7 +171,13 @@ impl Contract {
     /// target, id or event time. Rows read against it hold exactly what a model is scored on,
     /// in the order predict's validation yields them.
     pub fn features_only(&self) -> Contract {
-        Contract { target: None, event_time: None, id: None, columns: self.feature_columns().cloned().collect(), ..self.clone() }
+        Contract {
+            target: None,
+            event_time: None,
+            id: None,
+            columns: self.feature_columns().cloned().collect(),
+            ..self.clone()
+        }
     }
 
     fn check(&self) -> std::result::Result<(), String> {

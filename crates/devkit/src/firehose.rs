@@ -58,7 +58,8 @@ impl LocalFirehose {
             async move { handle(&state, &headers, &body).await }
         });
         let bind = |source| crate::Error::Bind { what: "the Firehose endpoint", port, source };
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await.map_err(bind)?;
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await.map_err(bind)?;
         let addr = listener.local_addr().map_err(bind)?;
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -163,11 +164,8 @@ async fn handle(state: &State, headers: &HeaderMap, body: &[u8]) -> Response {
     }
     let now = chrono::Utc::now();
     let n = state.sequence.fetch_add(1, Ordering::Relaxed);
-    let key = format!(
-        "{prefix}dt={}/{stream}-1-{}-{n:08}.jsonl",
-        now.format("%Y-%m-%d"),
-        now.format("%Y-%m-%d-%H-%M-%S")
-    );
+    let key =
+        format!("{prefix}dt={}/{stream}-1-{}-{n:08}.jsonl", now.format("%Y-%m-%d"), now.format("%Y-%m-%d-%H-%M-%S"));
     if let Err(e) = state.lake.put(&key, data, "application/x-ndjson").await {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "ServiceUnavailableException", &e.to_string());
     }

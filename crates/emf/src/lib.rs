@@ -59,10 +59,33 @@ pub const MAX_METRICS: usize = 100;
 pub const MAX_DIMENSIONS: usize = 30;
 /// The units CloudWatch takes (`StandardUnit`).
 pub const UNITS: &[&str] = &[
-    "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes",
-    "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second",
-    "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second",
-    "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None",
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
 ];
 
 /// An EMF line in `namespace` at `timestamp_ms`, with one dimension set (`dimensions`, whose
@@ -148,12 +171,19 @@ pub fn validate(line: &str, now: DateTime<Utc>) -> Result<(), String> {
         return Err("_aws.CloudWatchMetrics is empty".into());
     }
     let ascii = |s: &str, max: usize| {
-        !s.is_empty() && s.chars().count() <= max && !s.starts_with(':') && s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
+        !s.is_empty()
+            && s.chars().count() <= max
+            && !s.starts_with(':')
+            && s.chars().all(|c| c.is_ascii() && !c.is_ascii_control())
     };
     for (i, d) in directives.iter().enumerate() {
         let at = format!("CloudWatchMetrics[{i}]");
         let namespace = d.get("Namespace").and_then(Value::as_str).ok_or(format!("{at}.Namespace is not a string"))?;
-        if namespace.is_empty() || namespace.chars().count() > 255 || namespace.starts_with("AWS/") || !ascii(namespace, 255) {
+        if namespace.is_empty()
+            || namespace.chars().count() > 255
+            || namespace.starts_with("AWS/")
+            || !ascii(namespace, 255)
+        {
             return Err(format!("{at}.Namespace {namespace:?} is not a namespace CloudWatch takes"));
         }
         let sets = d.get("Dimensions").and_then(Value::as_array).ok_or(format!("{at}.Dimensions is not an array"))?;
@@ -184,20 +214,22 @@ pub fn validate(line: &str, now: DateTime<Utc>) -> Result<(), String> {
             if name.is_empty() || name.chars().count() > 1024 || !seen.insert(name) {
                 return Err(format!("{at}: metric name {name:?} is empty, too long or defined twice"));
             }
-            if let Some(unit) = m.get("Unit") {
-                if !unit.as_str().is_some_and(|u| UNITS.contains(&u)) {
-                    return Err(format!("metric {name}: unit {unit} is not one CloudWatch takes"));
-                }
+            if let Some(unit) = m.get("Unit")
+                && !unit.as_str().is_some_and(|u| UNITS.contains(&u))
+            {
+                return Err(format!("metric {name}: unit {unit} is not one CloudWatch takes"));
             }
-            if let Some(r) = m.get("StorageResolution") {
-                if !matches!(r.as_i64(), Some(1 | 60)) {
-                    return Err(format!("metric {name}: StorageResolution {r} is neither 1 nor 60"));
-                }
+            if let Some(r) = m.get("StorageResolution")
+                && !matches!(r.as_i64(), Some(1 | 60))
+            {
+                return Err(format!("metric {name}: StorageResolution {r} is neither 1 nor 60"));
             }
             match root.get(name) {
                 Some(Value::Number(_)) => {}
                 Some(Value::Array(values)) if values.len() <= MAX_VALUES && values.iter().all(Value::is_number) => {}
-                Some(other) => return Err(format!("metric {name} = {other} is not a number or up to {MAX_VALUES} numbers")),
+                Some(other) => {
+                    return Err(format!("metric {name} = {other} is not a number or up to {MAX_VALUES} numbers"));
+                }
                 None => return Err(format!("metric {name} is not a member of the root")),
             }
         }
@@ -259,13 +291,34 @@ mod tests {
         let v: Value = serde_json::from_str(&good).expect("JSON");
         assert_eq!(v["Latency"].as_array().map(Vec::len), Some(MAX_VALUES));
         let broken = [
-            (json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [["F"]], "Metrics": []}]}, "F": "temp\u{e9}"}), "ASCII"),
-            (json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [["F"]], "Metrics": []}]}}), "member"),
-            (json!({"_aws": {"Timestamp": ts - 15 * 86_400_000, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [], "Metrics": []}]}}), "14 days"),
-            (json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [], "Metrics": [{"Name": "M", "Unit": "Widgets"}]}]}, "M": 1}), "unit"),
-            (json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [], "Metrics": [{"Name": "M"}]}]}, "M": "1"}), "not a number"),
-            (json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "AWS/Lambda", "Dimensions": [], "Metrics": []}]}}), "Namespace"),
-            (json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [(0..31).map(|i| format!("d{i}")).collect::<Vec<_>>()], "Metrics": []}]}}), "at most 30"),
+            (
+                json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [["F"]], "Metrics": []}]}, "F": "temp\u{e9}"}),
+                "ASCII",
+            ),
+            (
+                json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [["F"]], "Metrics": []}]}}),
+                "member",
+            ),
+            (
+                json!({"_aws": {"Timestamp": ts - 15 * 86_400_000, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [], "Metrics": []}]}}),
+                "14 days",
+            ),
+            (
+                json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [], "Metrics": [{"Name": "M", "Unit": "Widgets"}]}]}, "M": 1}),
+                "unit",
+            ),
+            (
+                json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [], "Metrics": [{"Name": "M"}]}]}, "M": "1"}),
+                "not a number",
+            ),
+            (
+                json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "AWS/Lambda", "Dimensions": [], "Metrics": []}]}}),
+                "Namespace",
+            ),
+            (
+                json!({"_aws": {"Timestamp": ts, "CloudWatchMetrics": [{"Namespace": "NS", "Dimensions": [(0..31).map(|i| format!("d{i}")).collect::<Vec<_>>()], "Metrics": []}]}}),
+                "at most 30",
+            ),
         ];
         for (doc, says) in broken {
             let doc = doc.to_string();

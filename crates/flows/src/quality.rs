@@ -192,7 +192,12 @@ fn label_text(value: &Value) -> Option<String> {
 }
 
 /// The labels of the ground-truth dataset curated from `from` on: id → label.
-async fn read_labels(lake: &Lake, contract: &Contract, from: NaiveDate, inputs: &mut Vec<String>) -> Result<HashMap<String, String>> {
+async fn read_labels(
+    lake: &Lake,
+    contract: &Contract,
+    from: NaiveDate,
+    inputs: &mut Vec<String>,
+) -> Result<HashMap<String, String>> {
     let dataset = &contract.dataset;
     let (Some(id), Some(target)) = (&contract.id, &contract.target) else {
         return Err(Error::Rows {
@@ -203,7 +208,10 @@ async fn read_labels(lake: &Lake, contract: &Contract, from: NaiveDate, inputs: 
     let id_at = contract.columns.iter().position(|c| &c.name == id);
     let target_at = contract.columns.iter().position(|c| &c.name == target);
     let (Some(id_at), Some(target_at)) = (id_at, target_at) else {
-        return Err(Error::Rows { name: keys::dataset_contract(dataset), reason: "id or target is not a column".into() });
+        return Err(Error::Rows {
+            name: keys::dataset_contract(dataset),
+            reason: "id or target is not a column".into(),
+        });
     };
     let mut listed: Vec<(NaiveDate, String)> = lake
         .list_objects(&format!("curated/{dataset}/"))
@@ -282,7 +290,11 @@ struct Joined<'a> {
     rows: Vec<(&'a serde_json::Map<String, serde_json::Value>, &'a str)>,
 }
 
-fn chisquare(reference: &BTreeMap<String, u64>, current: &BTreeMap<String, u64>, name: &str) -> Option<DistributionTest> {
+fn chisquare(
+    reference: &BTreeMap<String, u64>,
+    current: &BTreeMap<String, u64>,
+    name: &str,
+) -> Option<DistributionTest> {
     let keys: std::collections::BTreeSet<&String> = reference.keys().chain(current.keys()).collect();
     let r: Vec<u64> = keys.iter().map(|k| reference.get(*k).copied().unwrap_or(0)).collect();
     let c: Vec<u64> = keys.iter().map(|k| current.get(*k).copied().unwrap_or(0)).collect();
@@ -298,7 +310,14 @@ fn chisquare(reference: &BTreeMap<String, u64>, current: &BTreeMap<String, u64>,
 }
 
 /// Measures one group; `unusable` counts the labels it could not use.
-fn measure(version: u32, day: Option<NaiveDate>, joined: &Joined<'_>, r: &VersionRef, min_rows: u64, unusable: &mut u64) -> QualityGroup {
+fn measure(
+    version: u32,
+    day: Option<NaiveDate>,
+    joined: &Joined<'_>,
+    r: &VersionRef,
+    min_rows: u64,
+    unusable: &mut u64,
+) -> QualityGroup {
     let mut group = QualityGroup {
         model_version: version,
         day,
@@ -357,7 +376,11 @@ fn measure(version: u32, day: Option<NaiveDate>, joined: &Joined<'_>, r: &Versio
 
 /// Runs a quality check as of `at` and writes its report under `reports/quality/<model>/`.
 /// Returns the report and its key.
-pub async fn run_quality_check(lake: &Lake, config: &QualityConfig, at: DateTime<Utc>) -> Result<(QualityReport, String)> {
+pub async fn run_quality_check(
+    lake: &Lake,
+    config: &QualityConfig,
+    at: DateTime<Utc>,
+) -> Result<(QualityReport, String)> {
     let model = &config.model_name;
     let to = at.date_naive();
     let from = to - Duration::days(i64::from(config.window_days.max(1)) - 1);

@@ -65,7 +65,10 @@ mod tests {
         assert!(!line.values.contains_key("capture") && !line.values.contains_key("prediction"));
         let back: Value = serde_json::to_value(&line).expect("JSON");
         assert_eq!(back["bill_length_mm"], 45.1);
-        assert_eq!(day_of("penguins", "capture/penguins/dt=2026-12-01/s-1.jsonl"), NaiveDate::from_ymd_opt(2026, 12, 1));
+        assert_eq!(
+            day_of("penguins", "capture/penguins/dt=2026-12-01/s-1.jsonl"),
+            NaiveDate::from_ymd_opt(2026, 12, 1)
+        );
         assert_eq!(day_of("penguins", "capture/other/dt=2026-12-01/s-1.jsonl"), None);
     }
 }

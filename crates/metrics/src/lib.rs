@@ -30,8 +30,9 @@ pub struct OutputNames {
 
 impl OutputNames {
     pub fn of(outputs: &[TensorSpec]) -> OutputNames {
-        let float =
-            |rank: usize| outputs.iter().find(|o| o.dtype.starts_with('f') && o.shape.len() == rank).map(|o| o.name.clone());
+        let float = |rank: usize| {
+            outputs.iter().find(|o| o.dtype.starts_with('f') && o.shape.len() == rank).map(|o| o.name.clone())
+        };
         OutputNames {
             label: outputs.iter().find(|o| o.dtype == "i64" && o.shape.len() == 1).map(|o| o.name.clone()),
             scores: float(2),

@@ -10,8 +10,8 @@ pub mod config;
 pub mod encode;
 mod error;
 pub mod evaluate;
-pub use mlops_metrics::gate;
 pub use mlops_metrics as metrics;
+pub use mlops_metrics::gate;
 pub mod onnx;
 pub mod record;
 

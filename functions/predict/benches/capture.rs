@@ -86,9 +86,11 @@ fn main() {
         ensure_bucket(&server.client(), "bench").await.expect("bucket");
         let lake = Lake::new(server.client(), "bench");
         let stream = "mlops-capture-penguins".to_string();
-        let firehose =
-            LocalFirehose::start(0, lake.clone(), &[(stream.clone(), "capture/penguins/".into())]).await.expect("firehose");
-        let config = CaptureConfig { stream, sample_rate: 1.0, flush_interval: Duration::from_millis(1000), queue: 10_000 };
+        let firehose = LocalFirehose::start(0, lake.clone(), &[(stream.clone(), "capture/penguins/".into())])
+            .await
+            .expect("firehose");
+        let config =
+            CaptureConfig { stream, sample_rate: 1.0, flush_interval: Duration::from_millis(1000), queue: 10_000 };
         let off = predict::router(Arc::new(app()));
         let mut captured = app();
         captured.capture = Some(Arc::new(Capture::start(firehose.client(), &config)));

@@ -50,7 +50,10 @@ impl CaptureConfig {
         let Some(stream) = env.text("CAPTURE_STREAM") else { return Ok(None) };
         let sample_rate: f64 = env.parsed("CAPTURE_SAMPLE_RATE", 1.0)?;
         if !(0.0..=1.0).contains(&sample_rate) {
-            return Err(ConfigError::new("CAPTURE_SAMPLE_RATE", format!("={sample_rate} is not a share between 0 and 1")));
+            return Err(ConfigError::new(
+                "CAPTURE_SAMPLE_RATE",
+                format!("={sample_rate} is not a share between 0 and 1"),
+            ));
         }
         Ok(Some(CaptureConfig {
             stream,
@@ -209,8 +212,13 @@ impl Sink {
         for attempt in 0..2 {
             let records: Vec<Record> =
                 pending.iter().filter_map(|r| Record::builder().data(Blob::new(r.clone())).build().ok()).collect();
-            let result =
-                self.client.put_record_batch().delivery_stream_name(&self.stream).set_records(Some(records)).send().await;
+            let result = self
+                .client
+                .put_record_batch()
+                .delivery_stream_name(&self.stream)
+                .set_records(Some(records))
+                .send()
+                .await;
             match result {
                 Ok(out) => {
                     let refused: Vec<Vec<u8>> = pending

@@ -28,8 +28,8 @@ use serde_json::json;
 
 pub use capture::{Capture, CaptureConfig};
 pub use config::{Config, Limits};
-pub use metrics::Emit;
 pub use error::{ApiError, Error};
+pub use metrics::Emit;
 pub use request::Detail;
 
 /// Largest request body accepted, the same as Lambda's synchronous payload limit.

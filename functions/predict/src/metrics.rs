@@ -72,8 +72,7 @@ pub fn answered(app: &App, latency: Duration, outputs: &RowOutputs) -> String {
     let (model, version) = dimensions(app);
     let classes = app.champion.manifest.class_labels.as_deref().unwrap_or_default();
     let kept = &classes[..classes.len().min(MAX_CLASSES)];
-    let mut names: Vec<String> =
-        kept.iter().map(|c| format!("Predicted.{}", mlops_emf::dimension_value(c))).collect();
+    let mut names: Vec<String> = kept.iter().map(|c| format!("Predicted.{}", mlops_emf::dimension_value(c))).collect();
     names.push("Predicted.other".into());
     let mut metrics = vec![
         Metric { name: "Latency", unit: "Milliseconds", value: latency.as_secs_f64() * 1e3 },
@@ -94,11 +93,8 @@ pub fn answered(app: &App, latency: Duration, outputs: &RowOutputs) -> String {
     }
     let mut samples = Vec::new();
     if classes.is_empty() {
-        let values: Vec<f64> = outputs
-            .iter()
-            .filter_map(|row| row.values().find_map(first_number))
-            .take(mlops_emf::MAX_VALUES)
-            .collect();
+        let values: Vec<f64> =
+            outputs.iter().filter_map(|row| row.values().find_map(first_number)).take(mlops_emf::MAX_VALUES).collect();
         if !values.is_empty() {
             samples.push(Samples { name: "Score", unit: "None", values });
         }
