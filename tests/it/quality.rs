@@ -335,9 +335,18 @@ async fn a_failing_delivery_stream_never_fails_a_request() {
     let router = predict::router(Arc::new(app));
     let (header, rows) = penguins(5);
     let instances: Vec<serde_json::Value> = rows.iter().map(|row| instance(&header, row)).collect();
-    for r in 0..50 {
+    for r in 0..49 {
         assert_eq!(post(&router, &format!("r-{r}"), serde_json::json!({ "instances": instances })).await, 200);
     }
+    // A request without an id gets one, and the answer names it: captured rows are
+    // `<request id>:<index>`, so the caller can send their labels.
+    let request = Request::post("/predict")
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::json!({ "instances": instances }).to_string()))
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("response");
+    let id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert!(response.status().is_success() && id.len() > 8, "{id:?}");
     let counts = &capture.counts;
     for _ in 0..200 {
         let (failed, dropped) = (counts.failed.load(Ordering::Relaxed), counts.dropped.load(Ordering::Relaxed));

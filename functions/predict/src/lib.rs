@@ -32,6 +32,19 @@ pub use error::{ApiError, Error};
 pub use metrics::Emit;
 pub use request::Detail;
 
+/// Longest request id taken from a caller's `x-request-id`; a longer one is replaced.
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// A request id for a request that came without one (off Lambda, no `x-request-id`): the
+/// process's start, its id and a counter, unique within and across processes.
+fn generated_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| chrono::Utc::now().timestamp_micros());
+    format!("{start:x}-{:x}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Largest request body accepted, the same as Lambda's synchronous payload limit.
 const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
@@ -150,8 +163,9 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
         .get::<lambda_http::Context>()
         .map(|c| c.request_id.clone())
         .or_else(|| request.headers().get("x-request-id").and_then(|h| h.to_str().ok()).map(str::to_string))
-        .unwrap_or_default();
-    let (rows, response) = match score(&app, request, &request_id).await {
+        .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_BYTES)
+        .unwrap_or_else(generated_request_id);
+    let (rows, mut response) = match score(&app, request, &request_id).await {
         Ok((rows, body, outputs)) => {
             app.emit.line(|| metrics::answered(&app, started.elapsed(), &outputs));
             (rows, (StatusCode::OK, axum::Json(body)).into_response())
@@ -161,6 +175,10 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
             (rows, e.into_response())
         }
     };
+    // The request id names the captured rows (`<request id>:<index>`), so the caller gets it.
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
     let manifest = &app.champion.manifest;
     tracing::info!(
         target: "audit",
