@@ -306,9 +306,8 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> anyhow::Result<
             writeln!(out, "\nnothing was promoted: predict still serves v{serving}")?;
         }
     }
-    let requests = truth.len().div_ceil(TRAFFIC_BATCH) as u64;
     for _ in 0..400 {
-        if firehose.delivered() >= requests {
+        if capture.counts.delivered.load(std::sync::atomic::Ordering::Relaxed) >= truth.len() as u64 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;

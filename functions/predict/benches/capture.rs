@@ -93,7 +93,8 @@ fn main() {
             CaptureConfig { stream, sample_rate: 1.0, flush_interval: Duration::from_millis(1000), queue: 10_000 };
         let off = predict::router(Arc::new(app()));
         let mut captured = app();
-        captured.capture = Some(Arc::new(Capture::start(firehose.client(), &config)));
+        let capture = Arc::new(Capture::start(firehose.client(), &config));
+        captured.capture = Some(Arc::clone(&capture));
         let on = predict::router(Arc::new(captured));
         println!("| rows | capture | p50 µs | p99 µs | p99.9 µs |");
         println!("|---:|---|---:|---:|---:|");
@@ -122,13 +123,28 @@ fn main() {
                 figures[1].2 - figures[0].2
             );
         }
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Let the queue drain: wait until nothing more is delivered or lost.
+        let offered = (REQUESTS + 200) as u64;
+        let (lines, counts) = (offered * 101, &capture.counts);
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let mut last = u64::MAX;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            let now = load(&counts.delivered) + load(&counts.failed);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
         let objects = lake.list_objects("capture/penguins/").await.expect("list");
         println!(
-            "\ndelivered {} records ({} requests captured) in {} objects",
+            "\n{} requests captured ({lines} rows): {} rows delivered in {} records and {} objects; {} requests dropped because the queue was full; {} rows lost",
+            2 * offered,
+            load(&counts.delivered),
             firehose.delivered(),
-            2 * (REQUESTS + 200),
-            objects.len()
+            objects.len(),
+            load(&counts.dropped),
+            load(&counts.failed),
         );
     });
 }

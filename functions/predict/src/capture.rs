@@ -4,9 +4,10 @@
 //! The request path only decides whether the request is sampled and hands its rows and
 //! outputs (already in memory) to a bounded queue with `try_send`: it never waits for the
 //! stream, and a full queue drops the capture, counted, rather than the request. A
-//! background task turns them into JSON lines ([`mlops_lake::capture::CaptureLine`]) and sends
-//! them in batches of at most [`BATCH_RECORDS`] records and [`BATCH_BYTES`] bytes, at the
-//! latest every `flush_interval`. Records Firehose refuses are sent once more, then dropped
+//! background task turns them into JSON lines ([`mlops_lake::capture::CaptureLine`]), packs
+//! the lines of successive requests into records of up to [`RECORD_BYTES`], and sends them in
+//! batches of at most [`BATCH_RECORDS`] records and [`BATCH_BYTES`] bytes, at the latest every
+//! `flush_interval`. Records Firehose refuses are sent once more, then dropped
 //! with a warning. On Lambda the task runs while an invocation runs; what is queued when the
 //! environment is shut down (at most one flush interval's worth) is lost, as capture is a
 //! sample and not the record of the request (the audit log is).
@@ -245,11 +246,46 @@ impl Sink {
     }
 }
 
-/// The background sender: batches records and flushes them when a batch is full or the
-/// flush interval has passed, and once more when the queue closes.
+/// What the sender holds between flushes: the record being filled and the records of the
+/// next batch.
+#[derive(Default)]
+struct Pending {
+    record: Vec<u8>,
+    batch: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Pending {
+    /// Adds a request's lines: to the record being filled while it stays within
+    /// [`RECORD_BYTES`] (Firehose bills each record by 5 KB steps, so small requests share
+    /// records), else as the start of the next record. Returns whether the batch is full.
+    fn add(&mut self, lines: Vec<u8>) -> bool {
+        if !self.record.is_empty() && self.record.len() + lines.len() > RECORD_BYTES {
+            self.seal();
+        }
+        if self.record.is_empty() {
+            self.record = lines;
+        } else {
+            self.record.extend_from_slice(&lines);
+        }
+        self.batch.len() + 1 >= BATCH_RECORDS || self.bytes + self.record.len() >= BATCH_BYTES - RECORD_BYTES
+    }
+
+    /// Moves the record being filled into the batch.
+    fn seal(&mut self) {
+        if !self.record.is_empty() {
+            let record = std::mem::take(&mut self.record);
+            self.bytes += record.len();
+            self.batch.push(record);
+        }
+    }
+}
+
+/// The background sender: packs requests' lines into records and records into batches, and
+/// flushes them when a batch is full or the flush interval has passed, and once more when the
+/// queue closes.
 async fn run(sink: Sink, mut receiver: mpsc::Receiver<Captured>, flush_interval: Duration) {
-    let mut batch: Vec<Vec<u8>> = Vec::new();
-    let mut bytes = 0;
+    let mut pending = Pending::default();
     let mut tick = tokio::time::interval(flush_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -257,25 +293,24 @@ async fn run(sink: Sink, mut receiver: mpsc::Receiver<Captured>, flush_interval:
             received = receiver.recv() => {
                 let Some(captured) = received else { break };
                 for record in records(captured) {
-                    if !batch.is_empty() && (batch.len() == BATCH_RECORDS || bytes + record.len() > BATCH_BYTES) {
-                        flush(&sink, &mut batch, &mut bytes).await;
+                    if pending.add(record) {
+                        flush(&sink, &mut pending).await;
                     }
-                    bytes += record.len();
-                    batch.push(record);
                 }
             }
-            _ = tick.tick() => flush(&sink, &mut batch, &mut bytes).await,
+            _ = tick.tick() => flush(&sink, &mut pending).await,
         }
     }
-    flush(&sink, &mut batch, &mut bytes).await;
+    flush(&sink, &mut pending).await;
 }
 
-async fn flush(sink: &Sink, batch: &mut Vec<Vec<u8>>, bytes: &mut usize) {
-    if batch.is_empty() {
+async fn flush(sink: &Sink, pending: &mut Pending) {
+    pending.seal();
+    if pending.batch.is_empty() {
         return;
     }
-    let taken = std::mem::take(batch);
-    *bytes = 0;
+    let taken = std::mem::take(&mut pending.batch);
+    pending.bytes = 0;
     let total: u64 = taken.iter().map(|r| lines(r)).sum();
     let before = sink.counts.failed.load(Ordering::Relaxed);
     sink.send(taken).await;
@@ -320,6 +355,28 @@ mod tests {
         assert_eq!(lines[1].values["c"], "a");
         assert_eq!(lines[1].prediction["label"], 1);
         assert_eq!((lines[1].capture.model_version, lines[1].capture.variant.as_str()), (3, "champion"));
+    }
+
+    #[test]
+    fn small_requests_share_records_and_batches_stay_within_limits() {
+        let mut pending = Pending::default();
+        let mut full = false;
+        for _ in 0..10 {
+            full |= pending.add(b"{\"x\":1}\n".to_vec());
+        }
+        assert!(!full);
+        pending.seal();
+        assert_eq!(pending.batch.len(), 1, "ten small requests make one record");
+        assert_eq!(lines(&pending.batch[0]), 10);
+        let mut pending = Pending::default();
+        let big = vec![b'x'; RECORD_BYTES - 1].into_iter().chain([b'\n']).collect::<Vec<u8>>();
+        let mut adds = 0;
+        while !pending.add(big.clone()) {
+            adds += 1;
+        }
+        pending.seal();
+        assert!(pending.bytes <= BATCH_BYTES && pending.batch.len() <= BATCH_RECORDS, "{adds}");
+        assert!(pending.batch.iter().all(|r| r.len() <= RECORD_BYTES));
     }
 
     #[test]
