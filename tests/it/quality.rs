@@ -366,3 +366,40 @@ async fn a_failing_delivery_stream_never_fails_a_request() {
     assert_eq!(counts.delivered.load(Ordering::Relaxed), 0);
     assert!(t.lake.list_objects("capture/").await.expect("list").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_requests_are_captured_whole_within_firehose_limits() {
+    let t = TestLake::with_penguins().await;
+    let firehose = LocalFirehose::start(0, t.lake.clone(), &[(STREAM.into(), "capture/penguins/".into())])
+        .await
+        .expect("firehose");
+    let config = mlops_lambda::ModelConfig::from_env(&env(&[])).expect("config");
+    let mut app = predict::App::load(&t.lake, &config, predict::Limits::default()).await.expect("app");
+    let capture_config = predict::CaptureConfig {
+        stream: STREAM.into(),
+        sample_rate: 1.0,
+        flush_interval: Duration::from_millis(500),
+        queue: 100,
+    };
+    let capture = Arc::new(predict::Capture::start(firehose.client(), &capture_config));
+    app.capture = Some(Arc::clone(&capture));
+    app.emit = predict::Emit::Discard;
+    let router = predict::router(Arc::new(app));
+    // 30 requests of 1,000 rows (the 344 birds, repeated): about 9 MB of lines, more than
+    // two batches' worth.
+    let (header, rows) = penguins(344);
+    let instances: Vec<serde_json::Value> = rows.iter().cycle().take(1000).map(|row| instance(&header, row)).collect();
+    let body = serde_json::json!({ "instances": instances });
+    for r in 0..30 {
+        assert_eq!(post(&router, &format!("big-{r}"), body.clone()).await, 200);
+    }
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    for _ in 0..400 {
+        if load(&capture.counts.delivered) + load(&capture.counts.failed) >= 30_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!((load(&capture.counts.delivered), load(&capture.counts.failed)), (30_000, 0));
+    assert_eq!(load(&capture.counts.dropped), 0);
+}

@@ -24,6 +24,8 @@ use crate::lake_server::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
 pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
 /// Most records one `PutRecordBatch` takes.
 pub const MAX_BATCH_RECORDS: usize = 500;
+/// Largest request Firehose takes (4 MiB, the base64 of the records included).
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// A running local delivery-stream endpoint. Dropping it stops the server.
 #[derive(Debug)]
@@ -53,10 +55,14 @@ impl LocalFirehose {
             sequence: Arc::new(AtomicU64::new(0)),
             delivered: Arc::clone(&delivered),
         };
-        let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
-            let state = state.clone();
-            async move { handle(&state, &headers, &body).await }
-        });
+        // Requests over Firehose's limit are refused by `handle`, in Firehose's words, rather
+        // than cut off by the server's default body limit.
+        let app = Router::new()
+            .fallback(move |headers: HeaderMap, body: Bytes| {
+                let state = state.clone();
+                async move { handle(&state, &headers, &body).await }
+            })
+            .layer(axum::extract::DefaultBodyLimit::max(2 * MAX_REQUEST_BYTES));
         let bind = |source| crate::Error::Bind { what: "the Firehose endpoint", port, source };
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await.map_err(bind)?;
@@ -121,6 +127,13 @@ async fn handle(state: &State, headers: &HeaderMap, body: &[u8]) -> Response {
             return error(StatusCode::BAD_REQUEST, "UnknownOperationException", &format!("{other:?} is not supported"));
         }
     };
+    if body.len() > MAX_REQUEST_BYTES {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "InvalidArgumentException",
+            &format!("the request of {} bytes exceeds {MAX_REQUEST_BYTES}", body.len()),
+        );
+    }
     let request: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return error(StatusCode::BAD_REQUEST, "ValidationException", &e.to_string()),

@@ -28,8 +28,9 @@ use tokio::sync::mpsc;
 
 /// Most records one `PutRecordBatch` carries (Firehose's limit).
 pub const BATCH_RECORDS: usize = 500;
-/// Most bytes one `PutRecordBatch` carries (Firehose's limit is 4 MiB).
-pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Most bytes of records one `PutRecordBatch` carries: Firehose takes requests of up to 4 MiB,
+/// and the records travel base64-encoded (4 bytes for 3), so 3 MiB of records stay within it.
+pub const BATCH_BYTES: usize = 3 * 1024 * 1024;
 /// Most bytes of one record (Firehose's limit is 1,000 KiB); a request's lines are split
 /// into records of at most this size.
 pub const RECORD_BYTES: usize = 1000 * 1024;
