@@ -2,6 +2,7 @@
 //! against it on committed cases; and a model's answer for a row read from its named outputs
 //! ([`OutputNames`]), the one reading that evaluation and model quality share.
 
+pub mod ab;
 pub mod gate;
 
 use mlops_contract::TensorSpec;
