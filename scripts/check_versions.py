@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks that a new model version reaches the traffic: with the real SAM translator (as
 `sam deploy` runs it), two parameter sets that differ only in ModelVersion, or only in
-ShadowModelVersion, must give different predict versions (AWS::Lambda::Version resources),
-and the same parameters the same one.
+ShadowModelVersion, AbModelVersion or AbWeight, must give different predict versions
+(AWS::Lambda::Version resources), and the same parameters the same one.
 
 A version differs when its logical id differs (SAM publishes a new one) or when a property
 that CloudFormation cannot update in place differs once the parameters are resolved (its
@@ -71,12 +71,12 @@ def main() -> int:
             resource["Properties"]["CodeUri"] = f"s3://artifacts/{name}.zip"
         if resource["Type"] == "AWS::Serverless::StateMachine":
             resource["Properties"]["DefinitionUri"] = f"s3://artifacts/{name}.asl.json"
-    base = {"ModelVersion": "1", "ShadowModelVersion": ""}
+    base = {"ModelVersion": "1", "ShadowModelVersion": "", "AbModelVersion": "", "AbWeight": "0.1"}
     first = versions(template, base)
     failures = []
     if versions(template, base) != first:
         failures.append("the same parameters give different versions")
-    for change in [{"ModelVersion": "2"}, {"ShadowModelVersion": "2"}]:
+    for change in [{"ModelVersion": "2"}, {"ShadowModelVersion": "2"}, {"AbModelVersion": "2"}, {"AbWeight": "0.5"}]:
         other = versions(template, {**base, **change})
         if other == first:
             failures.append(f"{change} gives the same AWS::Lambda::Version: predict would keep serving the old model")

@@ -2,8 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use mlops::commands::{
-    cold_start, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, quality, report, score, serve,
-    train,
+    ab, cold_start, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, quality, report, score,
+    serve, train,
 };
 
 /// Serverless MLOps, locally: an embedded S3 lake, the model registry, and the Lambda
@@ -26,6 +26,9 @@ enum Command {
     /// The retraining state machine: run it locally, start a deployed run, read the records.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
+    /// The A/B test between the champion and the challenger: compare them on outcomes.
+    #[command(subcommand)]
+    Ab(ab::AbCommand),
     /// Find the drift and quality reports in the lake by date, and open one.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -58,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Model(command) => command.run().await,
         Command::Pipeline(command) => command.run().await,
         Command::Report(command) => command.run().await,
+        Command::Ab(command) => command.run().await,
         Command::Serve(args) => args.run().await,
         Command::ColdStart(args) => args.run().await,
         Command::Invoke(args) => args.run().await,

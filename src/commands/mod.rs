@@ -1,5 +1,6 @@
 //! The subcommands of `mlops`, one module each: an `Args` struct and its `run`.
 
+pub mod ab;
 pub mod cold_start;
 pub mod data;
 pub mod demo;

@@ -90,6 +90,13 @@ pub struct ServeArgs {
     /// Capture no request (capture is on by default, at CAPTURE_SAMPLE_RATE).
     #[arg(long)]
     pub no_capture: bool,
+    /// An A/B test: this version of the model answers a share of the requests (sticky by the
+    /// x-request-key header or the contract's id), beside the served one.
+    #[arg(long, env = "AB_MODEL_VERSION")]
+    pub ab_version: Option<u32>,
+    /// The challenger's share of the keys, 0 to 1.
+    #[arg(long, env = "AB_WEIGHT", default_value_t = 0.5)]
+    pub ab_weight: f64,
     /// Whether a person approves a version the retraining gate promotes.
     #[arg(long, value_enum, default_value_t = ApprovalArg::None)]
     pub approval: ApprovalArg,
@@ -117,6 +124,13 @@ impl ServeArgs {
             drift_every: self.drift_every_s.map(Duration::from_secs),
             sfn_port: self.sfn_port,
             firehose_port: (!self.no_capture).then_some(self.firehose_port),
+            ab: match self.ab_version {
+                Some(version) if (0.0..=1.0).contains(&self.ab_weight) => {
+                    Some(predict::AbConfig { version, weight: self.ab_weight })
+                }
+                Some(_) => anyhow::bail!("--ab-weight {} is not a share between 0 and 1", self.ab_weight),
+                None => None,
+            },
             settings: local_settings(self.approval, self.promote_as),
             retrain_window_days: self.retrain_window_days,
         };
@@ -142,6 +156,8 @@ pub struct ServeOptions {
     pub sfn_port: u16,
     /// The port of the local Firehose that takes predict's capture; no capture when `None`.
     pub firehose_port: Option<u16>,
+    /// The challenger of an A/B test, when one runs.
+    pub ab: Option<predict::AbConfig>,
     /// The retraining state machine's settings.
     pub settings: RetrainSettings,
     pub retrain_window_days: u32,
@@ -213,7 +229,8 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
         }
         _ => (None, None),
     };
-    let predictor = Predictor::new(lake.clone(), model.clone(), settings.predict.clone()).with_capture(capture);
+    let predictor =
+        Predictor::new(lake.clone(), model.clone(), settings.predict.clone()).with_capture(capture).with_ab(options.ab);
     let predict = predictor.router();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, predict).await {
@@ -239,6 +256,13 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
 
     println!("lake     {} (directory {}, bucket {})", server.endpoint(), options.dir.display(), options.bucket);
     println!("predict  http://{addr}/predict  (model {} v{})", options.model, options.version);
+    if let Some(ab) = &options.ab {
+        println!(
+            "         A/B: v{} answers {:.0}% of the keys (x-request-key); pin with x-target-variant",
+            ab.version,
+            ab.weight * 100.0
+        );
+    }
     println!(
         "ingest   objects under s3://{}/raw/<dataset>/ (or {}/{}/raw/<dataset>/)",
         options.bucket,
@@ -302,6 +326,7 @@ pub struct Predictor {
     lake: Lake,
     limits: predict::Limits,
     capture: Option<Arc<predict::Capture>>,
+    ab: Option<predict::AbConfig>,
     config: Arc<Mutex<ModelConfig>>,
     loaded: Arc<Mutex<Option<Router>>>,
 }
@@ -312,6 +337,7 @@ impl Predictor {
             lake,
             limits,
             capture: None,
+            ab: None,
             config: Arc::new(Mutex::new(config)),
             loaded: Arc::new(Mutex::new(None)),
         }
@@ -323,8 +349,17 @@ impl Predictor {
         self
     }
 
+    /// Serves an A/B challenger beside every version it serves.
+    pub fn with_ab(mut self, ab: Option<predict::AbConfig>) -> Predictor {
+        self.ab = ab;
+        self
+    }
+
     async fn load(&self, config: &ModelConfig) -> Result<Router, predict::Error> {
         let mut app = predict::App::load(&self.lake, config, self.limits.clone()).await?;
+        if let Some(ab) = &self.ab {
+            app = app.with_ab(&self.lake, ab).await?;
+        }
         app.capture = self.capture.clone();
         app.emit = predict::Emit::Discard;
         Ok(predict::router(Arc::new(app)))

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod ab;
 mod architecture;
 mod baselines;
 

@@ -135,6 +135,8 @@ pub struct QualityWindow {
 struct Answer {
     version: u32,
     day: NaiveDate,
+    variant: String,
+    request_id: String,
     prediction: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -272,7 +274,13 @@ async fn read_captures(
             match serde_json::from_slice::<CaptureLine>(line) {
                 Ok(line) if line.capture.model == model => {
                     read += 1;
-                    let answer = Answer { version: line.capture.model_version, day, prediction: line.prediction };
+                    let answer = Answer {
+                        version: line.capture.model_version,
+                        day,
+                        variant: line.capture.variant,
+                        request_id: line.capture.request_id,
+                        prediction: line.prediction,
+                    };
                     answers.insert(line.capture.inference_id, answer);
                 }
                 Ok(_) => {}
@@ -524,4 +532,206 @@ pub fn degraded_detail(report: &QualityReport, report_key: &str) -> serde_json::
         "window": report.window,
         "joined": report.joined,
     })
+}
+
+/// What an A/B report compares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbConfig {
+    pub model_name: String,
+    pub labels_dataset: String,
+    /// Captures from this day on.
+    pub since: NaiveDate,
+    /// Fewer joined outcomes than this in a variant is not enough to decide.
+    pub min_rows: u64,
+    /// The significance level of the test (0.05).
+    pub alpha: f64,
+    /// The power the sample size is computed for (0.8).
+    pub power: f64,
+}
+
+/// One variant of an A/B test, as its captures and outcomes show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantResult {
+    pub variant: String,
+    /// The model versions that answered as this variant (one, unless it changed).
+    pub versions: Vec<u32>,
+    pub requests: u64,
+    pub captured_rows: u64,
+    /// Captured rows with a label.
+    pub outcomes: u64,
+    /// Accuracy (classifiers) or mean absolute error (regressors) on the outcomes.
+    pub metric: String,
+    pub value: Option<f64>,
+    /// Its 95% interval: Wilson's for accuracy, Student's t for the mean absolute error.
+    pub interval: Option<mlops_metrics::ab::Interval>,
+    /// Every evaluation metric, as the quality check computes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+}
+
+/// The comparison of the challenger with the champion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AbReport {
+    pub generated_at: DateTime<Utc>,
+    pub model: String,
+    pub since: NaiveDate,
+    pub variants: Vec<VariantResult>,
+    /// `two-proportion z` (accuracy) or `welch t` (absolute errors), challenger minus champion.
+    pub test: Option<String>,
+    pub difference: Option<f64>,
+    pub statistic: Option<f64>,
+    pub p_value: Option<f64>,
+    pub alpha: f64,
+    /// Outcomes per variant that the observed difference needs to be significant at `alpha`
+    /// with the stated power.
+    pub needed_per_variant: Option<u64>,
+    /// `promote_challenger`, `keep_champion` or `not_enough_data`.
+    pub recommendation: String,
+    pub reason: String,
+}
+
+/// Compares the variants of an A/B test on their outcomes, and writes the report under
+/// `reports/ab/<model>/`. Returns the report and its key.
+pub async fn run_ab_report(lake: &Lake, config: &AbConfig, at: DateTime<Utc>) -> Result<(AbReport, String)> {
+    let model = &config.model_name;
+    let contract_key = keys::dataset_contract(&config.labels_dataset);
+    let text = lake.get(&contract_key).await?.bytes;
+    let labels_contract = Contract::from_yaml(&String::from_utf8_lossy(&text), &contract_key)?;
+    let mut inputs = Vec::new();
+    let (answers, _, _) = read_captures(lake, model, config.since, at.date_naive(), &mut inputs).await?;
+    let labels = read_labels(lake, &labels_contract, config.since, &mut inputs).await?;
+    let mut refs = BTreeMap::new();
+    let mut variants: BTreeMap<&str, (Vec<&Answer>, Vec<(&Answer, &str)>)> = BTreeMap::new();
+    for (id, answer) in &answers {
+        let entry = variants.entry(answer.variant.as_str()).or_default();
+        entry.0.push(answer);
+        if let Some(label) = labels.get(id) {
+            entry.1.push((answer, label.as_str()));
+        }
+        if !refs.contains_key(&answer.version) {
+            refs.insert(answer.version, version_ref(lake, model, answer.version).await?);
+        }
+    }
+    // Per variant: accuracy's successes and outcomes, or the absolute errors.
+    let mut results = Vec::new();
+    let mut correct: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let mut errors: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for (variant, (captured, joined)) in &variants {
+        let mut versions: Vec<u32> = captured.iter().map(|a| a.version).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        let requests = captured.iter().map(|a| a.request_id.as_str()).collect::<std::collections::BTreeSet<_>>().len();
+        let group = Joined { rows: joined.iter().map(|(a, l)| (&a.prediction, *l)).collect() };
+        let reference = &refs[&versions[0]];
+        let mut unusable = 0;
+        let measured = measure(versions[0], None, &group, reference, 1, &mut unusable);
+        let (metric, value, interval) = match &measured.metrics {
+            Some(Metrics::Classification(c)) => {
+                let n = measured.rows;
+                let hits = (c.accuracy * n as f64).round() as u64;
+                correct.insert(variant, (hits, n));
+                ("accuracy", Some(c.accuracy), mlops_metrics::ab::wilson(hits, n, 0.95))
+            }
+            Some(Metrics::Regression(_)) => {
+                let e: Vec<f64> = joined
+                    .iter()
+                    .filter_map(|(a, l)| Some((reference.outputs.value(&a.prediction) - l.parse::<f64>().ok()?).abs()))
+                    .collect();
+                let mae = (!e.is_empty()).then(|| e.iter().sum::<f64>() / e.len() as f64);
+                let interval = mlops_metrics::ab::mean_interval(&e, 0.95);
+                errors.insert(variant, e);
+                ("mae", mae, interval)
+            }
+            None => ("accuracy", None, None),
+        };
+        results.push(VariantResult {
+            variant: variant.to_string(),
+            versions,
+            requests: requests as u64,
+            captured_rows: captured.len() as u64,
+            outcomes: measured.rows,
+            metric: metric.into(),
+            value,
+            interval,
+            metrics: measured.metrics,
+        });
+    }
+    let (champion, challenger) = ("champion", "challenger");
+    let mut report = AbReport {
+        generated_at: at,
+        model: model.clone(),
+        since: config.since,
+        variants: results,
+        test: None,
+        difference: None,
+        statistic: None,
+        p_value: None,
+        alpha: config.alpha,
+        needed_per_variant: None,
+        recommendation: "not_enough_data".into(),
+        reason: String::new(),
+    };
+    let outcomes = |name: &str| report.variants.iter().find(|v| v.variant == name).map_or(0, |v| v.outcomes);
+    let (n_a, n_b) = (outcomes(champion), outcomes(challenger));
+    if let (Some(&(x_a, n_a)), Some(&(x_b, n_b))) = (correct.get(champion), correct.get(challenger)) {
+        let (p_a, p_b) = (x_a as f64 / n_a as f64, x_b as f64 / n_b as f64);
+        report.test = Some("two-proportion z".into());
+        report.difference = Some(p_b - p_a);
+        if let Some(t) = mlops_metrics::ab::two_proportion_z(x_b, n_b, x_a, n_a) {
+            (report.statistic, report.p_value) = (Some(t.statistic), Some(t.p_value));
+        }
+        report.needed_per_variant = mlops_metrics::ab::sample_size_proportions(p_b, p_a, config.alpha, config.power);
+    } else if let (Some(a), Some(b)) = (errors.get(champion), errors.get(challenger)) {
+        report.test = Some("welch t".into());
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        if a.len() >= 2 && b.len() >= 2 {
+            report.difference = Some(mean(b) - mean(a));
+            if let Some(t) = mlops_metrics::ab::welch_t(b, a) {
+                (report.statistic, report.p_value) = (Some(t.statistic), Some(t.p_value));
+            }
+            if let (Some(sa), Some(sb)) = (mlops_metrics::ab::sample_sd(a), mlops_metrics::ab::sample_sd(b)) {
+                report.needed_per_variant =
+                    mlops_metrics::ab::sample_size_means(mean(b) - mean(a), sb, sa, config.alpha, config.power);
+            }
+        }
+    }
+    // Lower is better for the mean absolute error: a negative difference favours the challenger.
+    let challenger_better = match (report.test.as_deref(), report.difference) {
+        (Some("welch t"), Some(d)) => d < 0.0,
+        (_, Some(d)) => d > 0.0,
+        _ => false,
+    };
+    (report.recommendation, report.reason) = if n_a < config.min_rows || n_b < config.min_rows {
+        (
+            "not_enough_data".into(),
+            format!(
+                "{n_a} champion and {n_b} challenger outcomes; at least {} each are needed{}",
+                config.min_rows,
+                report
+                    .needed_per_variant
+                    .map_or(String::new(), |n| format!(" (about {n} each for the difference seen so far)"))
+            ),
+        )
+    } else {
+        match report.p_value {
+            Some(p) if p < config.alpha && challenger_better => {
+                ("promote_challenger".into(), format!("the challenger is better (p = {p:.4} < {})", config.alpha))
+            }
+            Some(p) if p < config.alpha => {
+                ("keep_champion".into(), format!("the champion is better (p = {p:.4} < {})", config.alpha))
+            }
+            Some(p) => ("not_enough_data".into(), format!(
+                "no significant difference yet (p = {p:.4}){}",
+                report.needed_per_variant.map_or(String::new(), |n| format!(
+                    "; about {n} outcomes per variant would make the difference seen so far significant at {} with power {}",
+                    config.alpha, config.power
+                ))
+            )),
+            None => ("not_enough_data".into(), "the variants could not be compared (no variance in their outcomes)".into()),
+        }
+    };
+    let key = format!("reports/ab/{model}/{}.json", at.format("%Y-%m-%dT%H-%M-%SZ"));
+    let body = serde_json::to_vec_pretty(&report).map_err(|e| Error::json("A/B report", e))?;
+    lake.put(&key, body, "application/json").await?;
+    Ok((report, key))
 }

@@ -50,7 +50,11 @@ pub fn wilson(successes: u64, n: u64, confidence: f64) -> Option<Interval> {
     let z2 = z * z;
     let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
     let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    Some(Interval { low: centre - half, high: centre + half })
+    // At 0 and at n the bound is 0 or 1 exactly, as statsmodels gives it (the sum would miss
+    // it by a rounding).
+    let low = if successes == 0 { 0.0 } else { centre - half };
+    let high = if successes as f64 == n { 1.0 } else { centre + half };
+    Some(Interval { low, high })
 }
 
 /// The z-test of two proportions with the pooled variance, two-sided: positive when the first

@@ -36,6 +36,7 @@ pub struct Config {
     pub model: ModelConfig,
     pub limits: Limits,
     pub capture: Option<crate::CaptureConfig>,
+    pub ab: Option<crate::AbConfig>,
 }
 
 impl Config {
@@ -44,6 +45,7 @@ impl Config {
             model: ModelConfig::from_env(env)?,
             limits: Limits::from_env(env)?,
             capture: crate::CaptureConfig::from_env(env)?,
+            ab: crate::AbConfig::from_env(env)?,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! The same axum [`Router`] runs behind API Gateway (through lambda_http), on a local port,
 //! and in-process for `mlops invoke`.
 
+pub mod ab;
 pub mod capture;
 mod config;
 mod error;
@@ -26,6 +27,7 @@ use mlops_lambda::ModelConfig;
 use mlops_model::{Model, RowOutputs, Scorer};
 use serde_json::json;
 
+pub use ab::{AbConfig, Variant};
 pub use capture::{Capture, CaptureConfig};
 pub use config::{Config, Limits};
 pub use error::{ApiError, Error};
@@ -76,14 +78,24 @@ impl Served {
     }
 }
 
-/// What the handlers share: the champion, an optional shadow, the limits, data capture and
-/// where the metrics go.
+/// The challenger of an A/B test and its share of the keys.
+#[derive(Debug)]
+pub struct Ab {
+    pub challenger: Served,
+    pub weight: f64,
+    pub columns: Arc<capture::Columns>,
+}
+
+/// What the handlers share: the champion, an optional shadow, an optional A/B challenger, the
+/// limits, data capture and where the metrics go.
 #[derive(Debug)]
 pub struct App {
     pub champion: Served,
     /// Scored on the same input and logged beside the champion's answer; never returned.
     pub shadow: Option<Arc<Served>>,
     pub limits: Limits,
+    /// A challenger that answers a share of the requests, when an A/B test runs.
+    pub ab: Option<Ab>,
     /// Samples requests and their answers to the lake, when configured.
     pub capture: Option<Arc<Capture>>,
     /// The names of captured values: the champion's features and id column.
@@ -101,13 +113,30 @@ impl App {
             None => None,
         };
         let columns = Arc::new(capture::Columns::of(&champion.contract));
-        Ok(App { champion, shadow, limits, capture: None, columns, emit: Emit::Stdout })
+        Ok(App { champion, shadow, ab: None, limits, capture: None, columns, emit: Emit::Stdout })
+    }
+
+    /// Loads the challenger of an A/B test (a version of the same model), at cold start as the
+    /// champion is.
+    pub async fn with_ab(mut self, lake: &Lake, ab: &AbConfig) -> Result<App, Error> {
+        let challenger = Served::load(lake, &self.champion.manifest.name, ab.version).await?;
+        let columns = Arc::new(capture::Columns::of(&challenger.contract));
+        self.ab = Some(Ab { challenger, weight: ab.weight, columns });
+        Ok(self)
+    }
+
+    /// The model version that answers as `variant`.
+    pub fn served(&self, variant: Variant) -> &Served {
+        match (variant, &self.ab) {
+            (Variant::Challenger, Some(ab)) => &ab.challenger,
+            _ => &self.champion,
+        }
     }
 
     /// An app that serves `champion` alone, with default limits, no capture and no metrics.
     pub fn of(champion: Served) -> App {
         let columns = Arc::new(capture::Columns::of(&champion.contract));
-        App { champion, shadow: None, limits: Limits::default(), capture: None, columns, emit: Emit::Discard }
+        App { champion, shadow: None, ab: None, limits: Limits::default(), capture: None, columns, emit: Emit::Discard }
     }
 }
 
@@ -152,6 +181,7 @@ async fn model_info(State(app): State<Arc<App>>) -> Response {
         "contract": v.contract,
         "input_layout": v.scorer.layout(),
         "shadow_version": app.shadow.as_ref().map(|s| s.manifest.version),
+        "ab": app.ab.as_ref().map(|ab| json!({"challenger_version": ab.challenger.manifest.version, "weight": ab.weight})),
     }))
     .into_response()
 }
@@ -165,10 +195,13 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
         .or_else(|| request.headers().get("x-request-id").and_then(|h| h.to_str().ok()).map(str::to_string))
         .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_BYTES)
         .unwrap_or_else(generated_request_id);
-    let (rows, mut response) = match score(&app, request, &request_id).await {
-        Ok((rows, body, outputs)) => {
-            app.emit.line(|| metrics::answered(&app, started.elapsed(), &outputs));
-            (rows, (StatusCode::OK, axum::Json(body)).into_response())
+    let (key, target) = (header(&request, ab::KEY_HEADER), header(&request, ab::TARGET_HEADER));
+    let mut variant = Variant::Champion;
+    let (rows, mut response) = match score(&app, request, &request_id, key.as_deref(), target.as_deref()).await {
+        Ok(answer) => {
+            variant = answer.variant;
+            app.emit.line(|| metrics::answered(&app, answer.variant, started.elapsed(), &answer.outputs));
+            (answer.rows, (StatusCode::OK, axum::Json(answer.body)).into_response())
         }
         Err((rows, e)) => {
             app.emit.line(|| metrics::rejected(&app, started.elapsed(), e.reason()));
@@ -179,12 +212,13 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
     if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    let manifest = &app.champion.manifest;
+    let manifest = &app.served(variant).manifest;
     tracing::info!(
         target: "audit",
         request_id = %request_id,
         model = %manifest.name,
         model_version = manifest.version,
+        variant = variant.name(),
         rows,
         latency_ms = started.elapsed().as_secs_f64() * 1e3,
         status = response.status().as_u16(),
@@ -194,10 +228,49 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
     response
 }
 
-/// The answer of a scored request: its rows, the response body, and the outputs.
-type Answer = (usize, serde_json::Value, Arc<RowOutputs>);
+fn header(request: &Request, name: &str) -> Option<String> {
+    request.headers().get(name).and_then(|h| h.to_str().ok()).map(str::to_string)
+}
 
-async fn score(app: &App, request: Request, request_id: &str) -> Result<Answer, (usize, ApiError)> {
+/// The answer of a scored request: its rows, the response body, the outputs and the variant
+/// that answered.
+struct Answer {
+    rows: usize,
+    body: serde_json::Value,
+    outputs: Arc<RowOutputs>,
+    variant: Variant,
+}
+
+/// The variant that answers: the pinned one, else by the key (the header, else the first
+/// instance's id), else by the request id; always the champion without an A/B test.
+fn choose(
+    app: &App,
+    key: Option<&str>,
+    target: Option<&str>,
+    first_id: Option<&str>,
+    request_id: &str,
+) -> Result<Variant, ApiError> {
+    if let Some(target) = target {
+        let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, m);
+        return match Variant::parse(target) {
+            Some(Variant::Challenger) if app.ab.is_none() => Err(bad("x-target-variant: no challenger is served")),
+            Some(variant) => Ok(variant),
+            None => Err(bad("x-target-variant must be champion or challenger")),
+        };
+    }
+    Ok(match &app.ab {
+        Some(ab) => ab::assign(key.or(first_id).unwrap_or(request_id), ab.weight),
+        None => Variant::Champion,
+    })
+}
+
+async fn score(
+    app: &App,
+    request: Request,
+    request_id: &str,
+    key: Option<&str>,
+    target: Option<&str>,
+) -> Result<Answer, (usize, ApiError)> {
     let body = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await.map_err(|e| {
         let too_large = std::error::Error::source(&e)
             .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some())
@@ -209,8 +282,14 @@ async fn score(app: &App, request: Request, request_id: &str) -> Result<Answer, 
         };
         (0, error)
     })?;
-    let champion = &app.champion;
-    let batch = request::parse(&champion.contract, &body, app.limits.max_instances).map_err(|e| (0, e))?;
+    let mut batch = request::parse(&app.champion.contract, &body, app.limits.max_instances).map_err(|e| (0, e))?;
+    let first_id = batch.ids.first().cloned().flatten();
+    let variant = choose(app, key, target, first_id.as_deref(), request_id).map_err(|e| (0, e))?;
+    let champion = app.served(variant);
+    if champion.contract.features != app.champion.contract.features || champion.contract.id != app.champion.contract.id
+    {
+        batch = request::parse(&champion.contract, &body, app.limits.max_instances).map_err(|e| (0, e))?;
+    }
     let at = chrono::Utc::now();
     let rows = Arc::new(batch.rows);
     let n = rows.len();
@@ -229,7 +308,11 @@ async fn score(app: &App, request: Request, request_id: &str) -> Result<Answer, 
         log_shadow(request_id, champion, shadow, &outputs, task, app.limits.shadow_budget).await;
     }
     let manifest = &champion.manifest;
-    let body = json!({"model": {"name": manifest.name, "version": manifest.version}, "predictions": outputs});
+    let body = json!({
+        "model": {"name": manifest.name, "version": manifest.version},
+        "variant": variant.name(),
+        "predictions": outputs,
+    });
     let outputs = Arc::new(outputs);
     if let Some(capture) = app.capture.as_ref().filter(|c| c.sampled(request_id)) {
         capture.offer(capture::Captured {
@@ -237,14 +320,17 @@ async fn score(app: &App, request: Request, request_id: &str) -> Result<Answer, 
             request_id: request_id.to_string(),
             model: manifest.name.clone(),
             model_version: manifest.version,
-            variant: metrics::CHAMPION,
+            variant: variant.name(),
             rows,
             ids: batch.ids,
             outputs: Arc::clone(&outputs),
-            columns: Arc::clone(&app.columns),
+            columns: match (variant, &app.ab) {
+                (Variant::Challenger, Some(ab)) => Arc::clone(&ab.columns),
+                _ => Arc::clone(&app.columns),
+            },
         });
     }
-    Ok((n, body, outputs))
+    Ok(Answer { rows: n, body, outputs, variant })
 }
 
 /// Waits for the shadow's answer within its budget and logs it beside the champion's. A

@@ -7,7 +7,8 @@
 //!   a model without classes, `Score` (up to 100 of the request's first output values, so
 //!   CloudWatch can chart their percentiles);
 //! - a rejected request: `Rejected` (1) and `Latency`, with a fourth dimension `Reason`
-//!   ([`crate::ApiError::reason`]).
+//!   ([`crate::ApiError::reason`]), under the champion (a request rejected before a variant
+//!   was chosen has none of its own).
 //!
 //! Capture's counters (`CaptureDropped`, `CaptureFailed`) ride on the answered line: they are
 //! totals since the cold start, so an alarm watches their maximum.
@@ -19,12 +20,10 @@ use std::time::Duration;
 use mlops_emf::{Metric, Samples};
 use mlops_model::RowOutputs;
 
-use crate::App;
+use crate::{App, Variant};
 
 /// The CloudWatch namespace of predict's metrics.
 pub const NAMESPACE: &str = "LambdaMlops/Predict";
-/// The variant of the champion (the only one until A/B).
-pub const CHAMPION: &str = "champion";
 /// Classes counted by name; the others are counted together.
 pub const MAX_CLASSES: usize = 50;
 
@@ -58,8 +57,8 @@ impl Emit {
     }
 }
 
-fn dimensions(app: &App) -> (String, String) {
-    let manifest = &app.champion.manifest;
+fn dimensions(app: &App, variant: Variant) -> (String, String) {
+    let manifest = &app.served(variant).manifest;
     (manifest.name.clone(), manifest.version.to_string())
 }
 
@@ -68,9 +67,9 @@ fn now_ms() -> i64 {
 }
 
 /// The line of an answered request.
-pub fn answered(app: &App, latency: Duration, outputs: &RowOutputs) -> String {
-    let (model, version) = dimensions(app);
-    let classes = app.champion.manifest.class_labels.as_deref().unwrap_or_default();
+pub fn answered(app: &App, variant: Variant, latency: Duration, outputs: &RowOutputs) -> String {
+    let (model, version) = dimensions(app, variant);
+    let classes = app.served(variant).manifest.class_labels.as_deref().unwrap_or_default();
     let kept = &classes[..classes.len().min(MAX_CLASSES)];
     let mut names: Vec<String> = kept.iter().map(|c| format!("Predicted.{}", mlops_emf::dimension_value(c))).collect();
     names.push("Predicted.other".into());
@@ -114,7 +113,7 @@ pub fn answered(app: &App, latency: Duration, outputs: &RowOutputs) -> String {
     mlops_emf::line_of(
         NAMESPACE,
         now_ms(),
-        &[("Model", &model), ("ModelVersion", &version), ("Variant", CHAMPION)],
+        &[("Model", &model), ("ModelVersion", &version), ("Variant", variant.name())],
         &metrics,
         &samples,
         &[],
@@ -131,11 +130,11 @@ fn first_number(value: &serde_json::Value) -> Option<f64> {
 
 /// The line of a rejected request.
 pub fn rejected(app: &App, latency: Duration, reason: &str) -> String {
-    let (model, version) = dimensions(app);
+    let (model, version) = dimensions(app, Variant::Champion);
     mlops_emf::line(
         NAMESPACE,
         now_ms(),
-        &[("Model", &model), ("ModelVersion", &version), ("Variant", CHAMPION), ("Reason", reason)],
+        &[("Model", &model), ("ModelVersion", &version), ("Variant", crate::ab::CHAMPION), ("Reason", reason)],
         &[
             Metric { name: "Rejected", unit: "Count", value: 1.0 },
             Metric { name: "Latency", unit: "Milliseconds", value: latency.as_secs_f64() * 1e3 },
