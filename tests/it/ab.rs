@@ -180,6 +180,9 @@ async fn an_ab_test_assigns_by_key_pins_by_header_and_is_compared_on_outcomes() 
     };
     let (report, key) = run_ab_report(&t.lake, &ab, now).await.expect("A/B report");
     assert!(key.starts_with("reports/ab/penguins/"));
+    let page = t.lake.get(&key.replace(".json", ".html")).await.expect("the page").bytes;
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("challenger") && page.contains("Recommendation:") && page.contains("two-proportion z"));
     let variants: Vec<(&str, Vec<u32>, u64)> =
         report.variants.iter().map(|v| (v.variant.as_str(), v.versions.clone(), v.outcomes)).collect();
     assert_eq!(variants.len(), 2, "{report:?}");

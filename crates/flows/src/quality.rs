@@ -733,5 +733,50 @@ pub async fn run_ab_report(lake: &Lake, config: &AbConfig, at: DateTime<Utc>) ->
     let key = format!("reports/ab/{model}/{}.json", at.format("%Y-%m-%dT%H-%M-%SZ"));
     let body = serde_json::to_vec_pretty(&report).map_err(|e| Error::json("A/B report", e))?;
     lake.put(&key, body, "application/json").await?;
+    let html = key.replace(".json", ".html");
+    lake.put(&html, ab_page(&report).into_bytes(), "text/html; charset=utf-8").await?;
     Ok((report, key))
+}
+
+/// The A/B report as a page: the variants' figures, the test and the recommendation.
+pub fn ab_page(report: &AbReport) -> String {
+    let show = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    let rows: Vec<Vec<String>> = report
+        .variants
+        .iter()
+        .map(|v| {
+            vec![
+                v.variant.clone(),
+                v.versions.iter().map(|n| format!("v{n}")).collect::<Vec<_>>().join(", "),
+                v.requests.to_string(),
+                v.outcomes.to_string(),
+                v.metric.clone(),
+                show(v.value),
+                v.interval.map_or("n/a".into(), |i| format!("{:.4} – {:.4}", i.low, i.high)),
+            ]
+        })
+        .collect();
+    let mut notes = Vec::new();
+    if let Some(test) = &report.test {
+        notes.push(format!(
+            "{test}: challenger − champion = {}, statistic {}, p = {} (α = {})",
+            show(report.difference),
+            show(report.statistic),
+            show(report.p_value),
+            report.alpha
+        ));
+    }
+    notes.push(format!("Recommendation: {} — {}", report.recommendation.replace('_', " "), report.reason));
+    mlops_formats::html::table_page(
+        &format!("A/B test: {}", report.model),
+        &[
+            ("generated", report.generated_at.to_rfc3339()),
+            ("model", report.model.clone()),
+            ("captures since", report.since.to_string()),
+            ("outcomes needed per variant", report.needed_per_variant.map_or("n/a".into(), |n| n.to_string())),
+        ],
+        &["variant", "versions", "requests", "outcomes", "metric", "value", "95% interval"],
+        &rows,
+        &notes,
+    )
 }

@@ -534,6 +534,22 @@ fn bars(labels: &[String], reference: &[f64], current: &[f64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_page_escapes_and_holds_its_rows() {
+        let page = table_page(
+            "A/B <test>",
+            &[("model", "m&m".into())],
+            &["variant", "value"],
+            &[vec!["champion".into(), "0.9".into()], vec!["challenger".into(), "0.95".into()]],
+            &["p = 0.04 \"significant\"".into()],
+        );
+        assert!(
+            page.contains("A/B &lt;test&gt;") && page.contains("m&amp;m") && page.contains("&quot;significant&quot;")
+        );
+        assert_eq!(page.matches("<tr>").count(), 3);
+        assert!(!page.contains("<script") && !page.contains("http"));
+    }
     use mlops_drift::stats::Method;
 
     fn feature(column: &str, verdict: Verdict, method: Method, score: f64) -> FeatureDrift {
@@ -781,4 +797,43 @@ mod tests {
         let cut = distinct_labels(&["a".repeat(30) + "_tail7"], 20);
         assert!(cut[0].ends_with("_tail7") && cut[0].contains('…'), "{cut:?}");
     }
+}
+
+/// A self-contained page of one table, for reports whose figures are a few rows (an A/B
+/// test's variants): a title, the run's facts as name–value pairs, the table, and closing
+/// lines (the test and the recommendation). Everything is escaped.
+pub fn table_page(
+    title: &str,
+    facts: &[(&str, String)],
+    headers: &[&str],
+    rows: &[Vec<String>],
+    notes: &[String],
+) -> String {
+    let facts: String =
+        facts.iter().map(|(k, v)| format!("<div><span>{}</span>{}</div>", escape(k), escape(v))).collect();
+    let head: String = headers.iter().map(|h| format!("<th>{}</th>", escape(h))).collect();
+    let body: String = rows
+        .iter()
+        .map(|row| format!("<tr>{}</tr>", row.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>()))
+        .collect();
+    let notes: String = notes.iter().map(|n| format!("<p>{}</p>", escape(n))).collect();
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }}
+.facts {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: .5rem 1.5rem; background: #f6f6f6; padding: 1rem; border-radius: 6px; }}
+.facts span {{ display: block; font-size: .75rem; text-transform: uppercase; color: #666; }}
+table {{ border-collapse: collapse; margin: 1.5rem 0; width: 100%; table-layout: fixed; }}
+th, td {{ text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #ddd; overflow-wrap: anywhere; }}
+th {{ background: #f0f0f0; }}
+</style></head><body>
+<h1>{title}</h1>
+<div class="facts">{facts}</div>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+{notes}
+</body></html>
+"#,
+        title = escape(title)
+    )
 }
