@@ -110,6 +110,8 @@ pub struct Registration<'a> {
     pub class_labels: Option<Vec<String>>,
     pub metrics: Option<serde_json::Value>,
     pub lineage: Option<Lineage>,
+    /// `samples.json`: sample requests and the scorer's answers, for pre-traffic checks.
+    pub samples: Option<&'a [u8]>,
 }
 
 /// A registered version's files, read back and checked.
@@ -234,6 +236,9 @@ pub async fn register(lake: &Lake, reg: &Registration<'_>) -> Result<Manifest> {
     lake.put_if_absent(&file("model.onnx"), reg.model.to_vec(), "application/octet-stream").await?;
     lake.put_if_absent(&file("contract.yaml"), contract_yaml.clone(), "application/yaml").await?;
     lake.put_if_absent(&file("baseline.json"), reg.baseline.to_vec(), "application/json").await?;
+    if let Some(samples) = reg.samples {
+        lake.put_if_absent(&file("samples.json"), samples.to_vec(), "application/json").await?;
+    }
     let manifest_json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json("manifest", e))?;
     lake.put_if_absent(&file("manifest.json"), manifest_json, "application/json").await?;
     lake.put(&keys::dataset_contract(&manifest.dataset), contract_yaml, "application/yaml").await?;
