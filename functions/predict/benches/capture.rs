@@ -80,16 +80,29 @@ async fn time_block(router: &axum::Router, body: &str, n: usize, samples: &mut V
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    // The delivery stream's side: the embedded lake and the local Firehose, on their own thread.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stream = "mlops-capture-penguins".to_string();
+    let (ready, endpoint) = std::sync::mpsc::channel();
+    let lake_dir = dir.path().to_path_buf();
+    let sink_stream = stream.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let server = EmbeddedLake::start(&lake_dir, 0).await.expect("lake");
+            ensure_bucket(&server.client(), "bench").await.expect("bucket");
+            let lake = Lake::new(server.client(), "bench");
+            let firehose = LocalFirehose::start(0, lake.clone(), &[(sink_stream, "capture/penguins/".into())])
+                .await
+                .expect("firehose");
+            ready.send((firehose.endpoint(), lake)).expect("ready");
+            let _keep = (server, firehose);
+            std::future::pending::<()>().await;
+        });
+    });
+    let (firehose_endpoint, lake) = endpoint.recv().expect("the sink starts");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     rt.block_on(async {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let server = EmbeddedLake::start(dir.path(), 0).await.expect("lake");
-        ensure_bucket(&server.client(), "bench").await.expect("bucket");
-        let lake = Lake::new(server.client(), "bench");
-        let stream = "mlops-capture-penguins".to_string();
-        let firehose = LocalFirehose::start(0, lake.clone(), &[(stream.clone(), "capture/penguins/".into())])
-            .await
-            .expect("firehose");
         let config =
             CaptureConfig { stream, sample_rate: 1.0, flush_interval: Duration::from_millis(1000), queue: 10_000 };
         let off = predict::router(Arc::new(app()));
