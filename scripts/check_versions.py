@@ -63,6 +63,33 @@ def versions(template: dict, params: dict) -> dict:
     }
 
 
+def hooks_wired(template: dict, params: dict) -> list:
+    """The translated template's live alias of predict runs the pre- and post-traffic hooks in
+    its CodeDeploy update (BeforeAllowTrafficHook, AfterAllowTrafficHook) for every deployment
+    type, the hooks' own deployments are off, and the pre-traffic hook targets the new version."""
+    failures = []
+    for kind in ["AllAtOnce", "Canary10Percent5Minutes", "Linear10PercentEvery1Minute"]:
+        out = transform(copy.deepcopy(template), {**params, "PredictDeploymentType": kind}, NoManagedPolicies())
+        resources = out["Resources"]
+        alias = resources.get("PredictFunctionAliaslive", {})
+        update = alias.get("UpdatePolicy", {}).get("CodeDeployLambdaAliasUpdate", {})
+        wired = (update.get("BeforeAllowTrafficHook"), update.get("AfterAllowTrafficHook"))
+        if wired != ({"Ref": "PredictPreTrafficHook"}, {"Ref": "PredictPostTrafficHook"}):
+            failures.append(f"{kind}: predict's alias runs the hooks {wired}, not PredictPreTrafficHook/PredictPostTrafficHook")
+            continue
+        group = resources.get(update.get("DeploymentGroupName", {}).get("Ref", ""), {})
+        if group.get("Type") != "AWS::CodeDeploy::DeploymentGroup":
+            failures.append(f"{kind}: the alias's deployment group is missing")
+            continue
+        for hook in ["PredictPreTrafficHook", "PredictPostTrafficHook"]:
+            if any(r["Type"] == "AWS::Lambda::Alias" and r["Properties"].get("FunctionName", {}).get("Ref") == hook for r in resources.values()):
+                failures.append(f"{kind}: {hook} is itself deployed through CodeDeploy")
+        target = resources["PredictPreTrafficHook"]["Properties"]["Environment"]["Variables"]["TARGET_FUNCTION"]
+        print(f"ok: {kind}: deployment group {group['Properties'].get('DeploymentConfigName')} runs "
+              f"PreTraffic PredictPreTrafficHook (target {target}) and PostTraffic PredictPostTrafficHook")
+    return failures
+
+
 def main() -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     template = yaml_parse(open(sys.argv[1] if len(sys.argv) > 1 else "template.yaml").read())
@@ -82,6 +109,7 @@ def main() -> int:
             failures.append(f"{change} gives the same AWS::Lambda::Version: predict would keep serving the old model")
         else:
             print(f"ok: {change} publishes a new predict version: {sorted(other.items())}")
+    failures.extend(hooks_wired(template, base))
     for failure in failures:
         print(f"FAIL: {failure}")
     return 1 if failures else 0

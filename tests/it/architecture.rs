@@ -50,9 +50,14 @@ fn each_function_links_only_what_it_uses() {
             "only predict runs models",
         );
     }
-    for function in ["predict", "ingest", "drift-check", "retrain"] {
+    for function in ["predict", "ingest", "drift-check", "retrain", "deploy-hooks"] {
         assert_links_none(function, &["mlops-devkit", "s3s", "s3s-fs"], "only the dev kit knows it is local");
     }
+    assert_links_none(
+        "deploy-hooks",
+        &["tract-onnx", "mlops-model", "predict", "parquet"],
+        "the hooks check predict through Lambda, as CodeDeploy deploys it, and score nothing themselves",
+    );
     assert!(linked("drift-check").contains("mlops-metrics"), "model quality computes metrics with the evaluation code");
     assert!(linked("predict").contains("mlops-emf"), "predict writes its metrics through mlops-emf");
     assert_links_none(

@@ -9,6 +9,7 @@ mod baselines;
 
 mod cli;
 mod demo;
+mod deploy_hooks;
 mod drift;
 mod events;
 mod ingest;

@@ -67,7 +67,11 @@ pub fn sample_instances(contract: &Contract, baseline: &Profile) -> Vec<serde_js
                     let value = match baseline.columns.get(&column.name)? {
                         ColumnProfile::Numeric(n) if n.count > 0 => {
                             let x = n.sketch.view().quantile(*q);
-                            if column.kind == ColumnType::Int { serde_json::json!(x.round() as i64) } else { serde_json::json!(x) }
+                            if column.kind == ColumnType::Int {
+                                serde_json::json!(x.round() as i64)
+                            } else {
+                                serde_json::json!(x)
+                            }
                         }
                         ColumnProfile::Categorical(c) if c.count > 0 => {
                             let mut labels: Vec<(String, u64)> = c.label_counts().into_iter().collect();
@@ -101,7 +105,11 @@ fn samples(contract: &Contract, baseline: &Profile, scorer: &Scorer) -> Result<V
         for column in contract.feature_columns() {
             let value = instance.get(&column.name).cloned().unwrap_or(serde_json::Value::Null);
             let checked = mlops_contract::validate::check_json(column, &value).map_err(|reasons| {
-                Error::Model(format!("a sample value of {} breaks the contract: {:?}", column.name, reasons.first().map(|r| &r.message)))
+                Error::Model(format!(
+                    "a sample value of {} breaks the contract: {:?}",
+                    column.name,
+                    reasons.first().map(|r| &r.message)
+                ))
             })?;
             row.push(checked);
         }
