@@ -590,6 +590,9 @@ pub struct AbReport {
     pub reason: String,
 }
 
+/// A variant's captured answers, and those with their label.
+type VariantRows<'a> = (Vec<&'a Answer>, Vec<(&'a Answer, &'a str)>);
+
 /// Compares the variants of an A/B test on their outcomes, and writes the report under
 /// `reports/ab/<model>/`. Returns the report and its key.
 pub async fn run_ab_report(lake: &Lake, config: &AbConfig, at: DateTime<Utc>) -> Result<(AbReport, String)> {
@@ -601,15 +604,15 @@ pub async fn run_ab_report(lake: &Lake, config: &AbConfig, at: DateTime<Utc>) ->
     let (answers, _, _) = read_captures(lake, model, config.since, at.date_naive(), &mut inputs).await?;
     let labels = read_labels(lake, &labels_contract, config.since, &mut inputs).await?;
     let mut refs = BTreeMap::new();
-    let mut variants: BTreeMap<&str, (Vec<&Answer>, Vec<(&Answer, &str)>)> = BTreeMap::new();
+    let mut variants: BTreeMap<&str, VariantRows<'_>> = BTreeMap::new();
     for (id, answer) in &answers {
         let entry = variants.entry(answer.variant.as_str()).or_default();
         entry.0.push(answer);
         if let Some(label) = labels.get(id) {
             entry.1.push((answer, label.as_str()));
         }
-        if !refs.contains_key(&answer.version) {
-            refs.insert(answer.version, version_ref(lake, model, answer.version).await?);
+        if let std::collections::btree_map::Entry::Vacant(slot) = refs.entry(answer.version) {
+            slot.insert(version_ref(lake, model, answer.version).await?);
         }
     }
     // Per variant: accuracy's successes and outcomes, or the absolute errors.

@@ -531,6 +531,45 @@ fn bars(labels: &[String], reference: &[f64], current: &[f64]) -> String {
     svg
 }
 
+/// A self-contained page of one table, for reports whose figures are a few rows (an A/B
+/// test's variants): a title, the run's facts as name–value pairs, the table, and closing
+/// lines (the test and the recommendation). Everything is escaped.
+pub fn table_page(
+    title: &str,
+    facts: &[(&str, String)],
+    headers: &[&str],
+    rows: &[Vec<String>],
+    notes: &[String],
+) -> String {
+    let facts: String =
+        facts.iter().map(|(k, v)| format!("<div><span>{}</span>{}</div>", escape(k), escape(v))).collect();
+    let head: String = headers.iter().map(|h| format!("<th>{}</th>", escape(h))).collect();
+    let body: String = rows
+        .iter()
+        .map(|row| format!("<tr>{}</tr>", row.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>()))
+        .collect();
+    let notes: String = notes.iter().map(|n| format!("<p>{}</p>", escape(n))).collect();
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }}
+.facts {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: .5rem 1.5rem; background: #f6f6f6; padding: 1rem; border-radius: 6px; }}
+.facts span {{ display: block; font-size: .75rem; text-transform: uppercase; color: #666; }}
+table {{ border-collapse: collapse; margin: 1.5rem 0; width: 100%; table-layout: fixed; }}
+th, td {{ text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #ddd; overflow-wrap: anywhere; }}
+th {{ background: #f0f0f0; }}
+</style></head><body>
+<h1>{title}</h1>
+<div class="facts">{facts}</div>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+{notes}
+</body></html>
+"#,
+        title = escape(title)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,43 +836,4 @@ mod tests {
         let cut = distinct_labels(&["a".repeat(30) + "_tail7"], 20);
         assert!(cut[0].ends_with("_tail7") && cut[0].contains('…'), "{cut:?}");
     }
-}
-
-/// A self-contained page of one table, for reports whose figures are a few rows (an A/B
-/// test's variants): a title, the run's facts as name–value pairs, the table, and closing
-/// lines (the test and the recommendation). Everything is escaped.
-pub fn table_page(
-    title: &str,
-    facts: &[(&str, String)],
-    headers: &[&str],
-    rows: &[Vec<String>],
-    notes: &[String],
-) -> String {
-    let facts: String =
-        facts.iter().map(|(k, v)| format!("<div><span>{}</span>{}</div>", escape(k), escape(v))).collect();
-    let head: String = headers.iter().map(|h| format!("<th>{}</th>", escape(h))).collect();
-    let body: String = rows
-        .iter()
-        .map(|row| format!("<tr>{}</tr>", row.iter().map(|c| format!("<td>{}</td>", escape(c))).collect::<String>()))
-        .collect();
-    let notes: String = notes.iter().map(|n| format!("<p>{}</p>", escape(n))).collect();
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }}
-.facts {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: .5rem 1.5rem; background: #f6f6f6; padding: 1rem; border-radius: 6px; }}
-.facts span {{ display: block; font-size: .75rem; text-transform: uppercase; color: #666; }}
-table {{ border-collapse: collapse; margin: 1.5rem 0; width: 100%; table-layout: fixed; }}
-th, td {{ text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #ddd; overflow-wrap: anywhere; }}
-th {{ background: #f0f0f0; }}
-</style></head><body>
-<h1>{title}</h1>
-<div class="facts">{facts}</div>
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-{notes}
-</body></html>
-"#,
-        title = escape(title)
-    )
 }
