@@ -158,16 +158,7 @@ async fn an_ab_test_assigns_by_key_pins_by_header_and_is_compared_on_outcomes() 
     }
     writer.flush().expect("flush");
     drop(writer);
-    let labels_contract = mlops_contract::Contract::load(&example("labels.yaml")).expect("labels contract");
-    mlops::commands::lake::publish_dataset(&t.lake, &labels_contract, std::slice::from_ref(&labels_file))
-        .await
-        .expect("labels dataset");
-    let bytes = std::fs::read(&labels_file).expect("labels");
-    let key = "raw/penguins-labels/labels.csv";
-    let size = bytes.len() as u64;
-    let etag = t.lake.put(key, bytes, "text/csv").await.expect("put").expect("etag");
-    let event = mlops_lambda::events::object_created(BUCKET, key, &etag, size, chrono::Utc::now()).expect("event");
-    ingest::invoke(&t.lake, &Default::default(), &event).await.expect("labels ingested");
+    t.ingest_labels(&labels_file).await;
 
     let now = chrono::Utc::now();
     let ab = AbConfig {

@@ -56,6 +56,21 @@ impl TestLake {
         t
     }
 
+    /// Publishes the penguins ground-truth dataset and ingests `file` (inference ids and
+    /// species) as its batch, as a drop under `raw/penguins-labels/` would.
+    pub async fn ingest_labels(&self, file: &std::path::Path) {
+        let contract = mlops_contract::Contract::load(&example("labels.yaml")).expect("labels contract");
+        mlops::commands::lake::publish_dataset(&self.lake, &contract, &[file.to_path_buf()])
+            .await
+            .expect("labels dataset");
+        let bytes = std::fs::read(file).expect("labels");
+        let key = "raw/penguins-labels/labels.csv";
+        let size = bytes.len() as u64;
+        let etag = self.lake.put(key, bytes, "text/csv").await.expect("put").expect("etag");
+        let event = mlops_lambda::events::object_created(BUCKET, key, &etag, size, Utc::now()).expect("event");
+        ingest::invoke(&self.lake, &Default::default(), &event).await.expect("labels ingested");
+    }
+
     /// Puts a batch file under `raw/penguins/` and runs ingest on its notification.
     pub async fn ingest_batch(&self, file: &str, at: DateTime<Utc>) -> IngestSummary {
         let bytes = std::fs::read(example(&format!("batches/{file}"))).expect("batch file");

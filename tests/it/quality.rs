@@ -160,16 +160,7 @@ async fn captures_joined_with_labels_measure_the_model_as_evaluate_does() {
     }
     labels.flush().expect("flush");
     holdout.flush().expect("flush");
-    let labels_contract = mlops_contract::Contract::load(&example("labels.yaml")).expect("labels contract");
-    mlops::commands::lake::publish_dataset(&t.lake, &labels_contract, std::slice::from_ref(&labels_file))
-        .await
-        .expect("labels dataset");
-    let bytes = std::fs::read(&labels_file).expect("labels");
-    let key = "raw/penguins-labels/labels.csv";
-    let size = bytes.len() as u64;
-    let etag = t.lake.put(key, bytes, "text/csv").await.expect("put").expect("etag");
-    let event = mlops_lambda::events::object_created(BUCKET, key, &etag, size, chrono::Utc::now()).expect("event");
-    ingest::invoke(&t.lake, &Default::default(), &event).await.expect("labels ingested");
+    t.ingest_labels(&labels_file).await;
 
     // A floor the model misses: macro-F1 of at least 0.99.
     let gate = "rules:\n  - metric: macro_f1\n    threshold: 0.99\n";

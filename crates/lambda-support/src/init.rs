@@ -28,3 +28,12 @@ pub async fn report(error_type: &str, message: &str) {
         tracing::error!(error = %e, "could not report the init error to the Runtime API");
     }
 }
+
+/// The configuration a function read, or its error, reported to `init/error` first (as
+/// `Init.Config`) so that the start fails with a message that names the variable.
+pub async fn checked<T>(config: Result<T, crate::ConfigError>) -> Result<T, crate::ConfigError> {
+    if let Err(e) = &config {
+        report(&format!("Init.{}", e.kind()), &e.to_string()).await;
+    }
+    config
+}

@@ -12,13 +12,7 @@ use mlops_lambda::process_env;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = match drift_check::Config::from_env(&process_env()) {
-        Ok(config) => config,
-        Err(e) => {
-            mlops_lambda::init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
-            return Err(e.into());
-        }
-    };
+    let config = mlops_lambda::init::checked(drift_check::Config::from_env(&process_env())).await?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let lake = Lake::new(client_from_env().await, &config.bucket);
     let events = aws_sdk_eventbridge::Client::new(&aws);

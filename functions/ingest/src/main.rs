@@ -9,13 +9,7 @@ use mlops_lambda::process_env;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = match ingest::Config::from_env(&process_env()) {
-        Ok(config) => config,
-        Err(e) => {
-            mlops_lambda::init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
-            return Err(e.into());
-        }
-    };
+    let config = mlops_lambda::init::checked(ingest::Config::from_env(&process_env())).await?;
     let lake = Lake::new(client_from_env().await, &config.bucket);
     let (lake, limits) = (&lake, &config.limits);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
