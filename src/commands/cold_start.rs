@@ -35,13 +35,17 @@ pub struct ColdStartArgs {
     /// Write every run as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also serve an A/B challenger (AB_MODEL_VERSION): both versions load at cold start.
+    #[arg(long)]
+    pub ab: bool,
 }
 
 impl ColdStartArgs {
     pub async fn run(self) -> anyhow::Result<()> {
         let event =
             std::fs::read_to_string(&self.event).with_context(|| format!("reading {}", self.event.display()))?;
-        let options = ColdStartOptions { binary: self.binary, example: self.example, runs: self.runs.max(1) };
+        let options =
+            ColdStartOptions { binary: self.binary, example: self.example, runs: self.runs.max(1), ab: self.ab };
         let results = measure(&options, &event).await?;
         println!("{}", summary(&results));
         if let Some(path) = self.json {
@@ -60,6 +64,8 @@ pub struct ColdStartOptions {
     /// The example directory holding model.onnx, contract.yaml and train.csv.
     pub example: PathBuf,
     pub runs: usize,
+    /// Serve an A/B challenger too (a second version), loaded at cold start beside the champion.
+    pub ab: bool,
 }
 
 /// One cold start.
@@ -93,6 +99,29 @@ pub async fn measure(options: &ColdStartOptions, event: &str) -> anyhow::Result<
     )
     .await?;
     let version = manifest.version.to_string();
+    // The challenger: the example's model again, registered on another baseline (the first
+    // batch) so that it is a version of its own, loaded and checked like any other.
+    let challenger = if options.ab {
+        let batch = options.example.join("batches/batch-01.csv");
+        let v = register(
+            &lake,
+            &RegisterArgs {
+                name: "penguins".into(),
+                model: example("model.onnx"),
+                contract: example("contract.yaml"),
+                train: batch,
+                metrics: None,
+                class_labels: Some(vec!["Adelie".into(), "Chinstrap".into(), "Gentoo".into()]),
+                lineage: Default::default(),
+            },
+        )
+        .await?;
+        Some(v.version.to_string())
+    } else {
+        None
+    };
+    let ab_env: Vec<(&str, String)> =
+        challenger.iter().flat_map(|v| [("AB_MODEL_VERSION", v.clone()), ("AB_WEIGHT", "0.5".to_string())]).collect();
     let mut runs = Vec::with_capacity(options.runs);
     for _ in 0..options.runs {
         let api = RuntimeApi::start().await?;
@@ -102,6 +131,7 @@ pub async fn measure(options: &ColdStartOptions, event: &str) -> anyhow::Result<
             .envs(api.lambda_env("predict"))
             .envs(server.env_vars())
             .envs([("LAKE_BUCKET", crate::DEFAULT_BUCKET), ("MODEL_NAME", "penguins"), ("MODEL_VERSION", &version)])
+            .envs(ab_env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
