@@ -356,10 +356,7 @@ impl Predictor {
     }
 
     async fn load(&self, config: &ModelConfig) -> Result<Router, predict::Error> {
-        let mut app = predict::App::load(&self.lake, config, self.limits.clone()).await?;
-        if let Some(ab) = &self.ab {
-            app = app.with_ab(&self.lake, ab).await?;
-        }
+        let mut app = predict::App::load_with(&self.lake, config, self.limits.clone(), self.ab.as_ref()).await?;
         app.capture = self.capture.clone();
         app.emit = predict::Emit::Discard;
         Ok(predict::router(Arc::new(app)))

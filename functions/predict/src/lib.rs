@@ -107,17 +107,41 @@ impl App {
     /// Loads the configured model version (and the shadow version, if any) from the
     /// registry, once per cold start.
     pub async fn load(lake: &Lake, config: &ModelConfig, limits: Limits) -> Result<App, Error> {
-        let champion = Served::load(lake, &config.model_name, config.model_version).await?;
-        let shadow = match config.shadow_version {
-            Some(v) => Some(Arc::new(Served::load(lake, &config.model_name, v).await?)),
-            None => None,
-        };
-        let columns = Arc::new(capture::Columns::of(&champion.contract));
-        Ok(App { champion, shadow, ab: None, limits, capture: None, columns, emit: Emit::Stdout })
+        App::load_with(lake, config, limits, None).await
     }
 
-    /// Loads the challenger of an A/B test (a version of the same model), at cold start as the
-    /// champion is.
+    /// [`App::load`] with the challenger of an A/B test too: the versions load concurrently,
+    /// so a cold start waits for the slowest of them, not for their sum.
+    pub async fn load_with(
+        lake: &Lake,
+        config: &ModelConfig,
+        limits: Limits,
+        ab: Option<&AbConfig>,
+    ) -> Result<App, Error> {
+        let name = &config.model_name;
+        let optional = |version: Option<u32>| async move {
+            match version {
+                Some(v) => Served::load(lake, name, v).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (champion, shadow, challenger) = tokio::try_join!(
+            Served::load(lake, name, config.model_version),
+            optional(config.shadow_version),
+            optional(ab.map(|ab| ab.version)),
+        )?;
+        let columns = Arc::new(capture::Columns::of(&champion.contract));
+        let ab = match (ab, challenger) {
+            (Some(ab), Some(challenger)) => {
+                let columns = Arc::new(capture::Columns::of(&challenger.contract));
+                Some(Ab { challenger, weight: ab.weight, columns })
+            }
+            _ => None,
+        };
+        Ok(App { champion, shadow: shadow.map(Arc::new), ab, limits, capture: None, columns, emit: Emit::Stdout })
+    }
+
+    /// Loads the challenger of an A/B test (a version of the same model) into a loaded app.
     pub async fn with_ab(mut self, lake: &Lake, ab: &AbConfig) -> Result<App, Error> {
         let challenger = Served::load(lake, &self.champion.manifest.name, ab.version).await?;
         let columns = Arc::new(capture::Columns::of(&challenger.contract));

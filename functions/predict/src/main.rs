@@ -32,14 +32,12 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Reads the configuration and loads the model version (and its shadow) from the lake.
+/// Reads the configuration and loads the model version (and its shadow and A/B challenger,
+/// concurrently) from the lake.
 async fn init<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<predict::App, predict::Error> {
     let config = predict::Config::from_env(env)?;
     let lake = Lake::new(client_from_env().await, &config.model.bucket);
-    let mut app = predict::App::load(&lake, &config.model, config.limits).await?;
-    if let Some(ab) = &config.ab {
-        app = app.with_ab(&lake, ab).await?;
-    }
+    let mut app = predict::App::load_with(&lake, &config.model, config.limits, config.ab.as_ref()).await?;
     if let Some(capture) = &config.capture {
         let firehose = aws_sdk_firehose::Client::new(&aws_config::load_from_env().await);
         app.capture = Some(std::sync::Arc::new(predict::Capture::start(firehose, capture)));
