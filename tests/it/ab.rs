@@ -94,13 +94,10 @@ async fn an_ab_test_assigns_by_key_pins_by_header_and_is_compared_on_outcomes() 
         },
     ));
     let config = mlops_lambda::ModelConfig::from_env(&env(&[])).expect("config");
-    let app = predict::App::load(&t.lake, &config, predict::Limits::default())
-        .await
-        .expect("champion")
-        .with_ab(&t.lake, &predict::AbConfig { version: 2, weight: 0.5 })
+    let ab = predict::AbConfig { version: 2, weight: 0.5 };
+    let mut app = predict::App::load_with(&t.lake, &config, predict::Limits::default(), Some(&ab))
         .await
         .expect("both load at cold start");
-    let mut app = app;
     app.capture = Some(Arc::clone(&capture));
     app.emit = predict::Emit::Discard;
     let router = predict::router(Arc::new(app));

@@ -141,14 +141,6 @@ impl App {
         Ok(App { champion, shadow: shadow.map(Arc::new), ab, limits, capture: None, columns, emit: Emit::Stdout })
     }
 
-    /// Loads the challenger of an A/B test (a version of the same model) into a loaded app.
-    pub async fn with_ab(mut self, lake: &Lake, ab: &AbConfig) -> Result<App, Error> {
-        let challenger = Served::load(lake, &self.champion.manifest.name, ab.version).await?;
-        let columns = Arc::new(capture::Columns::of(&challenger.contract));
-        self.ab = Some(Ab { challenger, weight: ab.weight, columns });
-        Ok(self)
-    }
-
     /// The model version that answers as `variant`.
     pub fn served(&self, variant: Variant) -> &Served {
         match (variant, &self.ab) {
