@@ -233,7 +233,7 @@ pub async fn serve(options: &ServeOptions) -> anyhow::Result<()> {
         Predictor::new(lake.clone(), model.clone(), settings.predict.clone()).with_capture(capture).with_ab(options.ab);
     let predict = predictor.router();
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, predict).await {
+        if let Err(e) = predict::serve_on(listener, predict).await {
             tracing::error!(error = %e, "predict server stopped");
         }
     });

@@ -83,3 +83,51 @@ fn the_domain_crates_have_no_io_and_know_no_lambda() {
         );
     }
 }
+
+/// The Rust sources of the workspace's crates, functions and CLI (not the tests).
+fn sources() -> Vec<(std::path::PathBuf, String)> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).expect("a source directory").flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.ends_with("tests") && !path.ends_with("benches") {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push((path.clone(), std::fs::read_to_string(&path).expect("a readable source")));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for top in ["crates", "functions", "src"] {
+        walk(&repo().join(top), &mut out);
+    }
+    out
+}
+
+#[test]
+fn every_server_the_project_runs_sets_tcp_nodelay() {
+    // A listener is bound in one of the places that set TCP_NODELAY on what it accepts:
+    // without it an answer written as headers and then a body waits about 40 ms for the
+    // client's delayed ACK, and every S3 read from the embedded lake paid that at cold start.
+    let mut binders = Vec::new();
+    for (path, text) in sources() {
+        if text.contains("TcpListener::bind(") {
+            assert!(
+                ["set_nodelay(true)", "listen::no_delay(", "predict::serve_on("].iter().any(|s| text.contains(s)),
+                "{} binds a listener without TCP_NODELAY",
+                path.display()
+            );
+            binders.push(path.strip_prefix(repo()).expect("in the repository").display().to_string());
+        }
+        for (i, _) in text.match_indices("axum::serve(") {
+            let before = &text[..i];
+            let function = &before[before.rfind("fn ").unwrap_or(0)..];
+            assert!(
+                function.contains("listen::bind(") || function.contains("tap_io("),
+                "{} serves a listener that is not from listen::bind or tap_io",
+                path.display()
+            );
+        }
+    }
+    binders.sort();
+    assert!(binders.len() >= 3, "{binders:?}");
+}

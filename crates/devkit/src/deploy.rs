@@ -5,7 +5,7 @@
 //! `AWS_ENDPOINT_URL_LAMBDA` and `AWS_ENDPOINT_URL_CODEDEPLOY` point clients at them.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
@@ -36,14 +36,6 @@ impl std::fmt::Debug for LocalLambda {
     }
 }
 
-async fn bind(what: &'static str, port: u16) -> crate::Result<(tokio::net::TcpListener, SocketAddr)> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-        .await
-        .map_err(|source| crate::Error::Bind { what, port, source })?;
-    let addr = listener.local_addr().map_err(|source| crate::Error::Bind { what, port, source })?;
-    Ok((listener, addr))
-}
-
 impl LocalLambda {
     /// Serves on 127.0.0.1:`port` (0 picks a free port), every invocation through `handler`.
     pub async fn start(port: u16, handler: Handler) -> crate::Result<LocalLambda> {
@@ -69,7 +61,7 @@ impl LocalLambda {
                 }
             }),
         );
-        let (listener, addr) = bind("the Lambda endpoint", port).await?;
+        let (listener, addr) = crate::listen::bind("the Lambda endpoint", port).await?;
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "local Lambda stopped");
@@ -105,7 +97,7 @@ impl LocalCodeDeploy {
             let kept = Arc::clone(&kept);
             async move { put_status(&kept, &headers, &body) }
         });
-        let (listener, addr) = bind("the CodeDeploy endpoint", port).await?;
+        let (listener, addr) = crate::listen::bind("the CodeDeploy endpoint", port).await?;
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "local CodeDeploy stopped");

@@ -3,7 +3,7 @@
 //! events can be sent and read without an AWS account. `AWS_ENDPOINT_URL_EVENTBRIDGE` points
 //! clients at it.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -51,11 +51,7 @@ impl LocalEventBus {
             let state = state.clone();
             async move { put_events(&state, &headers, &body) }
         });
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-            .await
-            .map_err(|source| crate::Error::Bind { what: "the event bus", port, source })?;
-        let addr =
-            listener.local_addr().map_err(|source| crate::Error::Bind { what: "the event bus", port, source })?;
+        let (listener, addr) = crate::listen::bind("the event bus", port).await?;
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "local event bus stopped");

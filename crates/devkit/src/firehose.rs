@@ -6,7 +6,7 @@
 //! points clients at it.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -63,10 +63,7 @@ impl LocalFirehose {
                 async move { handle(&state, &headers, &body).await }
             })
             .layer(axum::extract::DefaultBodyLimit::max(2 * MAX_REQUEST_BYTES));
-        let bind = |source| crate::Error::Bind { what: "the Firehose endpoint", port, source };
-        let listener =
-            tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await.map_err(bind)?;
-        let addr = listener.local_addr().map_err(bind)?;
+        let (listener, addr) = crate::listen::bind("the Firehose endpoint", port).await?;
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "local Firehose stopped");

@@ -108,9 +108,8 @@ impl EmbeddedLake {
             loop {
                 let socket = tokio::select! {
                     accepted = listener.accept() => match accepted {
-                        Ok((socket, _)) => {
-                            // Small answers go out at once rather than after a delayed ACK.
-                            let _ = socket.set_nodelay(true);
+                        Ok((mut socket, _)) => {
+                            crate::listen::no_delay(&mut socket);
                             socket
                         }
                         Err(e) => {

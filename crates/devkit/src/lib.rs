@@ -12,6 +12,7 @@ mod error;
 pub mod event_bus;
 pub mod firehose;
 pub mod lake_server;
+mod listen;
 pub mod runtime_api;
 pub mod step_functions;
 

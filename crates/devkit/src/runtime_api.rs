@@ -86,15 +86,10 @@ impl RuntimeApi {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(Arc::clone(&shared));
-        let bind = |source| crate::Error::Bind { what: "the Runtime API", port: 0, source };
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(bind)?;
-        let addr = listener.local_addr().map_err(bind)?;
+        // Lambda's Runtime API answers at once; so must this one (no delayed-ACK stalls).
+        let (listener, addr) = crate::listen::bind("the Runtime API", 0).await?;
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
-            // Lambda's Runtime API answers at once; so must this one (no delayed-ACK stalls).
-            let listener = axum::serve::ListenerExt::tap_io(listener, |socket: &mut tokio::net::TcpStream| {
-                let _ = socket.set_nodelay(true);
-            });
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
             });

@@ -3,7 +3,7 @@
 //! [`Backend`], so that `mlops pipeline start` and `mlops model approve|reject` reach a local
 //! run of the state machine as they reach AWS. `AWS_ENDPOINT_URL_SFN` points clients at it.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -43,11 +43,7 @@ impl LocalStepFunctions {
             let backend = Arc::clone(&backend);
             async move { answer(backend.as_ref(), &headers, &body) }
         });
-        let what = "the Step Functions endpoint";
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-            .await
-            .map_err(|source| crate::Error::Bind { what, port, source })?;
-        let addr = listener.local_addr().map_err(|source| crate::Error::Bind { what, port, source })?;
+        let (listener, addr) = crate::listen::bind("the Step Functions endpoint", port).await?;
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "local Step Functions endpoint stopped");

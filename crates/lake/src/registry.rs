@@ -311,29 +311,58 @@ async fn get_file(lake: &Lake, name: &str, version: u32, file: &str) -> Result<V
 }
 
 /// Reads a version's manifest, contract and baseline: what monitoring needs, without the model.
+/// The three reads run concurrently.
 pub async fn load_reference(lake: &Lake, name: &str, version: u32) -> Result<StoredVersion> {
-    let manifest = get_file(lake, name, version, "manifest.json").await?;
-    let manifest: Manifest =
-        serde_json::from_slice(&manifest).map_err(|e| Error::json(format!("manifest of {name} v{version}"), e))?;
-    let contract_text = String::from_utf8_lossy(&get_file(lake, name, version, "contract.yaml").await?).into_owned();
-    let contract = Contract::from_yaml(&contract_text, &keys::model_file(name, version, "contract.yaml"))?;
-    let baseline = get_file(lake, name, version, "baseline.json").await?;
+    let (manifest, contract, baseline) = tokio::try_join!(
+        get_file(lake, name, version, "manifest.json"),
+        get_file(lake, name, version, "contract.yaml"),
+        get_file(lake, name, version, "baseline.json"),
+    )?;
+    let (manifest, contract) = parse_version(name, version, &manifest, &contract)?;
     Ok(StoredVersion { manifest, contract, baseline })
+}
+
+fn parse_version(name: &str, version: u32, manifest: &[u8], contract: &[u8]) -> Result<(Manifest, Contract)> {
+    let manifest: Manifest =
+        serde_json::from_slice(manifest).map_err(|e| Error::json(format!("manifest of {name} v{version}"), e))?;
+    let contract_text = String::from_utf8_lossy(contract);
+    let contract = Contract::from_yaml(&contract_text, &keys::model_file(name, version, "contract.yaml"))?;
+    Ok((manifest, contract))
+}
+
+/// Checks a model's bytes against the SHA-256 its manifest records.
+fn check_model(name: &str, version: u32, manifest: &Manifest, bytes: &[u8]) -> Result<()> {
+    let digest = sha256_hex(bytes);
+    if digest != manifest.model_sha256 {
+        return Err(Error::Registry(format!(
+            "model.onnx of {name} v{version} has SHA-256 {digest}, but the manifest records {}",
+            manifest.model_sha256
+        )));
+    }
+    Ok(())
 }
 
 /// Reads a version's files and its model's bytes, checked against the SHA-256 its manifest
 /// records.
 pub async fn load(lake: &Lake, name: &str, version: u32) -> Result<(StoredVersion, Vec<u8>)> {
-    let stored = load_reference(lake, name, version).await?;
-    let bytes = get_file(lake, name, version, "model.onnx").await?;
-    let digest = sha256_hex(&bytes);
-    if digest != stored.manifest.model_sha256 {
-        return Err(Error::Registry(format!(
-            "model.onnx of {name} v{version} has SHA-256 {digest}, but the manifest records {}",
-            stored.manifest.model_sha256
-        )));
-    }
+    let (stored, bytes) =
+        tokio::try_join!(load_reference(lake, name, version), get_file(lake, name, version, "model.onnx"))?;
+    check_model(name, version, &stored.manifest, &bytes)?;
     Ok((stored, bytes))
+}
+
+/// What serving a version needs: its manifest, its contract and its model's bytes (checked
+/// against the manifest's SHA-256), read concurrently. The baseline, which only monitoring
+/// reads, is left in the lake, so a cold start waits for one round of reads.
+pub async fn load_for_serving(lake: &Lake, name: &str, version: u32) -> Result<(Manifest, Contract, Vec<u8>)> {
+    let (manifest, contract, bytes) = tokio::try_join!(
+        get_file(lake, name, version, "manifest.json"),
+        get_file(lake, name, version, "contract.yaml"),
+        get_file(lake, name, version, "model.onnx"),
+    )?;
+    let (manifest, contract) = parse_version(name, version, &manifest, &contract)?;
+    check_model(name, version, &manifest, &bytes)?;
+    Ok((manifest, contract, bytes))
 }
 
 #[cfg(test)]

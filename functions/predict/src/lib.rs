@@ -56,20 +56,34 @@ pub struct Served {
     pub manifest: Manifest,
     pub contract: Contract,
     pub scorer: Scorer,
+    /// How long loading it took, for the cold-start breakdown.
+    pub timings: LoadTimings,
+}
+
+/// Where a version's load time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadTimings {
+    /// Reading the manifest, the contract and the model from the lake (concurrently).
+    pub read: Duration,
+    /// Parsing, typing and optimising the ONNX model, and checking it against the contract.
+    pub build: Duration,
 }
 
 impl Served {
     /// Loads a registered version and checks that its model fits its contract.
     pub async fn load(lake: &Lake, name: &str, version: u32) -> Result<Served, Error> {
-        let (stored, bytes) = registry::load(lake, name, version).await?;
-        let model = Model::load(&bytes)?;
-        Served::new(stored.manifest, stored.contract, model)
+        let started = Instant::now();
+        let (manifest, contract, bytes) = registry::load_for_serving(lake, name, version).await?;
+        let read = started.elapsed();
+        let mut served = Served::new(manifest, contract, Model::load(&bytes)?)?;
+        served.timings = LoadTimings { read, build: started.elapsed() - read };
+        Ok(served)
     }
 
     /// A version from its parts.
     pub fn new(manifest: Manifest, contract: Contract, model: Model) -> Result<Served, Error> {
         let scorer = Scorer::new(model, &contract, manifest.class_labels.clone())?;
-        Ok(Served { manifest, contract, scorer })
+        Ok(Served { manifest, contract, scorer, timings: LoadTimings::default() })
     }
 
     /// Scores validated rows (contract feature order) and returns each row's outputs.
@@ -415,5 +429,18 @@ pub async fn invoke(router: Router, event: &str) -> Result<serde_json::Value, Er
 pub async fn serve_local(router: Router, addr: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("predict listening on http://{}", listener.local_addr()?);
+    serve_on(listener, router).await
+}
+
+/// Serves the router on a bound listener. Every connection has `TCP_NODELAY` set, so that an
+/// answer is not held back until the client's delayed ACK (about 40 ms) when its headers and
+/// body go out in separate writes.
+pub async fn serve_on(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|socket: &mut tokio::net::TcpStream| {
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router).await
 }

@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mlops_lake::Lake;
 use mlops_lake::client::client_from_env;
@@ -12,9 +13,10 @@ use mlops_lambda::{Env, process_env};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let started = (Instant::now(), SystemTime::now());
     lambda_http::tracing::init_default_subscriber();
     let env = process_env();
-    let app = match init(&env).await {
+    let app = match init(&env, started).await {
         Ok(app) => app,
         Err(e) => {
             mlops_lambda::init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
@@ -33,14 +35,34 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Reads the configuration and loads the model version (and its shadow and A/B challenger,
-/// concurrently) from the lake.
-async fn init<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<predict::App, predict::Error> {
+/// concurrently) from the lake, then logs where the time went (`predict::init`, INFO).
+async fn init<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    (started, started_at): (Instant, SystemTime),
+) -> Result<predict::App, predict::Error> {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let config = predict::Config::from_env(env)?;
+    let configured = started.elapsed();
     let lake = Lake::new(client_from_env().await, &config.model.bucket);
+    let client = started.elapsed();
     let mut app = predict::App::load_with(&lake, &config.model, config.limits, config.ab.as_ref()).await?;
+    let loaded = started.elapsed();
     if let Some(capture) = &config.capture {
         let firehose = aws_sdk_firehose::Client::new(&aws_config::load_from_env().await);
         app.capture = Some(std::sync::Arc::new(predict::Capture::start(firehose, capture)));
     }
+    let timings = app.champion.timings;
+    tracing::info!(
+        target: "predict::init",
+        main_at_unix_us = started_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
+        config_ms = ms(configured),
+        client_ms = ms(client - configured),
+        load_ms = ms(loaded - client),
+        read_ms = ms(timings.read),
+        build_ms = ms(timings.build),
+        capture_ms = ms(started.elapsed() - loaded),
+        init_ms = ms(started.elapsed()),
+        "initialised"
+    );
     Ok(app)
 }
