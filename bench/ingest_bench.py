@@ -29,6 +29,8 @@ import os
 
 # whylogs sends usage statistics unless this is set before it is imported; children inherit it.
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
+# polars runs on one thread, as every tool here runs on one core.
+os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 import argparse
 import csv
@@ -652,6 +654,107 @@ def pandas_worker(ds: Dataset, path: Path, out: Path, baseline: Path, chunk_rows
             "work_s": time.perf_counter() - t_start}
 
 
+def polars_worker(ds: Dataset, path: Path, out: Path, baseline: Path) -> dict:
+    """The same work as `mlops ingest`, in polars on one thread: `read_csv` with every column
+    as text, the contract's rules as expressions (casts, ranges, allowed values, nulls), valid
+    rows to snappy Parquet typed per the contract, invalid rows with their reasons to JSON
+    Lines, and the profile (count, nulls, min, max, mean, m2, histogram on the baseline's
+    edges, value counts) of the valid rows."""
+    import numpy as np
+    import polars as pl
+
+    t_start = time.perf_counter()
+    edges = {k: v["histogram"]["edges"] for k, v in json.loads(baseline.read_text())["columns"].items()}
+    for d in ("curated", "quarantine", "profiles"):
+        (out / d).mkdir(parents=True, exist_ok=True)
+    phases = {"read_s": 0.0, "check_s": 0.0, "profile_s": 0.0, "write_s": 0.0}
+
+    t0 = time.perf_counter()
+    raw = pl.read_csv(path, infer_schema=False, null_values=[""])
+    t1 = time.perf_counter()
+    phases["read_s"] += t1 - t0
+
+    # One pass casts every column to its contract type and keeps whether the field was given;
+    # the rules are then expressions over those columns.
+    typed, given = [], []
+    for c in ds.columns:
+        col = pl.col(c.name)
+        given.append(col.is_not_null().alias(f"{c.name}\x00given"))
+        if c.type == "float":
+            typed.append(col.cast(pl.Float64, strict=False))
+        elif c.type == "int":
+            # "4" parses as an int, "4.5" does not: the contract takes whole numbers only.
+            typed.append(col.cast(pl.Int64, strict=False))
+        elif c.type == "bool":
+            typed.append(col.str.to_lowercase().replace_strict(BOOL_TEXT, default=None, return_dtype=pl.Boolean))
+        elif c.type == "timestamp":
+            typed.append(col.str.to_datetime(time_unit="us", time_zone="UTC", strict=False))
+        else:
+            typed.append(col)
+    frame = raw.select(typed + given)
+    rules = []
+    for c in ds.columns:
+        x, present = pl.col(c.name), pl.col(f"{c.name}\x00given")
+        bad = present & x.is_null()
+        if c.type == "float":
+            bad = bad | x.is_nan() | x.is_infinite()
+        rules.append((c.name, "type", bad))
+        if c.numeric and c.min is not None:
+            rules.append((c.name, "min", x < c.min))
+        if c.numeric and c.max is not None:
+            rules.append((c.name, "max", x > c.max))
+        if c.allowed is not None:
+            rules.append((c.name, "allowed", present & ~x.is_in(c.allowed)))
+        if not c.nullable:
+            rules.append((c.name, "nullable", ~present))
+    masks = frame.select([m.fill_null(False).alias(f"{n}\x00{r}") for n, r, m in rules])
+    invalid = masks.select(pl.any_horizontal(pl.all()).alias("invalid"))["invalid"]
+    curated_frame = frame.select([c.name for c in ds.columns]).filter(~invalid)
+    t2 = time.perf_counter()
+    phases["check_s"] += t2 - t1
+
+    columns = {}
+    for c in ds.columns:
+        s = curated_frame[c.name]
+        if c.numeric:
+            nulls = s.null_count()
+            v = s.drop_nulls().cast(pl.Float64)
+            x = v.to_numpy()
+            e = np.asarray(edges.get(c.name, []), dtype="float64")
+            hist = np.bincount(np.searchsorted(e, x, side="left"), minlength=len(e) + 1)
+            mean = v.mean()
+            columns[c.name] = {"kind": "numeric", "count": len(v), "nulls": nulls, "min": v.min(), "max": v.max(),
+                               "mean": mean, "m2": float(v.var(ddof=0) * len(v)) if len(v) else 0.0,
+                               "histogram": {"edges": e.tolist(), "counts": hist.tolist()}}
+        elif c.type in ("category", "bool"):
+            if c.type == "bool":
+                s = s.cast(pl.String).str.to_lowercase()
+            counts = s.drop_nulls().value_counts()
+            columns[c.name] = {"kind": "categorical", "count": len(s) - s.null_count(), "nulls": s.null_count(),
+                               "counts": dict(sorted(zip(counts[c.name].to_list(), counts["count"].to_list())))}
+    t3 = time.perf_counter()
+    phases["profile_s"] += t3 - t2
+
+    curated_frame.write_parquet(out / "curated" / f"{path.stem}.parquet", compression="snappy",
+                                row_group_size=ROW_GROUP_ROWS)
+    bad_rows = raw.with_row_index("line", offset=2).filter(invalid)
+    bad_masks = masks.filter(invalid)
+    reasons = [[{"column": k.split("\x00")[0], "rule": k.split("\x00")[1],
+                 "message": f"{k.split(chr(0))[0]}: breaks {k.split(chr(0))[1]}"}
+                for k, broken in zip(bad_masks.columns, row) if broken] for row in bad_masks.iter_rows()]
+    names = [c.name for c in ds.columns]
+    with open(out / "quarantine" / f"{path.stem}.jsonl", "w") as quarantine:
+        for row, why in zip(bad_rows.iter_rows(named=True), reasons):
+            values = ["" if row[n] is None else row[n] for n in names]
+            quarantine.write(json.dumps({"source": path.name, "line": row["line"], "raw": ",".join(values),
+                                         "reasons": why}) + "\n")
+    profile = {"dataset": ds.name, "rows": curated_frame.height, "columns": dict(sorted(columns.items()))}
+    (out / "profiles" / f"{path.stem}.json").write_text(json.dumps(profile, indent=2))
+    phases["write_s"] += time.perf_counter() - t3
+    return {"rows": raw.height, "curated": curated_frame.height, "quarantined": bad_rows.height, "phases": phases,
+            "work_s": time.perf_counter() - t_start}
+
+
 def whylogs_worker(ds: Dataset, path: Path, out: Path, chunk_rows: int, engine: str) -> dict:
     """A whylogs profile of the file: read_csv, why.log(pandas=df), the profile written."""
     import whylogs as why
@@ -730,7 +833,7 @@ def mlops_counts(out: Path) -> dict | None:
 
 
 def versions(mlops: Path | None) -> dict:
-    out = package_versions(("numpy", "pandas", "pyarrow", "whylogs"))
+    out = package_versions(("numpy", "pandas", "polars", "pyarrow", "whylogs"))
     if mlops is not None:
         try:
             out["mlops"] = subprocess.run([str(mlops), "--version"], capture_output=True, text=True,
@@ -743,9 +846,12 @@ def versions(mlops: Path | None) -> dict:
 def run_tool(tool: str, ds: Dataset, path: Path, meta: dict, contract: Path, baseline: Path, args) -> dict:
     out = args.workdir / f"out-{ds.key}-{tool}"
     pin = ["taskset", "-c", str(args.cpu)]
-    if tool == "mlops":
+    if tool == "mlops-2":
+        # Two threads on two cores: the core given and the next one.
+        pin = ["taskset", "-c", f"{args.cpu},{(args.cpu + 1) % (os.cpu_count() or 2)}"]
+    if tool.startswith("mlops"):
         cmd = pin + [str(args.mlops), "ingest", "--contract", str(contract), "--baseline", str(baseline),
-                     "--out", str(out), str(path)]
+                     "--threads", "2" if tool == "mlops-2" else "1", "--out", str(out), str(path)]
     else:
         cmd = pin + [sys.executable, str(Path(__file__).resolve()), "--worker", tool, "--dataset", ds.key,
                      "--file", str(path), "--worker-out", str(out), "--baseline", str(baseline),
@@ -759,7 +865,7 @@ def run_tool(tool: str, ds: Dataset, path: Path, meta: dict, contract: Path, bas
         result_file = Path(str(out) + ".result.json")
         result_file.unlink(missing_ok=True)
         run = measure_ok(cmd, args.workdir / f"{ds.key}-{tool}.log")
-        if tool == "mlops":
+        if tool.startswith("mlops"):
             counts = mlops_counts(out)
             if counts is None:
                 log(f"  warning: no manifest under {rel(out)}/manifests: row counts not checked")
@@ -797,7 +903,8 @@ def markdown(results: dict) -> str:
         "Time is the wall time of the whole process (for pandas and whylogs, with the interpreter's "
         "start-up and imports); CPU s is its user + system time. MB = 10^6 bytes of CSV; peak RSS in MiB. "
         "time ÷ mlops above 1 means mlops is faster.",
-        f"Versions: Python {v['python']}, pandas {v['pandas']}, pyarrow {v['pyarrow']}, whylogs {v['whylogs']}"
+        f"Versions: Python {v['python']}, polars {v.get('polars')}, pandas {v['pandas']}, pyarrow {v['pyarrow']}, "
+        f"whylogs {v['whylogs']}"
         + (f", {v['mlops']}" if v.get("mlops") else "")
         + (f" (commit {v['commit']})" if v.get("commit") else "") + ".",
         "",
@@ -840,7 +947,8 @@ def main() -> int:
     p.add_argument("--workdir", type=Path, default=ROOT / "target" / "bench-ingest",
                    help="where the files and outputs go (default target/bench-ingest)")
     p.add_argument("--mlops", type=Path, default=ROOT / "target" / "release" / "mlops")
-    p.add_argument("--tools", default="mlops,pandas,whylogs")
+    p.add_argument("--tools", default="mlops,mlops-2,polars,pandas,whylogs",
+                   help="mlops-2 is mlops ingest --threads 2 on two cores")
     p.add_argument("--datasets", default="numeric,mixed")
     p.add_argument("--repeat", type=int, default=None, help="runs per measurement (default 3; 1 from 1000 MB)")
     p.add_argument("--cpu", type=int, default=0, help="the core every run is pinned to")
@@ -852,7 +960,7 @@ def main() -> int:
     p.add_argument("--keep-outputs", action="store_true", help="keep each tool's outputs in the work directory")
     p.add_argument("--generate-only", action="store_true", help="write the files and contracts, then stop")
     # Worker mode: one run of pandas or whylogs in this process.
-    p.add_argument("--worker", choices=["pandas", "whylogs"], help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=["pandas", "polars", "whylogs"], help=argparse.SUPPRESS)
     p.add_argument("--dataset", choices=list(DATASETS), help=argparse.SUPPRESS)
     p.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
@@ -864,6 +972,8 @@ def main() -> int:
         ds = DATASETS[args.dataset]
         if args.worker == "pandas":
             result = pandas_worker(ds, args.file, args.worker_out, args.baseline, args.chunk_rows, args.engine)
+        elif args.worker == "polars":
+            result = polars_worker(ds, args.file, args.worker_out, args.baseline)
         else:
             result = whylogs_worker(ds, args.file, args.worker_out, args.chunk_rows, args.engine)
         args.result.write_text(json.dumps(result, indent=2))
@@ -871,8 +981,8 @@ def main() -> int:
 
     tools = [t for t in args.tools.split(",") if t]
     for t in tools:
-        if t not in ("mlops", "pandas", "whylogs"):
-            p.error(f"unknown tool {t!r}: choose from mlops, pandas, whylogs")
+        if t not in ("mlops", "mlops-2", "polars", "pandas", "whylogs"):
+            p.error(f"unknown tool {t!r}: choose from mlops, mlops-2, polars, pandas, whylogs")
     keys = [k for k in args.datasets.split(",") if k]
     for k in keys:
         if k not in DATASETS:

@@ -50,8 +50,27 @@ pub type JsonKind = &'static str;
 pub struct RowReader<'c> {
     /// Per name, the position of the column it fills, or `None` for a name that is known
     /// but not kept.
-    positions: HashMap<&'c str, Option<usize>>,
+    positions: Positions<'c>,
     width: usize,
+}
+
+/// Up to this many names are looked up by comparing them one by one, which is faster than
+/// hashing each key of each object.
+const FEW_NAMES: usize = 24;
+
+#[derive(Debug, Clone)]
+enum Positions<'c> {
+    Few(Vec<(&'c str, Option<usize>)>),
+    Many(HashMap<&'c str, Option<usize>>),
+}
+
+impl Positions<'_> {
+    fn get(&self, key: &str) -> Option<Option<usize>> {
+        match self {
+            Positions::Few(names) => names.iter().find(|(name, _)| *name == key).map(|(_, i)| *i),
+            Positions::Many(names) => names.get(key).copied(),
+        }
+    }
 }
 
 impl<'c> RowReader<'c> {
@@ -72,6 +91,11 @@ impl<'c> RowReader<'c> {
             positions.insert(column.name.as_str(), Some(i));
             width = i + 1;
         }
+        let positions = if positions.len() <= FEW_NAMES {
+            Positions::Few(positions.into_iter().collect())
+        } else {
+            Positions::Many(positions)
+        };
         RowReader { positions, width }
     }
 
@@ -187,7 +211,7 @@ impl<'de> Visitor<'de> for KeySeed<'_, '_> {
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
         Ok(match self.reader.positions.get(key) {
-            Some(Some(i)) => Key::Column(*i),
+            Some(Some(i)) => Key::Column(i),
             Some(None) => Key::Known,
             // Cut here, so that a megabyte-long key is never copied whole.
             None => Key::Unknown(self.keep.then(|| shown_key(key))),

@@ -313,12 +313,15 @@ async fn get_file(lake: &Lake, name: &str, version: u32, file: &str) -> Result<V
 /// Reads a version's manifest, contract and baseline: what monitoring needs, without the model.
 /// The three reads run concurrently.
 pub async fn load_reference(lake: &Lake, name: &str, version: u32) -> Result<StoredVersion> {
-    let (manifest, contract, baseline) = tokio::try_join!(
+    // All three are awaited, and their errors taken in this order, so that a version that is
+    // not there is reported by its manifest whichever read failed first.
+    let (manifest, contract, baseline) = tokio::join!(
         get_file(lake, name, version, "manifest.json"),
         get_file(lake, name, version, "contract.yaml"),
         get_file(lake, name, version, "baseline.json"),
-    )?;
-    let (manifest, contract) = parse_version(name, version, &manifest, &contract)?;
+    );
+    let (manifest, contract) = parse_version(name, version, &manifest?, &contract?)?;
+    let baseline = baseline?;
     Ok(StoredVersion { manifest, contract, baseline })
 }
 
@@ -346,7 +349,8 @@ fn check_model(name: &str, version: u32, manifest: &Manifest, bytes: &[u8]) -> R
 /// records.
 pub async fn load(lake: &Lake, name: &str, version: u32) -> Result<(StoredVersion, Vec<u8>)> {
     let (stored, bytes) =
-        tokio::try_join!(load_reference(lake, name, version), get_file(lake, name, version, "model.onnx"))?;
+        tokio::join!(load_reference(lake, name, version), get_file(lake, name, version, "model.onnx"));
+    let (stored, bytes) = (stored?, bytes?);
     check_model(name, version, &stored.manifest, &bytes)?;
     Ok((stored, bytes))
 }
@@ -355,12 +359,13 @@ pub async fn load(lake: &Lake, name: &str, version: u32) -> Result<(StoredVersio
 /// against the manifest's SHA-256), read concurrently. The baseline, which only monitoring
 /// reads, is left in the lake, so a cold start waits for one round of reads.
 pub async fn load_for_serving(lake: &Lake, name: &str, version: u32) -> Result<(Manifest, Contract, Vec<u8>)> {
-    let (manifest, contract, bytes) = tokio::try_join!(
+    let (manifest, contract, bytes) = tokio::join!(
         get_file(lake, name, version, "manifest.json"),
         get_file(lake, name, version, "contract.yaml"),
         get_file(lake, name, version, "model.onnx"),
-    )?;
-    let (manifest, contract) = parse_version(name, version, &manifest, &contract)?;
+    );
+    let (manifest, contract) = parse_version(name, version, &manifest?, &contract?)?;
+    let bytes = bytes?;
     check_model(name, version, &manifest, &bytes)?;
     Ok((manifest, contract, bytes))
 }

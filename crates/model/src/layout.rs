@@ -52,6 +52,38 @@ pub enum Cell {
     Text(String),
 }
 
+/// A cell borrowed from a row of cells or of validated values, as the conversion reads it.
+#[derive(Debug, Clone, Copy)]
+enum CellRef<'a> {
+    Null,
+    Num(f64),
+    Int(i64),
+    Text(&'a str),
+}
+
+impl<'a> From<&'a Cell> for CellRef<'a> {
+    fn from(c: &'a Cell) -> CellRef<'a> {
+        match c {
+            Cell::Null => CellRef::Null,
+            Cell::Num(v) => CellRef::Num(*v),
+            Cell::Int(v) => CellRef::Int(*v),
+            Cell::Text(s) => CellRef::Text(s),
+        }
+    }
+}
+
+impl<'a> From<&'a Value> for CellRef<'a> {
+    fn from(v: &'a Value) -> CellRef<'a> {
+        match v {
+            Value::Null => CellRef::Null,
+            Value::Float(f) => CellRef::Num(*f),
+            Value::Int(i) => CellRef::Int(*i),
+            Value::Bool(b) => CellRef::Int(i64::from(*b)),
+            Value::Text(s) => CellRef::Text(s),
+        }
+    }
+}
+
 impl From<&Value> for Cell {
     fn from(v: &Value) -> Cell {
         match v {
@@ -155,22 +187,42 @@ impl Layout {
 
     /// Builds the input tensors for `rows`, each holding one cell per layout column.
     pub fn encode(&self, rows: &[Vec<Cell>]) -> Result<Vec<NamedTensor>> {
+        let w = self.width().or_else(|| rows.first().map(Vec::len)).unwrap_or(0);
+        if let Layout::Matrix { .. } = self
+            && let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != w)
+        {
+            return Err(Error::Model(format!("row {i} has {} values, the model takes {w}", r.len())));
+        }
+        self.encode_rows(rows, &(0..w).collect::<Vec<usize>>())
+    }
+
+    /// Builds the input tensors for rows of validated values, reading layout column `j` of a
+    /// row from its value `order[j]`: column by column, without copying the rows first.
+    pub fn encode_values(&self, rows: &[Vec<Value>], order: &[usize]) -> Result<Vec<NamedTensor>> {
+        self.encode_rows(rows, order)
+    }
+
+    fn encode_rows<'a, C>(&self, rows: &'a [Vec<C>], order: &[usize]) -> Result<Vec<NamedTensor>>
+    where
+        &'a C: Into<CellRef<'a>>,
+    {
         let n = rows.len();
+        let cell = |r: &'a Vec<C>, i: usize| r.get(i).map_or(CellRef::Null, Into::into);
         match self {
             Layout::Matrix { name, elem, width } => {
-                let w = width.or_else(|| rows.first().map(Vec::len)).unwrap_or(0);
-                if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != w) {
-                    return Err(Error::Model(format!("row {i} has {} values, the model takes {w}", r.len())));
+                let w = width.unwrap_or(order.len());
+                if order.len() != w {
+                    return Err(Error::Model(format!("{} features are given, the model takes {w}", order.len())));
                 }
-                let cells = rows.iter().flatten();
+                let cells = rows.iter().flat_map(|r| order.iter().map(move |&i| cell(r, i)));
                 let data = convert(*elem, cells, name)?;
                 Ok(vec![NamedTensor { name: name.clone(), shape: vec![n, w], data }])
             }
             Layout::Named { columns } => columns
                 .iter()
-                .enumerate()
-                .map(|(j, (name, elem))| {
-                    let data = convert(*elem, rows.iter().map(|r| r.get(j).unwrap_or(&Cell::Null)), name)?;
+                .zip(order)
+                .map(|((name, elem), &i)| {
+                    let data = convert(*elem, rows.iter().map(|r| cell(r, i)), name)?;
                     Ok(NamedTensor { name: name.clone(), shape: vec![n, 1], data })
                 })
                 .collect(),
@@ -178,32 +230,27 @@ impl Layout {
     }
 }
 
-fn convert<'a>(elem: Elem, cells: impl Iterator<Item = &'a Cell>, input: &str) -> Result<TensorData> {
+fn convert<'a>(elem: Elem, cells: impl Iterator<Item = CellRef<'a>>, input: &str) -> Result<TensorData> {
     let bad = |what: &str| Error::Model(format!("input {input:?}: {what}"));
+    let number = |c: CellRef<'_>| match c {
+        CellRef::Null => Ok(f64::NAN),
+        CellRef::Num(v) => Ok(v),
+        CellRef::Int(v) => Ok(v as f64),
+        CellRef::Text(s) => s.trim().parse::<f64>().map_err(|_| bad(&format!("{s:?} is not a number"))),
+    };
     Ok(match elem {
-        Elem::F32 | Elem::F64 => {
-            let values = cells
-                .map(|c| match c {
-                    Cell::Null => Ok(f64::NAN),
-                    Cell::Num(v) => Ok(*v),
-                    Cell::Int(v) => Ok(*v as f64),
-                    Cell::Text(s) => s.trim().parse::<f64>().map_err(|_| bad(&format!("{s:?} is not a number"))),
-                })
-                .collect::<Result<Vec<f64>>>()?;
-            if elem == Elem::F32 {
-                TensorData::F32(values.into_iter().map(|v| v as f32).collect())
-            } else {
-                TensorData::F64(values)
-            }
-        }
+        Elem::F32 => TensorData::F32(cells.map(|c| number(c).map(|v| v as f32)).collect::<Result<Vec<f32>>>()?),
+        Elem::F64 => TensorData::F64(cells.map(number).collect::<Result<Vec<f64>>>()?),
         Elem::I64 => TensorData::I64(
             cells
                 .map(|c| match c {
-                    Cell::Int(v) => Ok(*v),
-                    Cell::Num(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Ok(*v as i64),
-                    Cell::Text(s) => s.trim().parse::<i64>().map_err(|_| bad(&format!("{s:?} is not a whole number"))),
-                    Cell::Null => Err(bad("a value is required (integer inputs have no missing value)")),
-                    Cell::Num(v) => Err(bad(&format!("{v} is not a whole number"))),
+                    CellRef::Int(v) => Ok(v),
+                    CellRef::Num(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Ok(v as i64),
+                    CellRef::Text(s) => {
+                        s.trim().parse::<i64>().map_err(|_| bad(&format!("{s:?} is not a whole number")))
+                    }
+                    CellRef::Null => Err(bad("a value is required (integer inputs have no missing value)")),
+                    CellRef::Num(v) => Err(bad(&format!("{v} is not a whole number"))),
                 })
                 .collect::<Result<Vec<i64>>>()?,
         ),
@@ -211,10 +258,10 @@ fn convert<'a>(elem: Elem, cells: impl Iterator<Item = &'a Cell>, input: &str) -
             cells
                 .map(|c| match c {
                     // Exported string imputers treat the empty string as missing.
-                    Cell::Null => String::new(),
-                    Cell::Num(v) => v.to_string(),
-                    Cell::Int(v) => v.to_string(),
-                    Cell::Text(s) => s.clone(),
+                    CellRef::Null => String::new(),
+                    CellRef::Num(v) => v.to_string(),
+                    CellRef::Int(v) => v.to_string(),
+                    CellRef::Text(s) => s.to_string(),
                 })
                 .collect(),
         ),
@@ -235,15 +282,15 @@ pub fn rows_json(outputs: &[NamedTensor], rows: usize) -> Result<RowOutputs> {
         }
         let per_row: usize = out.shape[1..].iter().product();
         let scalar = out.shape.len() == 1;
-        let values: Vec<J> = match &out.data {
-            TensorData::F32(v) => v.iter().map(|x| float(shortest(*x))).collect(),
-            TensorData::F64(v) => v.iter().map(|x| float(*x)).collect(),
-            TensorData::I64(v) => v.iter().map(|x| J::from(*x)).collect(),
-            TensorData::Str(v) => v.iter().map(|x| J::from(x.as_str())).collect(),
+        let at = |i: usize| match &out.data {
+            TensorData::F32(v) => v.get(i).map_or(J::Null, |x| float(shortest(*x))),
+            TensorData::F64(v) => v.get(i).map_or(J::Null, |x| float(*x)),
+            TensorData::I64(v) => v.get(i).map_or(J::Null, |x| J::from(*x)),
+            TensorData::Str(v) => v.get(i).map_or(J::Null, |x| J::from(x.as_str())),
         };
         for (r, row) in result.iter_mut().enumerate() {
-            let chunk = &values[r * per_row..(r + 1) * per_row];
-            let value = if scalar { chunk.first().cloned().unwrap_or(J::Null) } else { J::Array(chunk.to_vec()) };
+            let cells = r * per_row..(r + 1) * per_row;
+            let value = if scalar { at(cells.start) } else { J::Array(cells.map(at).collect()) };
             row.insert(out.name.clone(), value);
         }
     }
@@ -253,7 +300,11 @@ pub fn rows_json(outputs: &[NamedTensor], rows: usize) -> Result<RowOutputs> {
 /// The f64 with the shortest decimal form that rounds to the same f32 (0.9853279, not
 /// 0.9853278994560242), so JSON shows the value the model computed and nothing more.
 fn shortest(v: f32) -> f64 {
-    v.to_string().parse().unwrap_or(f64::from(v))
+    if !v.is_finite() {
+        return f64::from(v);
+    }
+    // ryu writes the shortest decimal that reads back as the same f32, on the stack.
+    ryu::Buffer::new().format_finite(v).parse().unwrap_or(f64::from(v))
 }
 
 /// JSON has no NaN or infinity; those become null rather than failing the response.

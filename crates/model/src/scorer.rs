@@ -9,7 +9,7 @@ use mlops_contract::Contract;
 use mlops_contract::validate::Value;
 
 use crate::error::Result;
-use crate::{Cell, Layout, Model, RowOutputs, rows_json};
+use crate::{Layout, Model, RowOutputs, rows_json};
 
 /// A model ready to score the rows of one contract.
 #[derive(Debug, Clone)]
@@ -51,11 +51,7 @@ impl Scorer {
     /// yields them), returning each row's outputs by name, plus `class` when class labels are
     /// known.
     pub fn score(&self, rows: &[Vec<Value>]) -> Result<RowOutputs> {
-        let cells: Vec<Vec<Cell>> = rows
-            .iter()
-            .map(|r| self.order.iter().map(|&i| r.get(i).map_or(Cell::Null, Cell::from)).collect())
-            .collect();
-        let inputs = self.layout.encode(&cells)?;
+        let inputs = self.layout.encode_values(rows, &self.order)?;
         let outputs = self.model.run(&inputs)?;
         let mut out = rows_json(&outputs, rows.len())?;
         self.add_class_names(&mut out);

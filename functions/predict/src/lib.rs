@@ -231,7 +231,8 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
         Ok(answer) => {
             variant = answer.variant;
             app.emit.line(|| metrics::answered(&app, answer.variant, started.elapsed(), &answer.outputs));
-            (answer.rows, (StatusCode::OK, axum::Json(answer.body)).into_response())
+            let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+            (answer.rows, (StatusCode::OK, json, answer.body).into_response())
         }
         Err((rows, e)) => {
             app.emit.line(|| metrics::rejected(&app, started.elapsed(), e.reason()));
@@ -258,6 +259,20 @@ async fn predict(State(app): State<Arc<App>>, request: Request) -> Response {
     response
 }
 
+/// The body of a `200` answer.
+#[derive(serde::Serialize)]
+struct Answered<'a> {
+    model: AnsweredModel<'a>,
+    predictions: &'a RowOutputs,
+    variant: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct AnsweredModel<'a> {
+    name: &'a str,
+    version: u32,
+}
+
 fn header(request: &Request, name: &str) -> Option<String> {
     request.headers().get(name).and_then(|h| h.to_str().ok()).map(str::to_string)
 }
@@ -266,7 +281,8 @@ fn header(request: &Request, name: &str) -> Option<String> {
 /// that answered.
 struct Answer {
     rows: usize,
-    body: serde_json::Value,
+    /// The JSON of an [`Answered`].
+    body: Vec<u8>,
     outputs: Arc<RowOutputs>,
     variant: Variant,
 }
@@ -338,11 +354,16 @@ async fn score(
         log_shadow(request_id, champion, shadow, &outputs, task, app.limits.shadow_budget).await;
     }
     let manifest = &champion.manifest;
-    let body = json!({
-        "model": {"name": manifest.name, "version": manifest.version},
-        "variant": variant.name(),
-        "predictions": outputs,
-    });
+    // Serialised straight from the outputs, without a copy as a JSON tree.
+    let body = serde_json::to_vec(&Answered {
+        model: AnsweredModel { name: &manifest.name, version: manifest.version },
+        predictions: &outputs,
+        variant: variant.name(),
+    })
+    .map_err(|e| {
+        tracing::error!(error = %e, "the answer could not be serialised");
+        (n, ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the answer could not be serialised"))
+    })?;
     let outputs = Arc::new(outputs);
     if let Some(capture) = app.capture.as_ref().filter(|c| c.sampled(request_id)) {
         capture.offer(capture::Captured {
