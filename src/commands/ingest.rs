@@ -32,12 +32,35 @@ pub struct IngestArgs {
     /// Directory for the outputs.
     #[arg(long)]
     pub out: PathBuf,
+    /// Threads that parse, validate and profile a CSV file in chunks, beside the one that
+    /// writes its outputs (INGEST_THREADS on Lambda). 1 reads it on one thread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
+    /// Encoded Parquet held in memory before a row group is closed, in MiB
+    /// (INGEST_ROW_GROUP_MB on Lambda).
+    #[arg(long, value_name = "MIB", default_value_t = (IngestLimits::default().row_group_bytes >> 20) as u32,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub row_group_mb: u32,
+    /// Curated files (event dates) open at once (INGEST_OPEN_PARTITIONS on Lambda).
+    #[arg(long, default_value_t = IngestLimits::default().max_open_partitions as u32,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub open_partitions: u32,
     /// Batch files to ingest.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
 
 impl IngestArgs {
+    /// The limits the flags set.
+    pub fn limits(&self) -> IngestLimits {
+        IngestLimits {
+            row_group_bytes: (self.row_group_mb as usize) << 20,
+            max_open_partitions: self.open_partitions as usize,
+            threads: self.threads as usize,
+            ..IngestLimits::default()
+        }
+    }
+
     pub fn run(self) -> anyhow::Result<()> {
         let ingested = ingest_files(&self, &mut std::io::stdout())?;
         if !ingested.failed.is_empty() {
@@ -63,7 +86,7 @@ pub fn ingest_files(args: &IngestArgs, report: &mut impl Write) -> anyhow::Resul
         None => Profile::baseline(&contract, &[]),
     };
     let outputs = DirOutputs { root: args.out.clone() };
-    let limits = IngestLimits::default();
+    let limits = args.limits();
     writeln!(report, "{:<28} {:>8} {:>8} {:>12}", "file", "rows", "curated", "quarantined")?;
     let mut manifests = Vec::new();
     let mut failed = Vec::new();

@@ -94,7 +94,8 @@ impl Captured {
 }
 
 /// Limits as the memory test of the Lambda binary sets them: 8 MiB of open row groups.
-const LIMITS: IngestLimits = IngestLimits { row_group_bytes: 8 * MIB, part_bytes: 5 * MIB, max_open_partitions: 4 };
+const LIMITS: IngestLimits =
+    IngestLimits { row_group_bytes: 8 * MIB, part_bytes: 5 * MIB, max_open_partitions: 4, threads: 1 };
 
 /// Ingests a generated object; returns its manifest, its outputs and the peak heap.
 fn ingest(key: &str, input: impl Read) -> (BatchManifest, Captured, usize) {

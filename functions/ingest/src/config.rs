@@ -11,8 +11,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// `LAKE_BUCKET`, and optionally `INGEST_ROW_GROUP_MB`, `INGEST_PART_MB` (at least 5) and
-    /// `INGEST_OPEN_PARTITIONS`, which set [`IngestLimits`].
+    /// `LAKE_BUCKET`, and optionally `INGEST_ROW_GROUP_MB`, `INGEST_PART_MB` (at least 5),
+    /// `INGEST_OPEN_PARTITIONS` and `INGEST_THREADS` (the cores, at most 6, unless set), which
+    /// set [`IngestLimits`].
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Config, ConfigError> {
         Ok(Config { bucket: env.required("LAKE_BUCKET")?, limits: limits_from_env(env)? })
     }
@@ -27,7 +28,14 @@ pub fn limits_from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<In
         row_group_bytes: env.at_least("INGEST_ROW_GROUP_MB", d.row_group_bytes >> 20, 1)? << 20,
         part_bytes: env.at_least("INGEST_PART_MB", d.part_bytes >> 20, min_part_mb)? << 20,
         max_open_partitions: env.at_least("INGEST_OPEN_PARTITIONS", d.max_open_partitions, 1)?,
+        // Lambda gives a function up to 6 vCPUs, in proportion to its memory.
+        threads: env.at_least("INGEST_THREADS", default_threads(), 1)?,
     })
+}
+
+/// The cores this process may run on, at most 6.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(6))
 }
 
 #[cfg(test)]

@@ -284,6 +284,25 @@ impl Profiler {
         }
     }
 
+    /// Merges a profile of rows observed elsewhere (on the same baseline's edges), as if its
+    /// rows had been observed here now.
+    pub fn merge(&mut self, other: &Profile) -> Result<()> {
+        self.profile.rows += other.rows;
+        for (name, ours) in self.slots.iter_mut().flatten() {
+            match (ours, other.columns.get(name.as_str())) {
+                (_, None) => {}
+                (ColumnProfile::Numeric(a), Some(ColumnProfile::Numeric(b))) => a.merge(b, name)?,
+                (ColumnProfile::Categorical(a), Some(ColumnProfile::Categorical(b))) => a.merge(b),
+                _ => {
+                    return Err(Error::Profile(format!(
+                        "column {name:?} is numeric in one profile and categorical in the other"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn finish(self) -> Profile {
         let mut profile = self.profile;
         profile.columns.extend(self.slots.into_iter().flatten());

@@ -4,6 +4,7 @@
 //! Every data row of the batch ends up either curated or quarantined with its reasons;
 //! [`Counts`] records that `rows_read == curated + quarantined`.
 
+mod parallel;
 mod pipeline;
 
 use chrono::NaiveDate;
@@ -34,6 +35,10 @@ pub struct IngestLimits {
     pub part_bytes: usize,
     /// Curated files (one per event date) open at once.
     pub max_open_partitions: usize,
+    /// Threads that parse, validate and profile a CSV batch, in chunks of half a megabyte,
+    /// beside the one that reads it and writes its outputs; 1 reads it on that thread alone.
+    /// Each thread adds two chunks and their rows (about 7 MiB) to the memory bound.
+    pub threads: usize,
 }
 
 impl Default for IngestLimits {
@@ -42,6 +47,7 @@ impl Default for IngestLimits {
             row_group_bytes: mlops_formats::curated::ROW_GROUP_BYTES,
             part_bytes: mlops_lake::multipart::DEFAULT_PART_BYTES,
             max_open_partitions: 4,
+            threads: 1,
         }
     }
 }
@@ -290,6 +296,96 @@ mod tests {
             [("2026-04-29".to_string(), 2), ("2026-04-30".to_string(), 1), ("2026-05-01".to_string(), 1)]
         );
         assert_eq!(out.manifest.curated.len(), 3);
+    }
+
+    /// A batch of several megabytes with what splits a CSV file wrongly if done naively:
+    /// quoted commas and line breaks, CRLF and lone CR line ends, blank lines, invalid rows,
+    /// an unclosed quote at the end, and a field longer than a chunk can grow to.
+    fn awkward_csv(long_field: bool) -> Vec<u8> {
+        let mut csv = b"t,x,k,note\r\n".to_vec();
+        for i in 0..150_000u32 {
+            let day = 1 + (i / 7000) % 4;
+            let row = match i % 97 {
+                0 => format!("2026-04-{day:02},{i},a,\"two\nlines, and a comma\"\r\n"),
+                1 => format!("2026-04-{day:02},-{i},a,below the minimum\n"),
+                2 => format!("2026-04-{day:02},{i},zz,not an allowed value\r"),
+                3 => "\n\n".to_string(),
+                4 => format!("2026-04-{day:02},{i},b\n"),
+                5 => format!("2026-04-{day:02},{i}.5,b,\"\"\"quoted\"\" quotes\"\n"),
+                _ => format!("2026-04-{day:02},{i},{},plain text {i}\n", if i % 2 == 0 { "a" } else { "b" }),
+            };
+            csv.extend_from_slice(row.as_bytes());
+            if long_field && i == 120_000 {
+                csv.extend_from_slice(b"2026-04-02,1,a,\"");
+                csv.extend(std::iter::repeat_n(b'q', 3 << 20));
+                csv.extend_from_slice(b"\"\n");
+            }
+        }
+        csv.extend_from_slice(b"2026-04-03,5,a,\"never closed\n7,b\n");
+        csv
+    }
+
+    /// Everything a batch's outputs say, but the KLL sketches, whose compaction is random.
+    fn outcome(
+        c: &Contract,
+        csv: &[u8],
+        threads: usize,
+    ) -> (Counts, Vec<(String, Vec<String>)>, String, serde_json::Value) {
+        let base = Profile::baseline(c, &[]);
+        let outputs = MemoryOutputs::default();
+        let limits = IngestLimits { threads, ..IngestLimits::default() };
+        let source = Source { key: "raw/d/b.csv", etag: Some("e"), dt: day() };
+        let m = ingest_stream(c, &base, &source, None, csv, &outputs, &limits).expect("in memory");
+        let objects = outputs.into_objects();
+        let mut curated: Vec<(String, Vec<String>)> = objects
+            .iter()
+            .filter(|(k, _, _)| k.starts_with("curated/"))
+            .map(|(k, b, _)| (k.clone(), mlops_formats::curated::read_rows(b.clone()).expect("parquet")))
+            .collect();
+        curated.sort();
+        let quarantine = objects.iter().find(|(k, _, _)| k.starts_with("quarantine/")).expect("quarantine");
+        let mut profile: serde_json::Value =
+            serde_json::from_slice(&objects.iter().find(|(k, _, _)| k.starts_with("profiles/")).expect("profile").1)
+                .expect("profile JSON");
+        for column in profile["columns"].as_object_mut().expect("columns").values_mut() {
+            if let Some(c) = column.as_object_mut() {
+                c.remove("sketch");
+                // Sums in another order differ in their last bits.
+                for moment in ["mean", "m2"] {
+                    if let Some(v) = c.get(moment).and_then(serde_json::Value::as_f64) {
+                        c.insert(moment.into(), format!("{v:.6e}").into());
+                    }
+                }
+            }
+        }
+        (m.counts, curated, String::from_utf8_lossy(&quarantine.1).into_owned(), profile)
+    }
+
+    #[test]
+    fn a_batch_read_on_several_threads_gives_what_one_thread_gives() {
+        let c = Contract::from_yaml(
+            "dataset: d\nevent_time: t\ncolumns:\n  - {name: t, type: timestamp}\n  - {name: x, type: float, min: 0}\n  - {name: k, type: category, allowed: [a, b]}\n  - {name: note, type: string, nullable: true}\n",
+            "t.yaml",
+        )
+        .expect("contract");
+        for long_field in [false, true] {
+            let csv = awkward_csv(long_field);
+            assert!(csv.len() > 8 * parallel::CHUNK_BYTES, "{} bytes", csv.len());
+            let one = outcome(&c, &csv, 1);
+            assert!(one.0.quarantined > 1000 && one.0.curated > 100_000, "{:?}", one.0);
+            assert!(one.2.contains("never closed"), "the unclosed quote is quarantined as such");
+            for threads in [2, 3] {
+                let many = outcome(&c, &csv, threads);
+                assert_eq!(many.0, one.0, "counts, {threads} threads");
+                assert!(many.1 == one.1, "curated files and rows differ with {threads} threads");
+                let first_difference = many.2.lines().zip(one.2.lines()).find(|(a, b)| a != b);
+                assert!(
+                    many.2 == one.2,
+                    "quarantine records, lines included, {threads} threads: first difference {first_difference:?}"
+                );
+                assert_eq!(many.3, one.3, "profile, {threads} threads");
+            }
+        }
     }
 
     #[test]

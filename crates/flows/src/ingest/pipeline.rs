@@ -88,11 +88,22 @@ pub fn ingest_stream(
 
     let mut counted = Counted { inner: input, bytes: 0 };
     let mut state = State::new(contract, baseline, source, &batch, outputs, limits, &keys)?;
+    let parallel = limits.threads > 1 && kind == FileKind::Csv;
     let result = if compressed {
         let decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, &mut counted));
-        read_batch(contract, kind, BufReader::with_capacity(READ_BUFFER, decoder), |row| state.row(row))
+        let input = BufReader::with_capacity(READ_BUFFER, decoder);
+        if parallel {
+            super::parallel::read_csv(contract, baseline, input, limits.threads, &mut state)
+        } else {
+            read_batch(contract, kind, input, |row| state.row(row))
+        }
     } else {
-        read_batch(contract, kind, BufReader::with_capacity(READ_BUFFER, &mut counted), |row| state.row(row))
+        let input = BufReader::with_capacity(READ_BUFFER, &mut counted);
+        if parallel {
+            super::parallel::read_csv(contract, baseline, input, limits.threads, &mut state)
+        } else {
+            read_batch(contract, kind, input, |row| state.row(row))
+        }
     };
     let rejection = match result {
         Ok(()) => None,
@@ -149,6 +160,20 @@ fn json_line(record: &QuarantineRecord) -> Result<Vec<u8>> {
     let mut line = serde_json::to_vec(record).map_err(|e| Error::json("quarantine record", e))?;
     line.push(b'\n');
     Ok(line)
+}
+
+impl super::parallel::Sink for State<'_> {
+    fn take(&mut self, line: u64, raw: &[u8], outcome: std::result::Result<Vec<Value>, Vec<Reason>>) -> Result<()> {
+        self.file(line, raw, outcome)
+    }
+
+    fn merge_profile(&mut self, profile: &Profile) -> Result<()> {
+        Ok(self.profile.merge(profile)?)
+    }
+
+    fn row(&mut self, row: Row<'_>) -> Result<()> {
+        State::row(self, row)
+    }
 }
 
 /// A curated file being written for one date.
@@ -208,18 +233,25 @@ impl<'a> State<'a> {
     }
 
     fn row(&mut self, row: Row<'_>) -> Result<()> {
+        if let Ok(values) = &row.outcome {
+            self.profile.observe(values);
+        }
+        self.file(row.line, row.raw, row.outcome)
+    }
+
+    /// Files a row whose values are profiled already: curated when valid, else quarantined.
+    fn file(&mut self, line: u64, raw: &[u8], outcome: std::result::Result<Vec<Value>, Vec<Reason>>) -> Result<()> {
         self.counts.rows_read += 1;
-        match row.outcome {
+        match outcome {
             Ok(values) => {
-                self.profile.observe(&values);
                 self.curate(&values)?;
                 self.counts.curated += 1;
             }
             Err(reasons) => {
                 let record = QuarantineRecord {
                     source: self.source.key.to_string(),
-                    line: Some(row.line),
-                    raw: Some(String::from_utf8_lossy(row.raw).into_owned()),
+                    line: Some(line),
+                    raw: Some(String::from_utf8_lossy(raw).into_owned()),
                     batch_rows: None,
                     reasons,
                 };

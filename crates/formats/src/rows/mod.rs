@@ -8,7 +8,7 @@ use mlops_contract::validate::{Reason, Value, bounded, check_text};
 
 pub mod records;
 
-use records::{CsvRecords, Lines, Record, RecordLimits};
+use records::{CsvRecords, Lines, Position, Record, RecordLimits};
 
 /// The raw text kept for a quarantined row is cut to this many bytes.
 pub const RAW_TEXT_LIMIT: usize = 4096;
@@ -195,30 +195,60 @@ fn check_object(contract: &Contract, row: &JsonRow) -> Result<Vec<Value>, Vec<Re
 pub fn read_csv<E>(
     contract: &Contract,
     input: impl BufRead,
-    mut on_row: impl FnMut(Row<'_>) -> Result<(), E>,
+    on_row: impl FnMut(Row<'_>) -> Result<(), E>,
 ) -> Result<(), ReadError<E>> {
+    let (header, input, position) = read_csv_header(contract, input)?;
+    read_csv_rows(contract, &header, input, position, false, on_row)
+}
+
+/// Where a CSV batch's contract columns sit in its rows, from its header (or the contract's
+/// order when the file has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvHeader {
+    positions: Vec<usize>,
+    width: usize,
+}
+
+/// Reads a CSV batch's header line (when the contract's `csv` section says it has one) and
+/// returns it with the stream after it and where that stands, so that the rows can be read
+/// from there, in one piece or in chunks ([`read_csv_rows`]).
+pub fn read_csv_header<R: BufRead, E>(contract: &Contract, input: R) -> Result<(CsvHeader, R, Position), ReadError<E>> {
     let format = &contract.csv;
+    if !format.header {
+        let all = (0..contract.columns.len()).collect();
+        return Ok((CsvHeader { positions: all, width: contract.columns.len() }, input, Position::START));
+    }
     let mut records = CsvRecords::new(input, format.delimiter as u8, LIMITS);
     let mut record = Record::default();
+    if !records.next_into(&mut record)? {
+        return Err(ReadError::Batch { reason: "the file is empty: no header line".into(), rows: 0 });
+    }
+    match header_positions(contract, &record) {
+        Ok((positions, width)) => {
+            let (input, position) = records.into_parts();
+            Ok((CsvHeader { positions, width }, input, position))
+        }
+        Err(reason) => Err(ReadError::Batch { reason: bounded(reason), rows: count_rest(&mut records, &mut record)? }),
+    }
+}
 
-    let (positions, width) = if format.header {
-        if !records.next_into(&mut record)? {
-            return Err(ReadError::Batch { reason: "the file is empty: no header line".into(), rows: 0 });
-        }
-        match header_positions(contract, &record) {
-            Ok(header) => header,
-            Err(reason) => {
-                return Err(ReadError::Batch { reason: bounded(reason), rows: count_rest(&mut records, &mut record)? });
-            }
-        }
-    } else {
-        ((0..contract.columns.len()).collect(), contract.columns.len())
-    };
+/// Reads CSV rows that start at a record's start at `position`, against `header`, and hands
+/// each to `on_row`. With `more_follows` the input is one chunk of the batch, not its end.
+pub fn read_csv_rows<E>(
+    contract: &Contract,
+    header: &CsvHeader,
+    input: impl BufRead,
+    position: Position,
+    more_follows: bool,
+    mut on_row: impl FnMut(Row<'_>) -> Result<(), E>,
+) -> Result<(), ReadError<E>> {
+    let mut records = CsvRecords::resume(input, contract.csv.delimiter as u8, LIMITS, position, more_follows);
+    let mut record = Record::default();
     while records.next_into(&mut record)? {
         let outcome = if record.oversized {
             Err(vec![oversized(record.len)])
         } else {
-            check_record(contract, &positions, width, &record)
+            check_record(contract, &header.positions, header.width, &record)
         };
         on_row(Row { line: record.line, raw: record.raw(), outcome }).map_err(ReadError::Consumer)?;
     }

@@ -134,6 +134,48 @@ impl Spans {
     }
 }
 
+/// Where a stream of records stands: the line of its next byte, and whether the byte before
+/// was a CR (so that an LF right after it ends no second line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: u64,
+    pub after_cr: bool,
+}
+
+impl Position {
+    pub const START: Position = Position { line: 1, after_cr: false };
+
+    /// The position after `bytes`: LF, CRLF and a lone CR each end one line.
+    pub fn after(self, bytes: &[u8]) -> Position {
+        let mut spans = Spans { line: self.line, started: true, after_cr: self.after_cr };
+        spans.count_lines(bytes);
+        Position { line: spans.line, after_cr: spans.after_cr }
+    }
+}
+
+/// The end of the last whole CSV record in `bytes` (which start at a record's start), read
+/// as `csv-core` reads them, quotes included; `None` when no record ends in them.
+pub fn last_record_end(delimiter: u8, bytes: &[u8]) -> Option<usize> {
+    use csv_core::ReadRecordResult as R;
+    let mut parser = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
+    let (mut fields, mut ends) = (vec![0u8; 64 << 10], vec![0usize; 1024]);
+    let (mut pos, mut last) = (0, None);
+    // An empty input means the end of the stream to csv-core, so the last bytes are never
+    // handed over alone: a record they would end is not known to end.
+    while pos < bytes.len() {
+        let (result, read, _, _) = parser.read_record(&bytes[pos..], &mut fields, &mut ends);
+        pos += read;
+        match result {
+            R::Record => last = Some(pos),
+            R::InputEmpty | R::End => break,
+            // The fields are not kept: the same buffers take the rest of the record.
+            R::OutputFull | R::OutputEndsFull => {}
+        }
+    }
+    // A CRLF whose LF was not read yet stays with its record.
+    last.map(|end| if end < bytes.len() && bytes[end] == b'\n' && bytes[end - 1] == b'\r' { end + 1 } else { end })
+}
+
 /// CSV records from a buffered byte stream.
 pub struct CsvRecords<R> {
     input: R,
@@ -141,6 +183,8 @@ pub struct CsvRecords<R> {
     limits: RecordLimits,
     spans: Spans,
     done: bool,
+    /// More of the batch follows this input (one chunk of a larger batch).
+    more_follows: bool,
 }
 
 impl<R> std::fmt::Debug for CsvRecords<R> {
@@ -151,8 +195,26 @@ impl<R> std::fmt::Debug for CsvRecords<R> {
 
 impl<R: BufRead> CsvRecords<R> {
     pub fn new(input: R, delimiter: u8, limits: RecordLimits) -> CsvRecords<R> {
+        CsvRecords::resume(input, delimiter, limits, Position::START, false)
+    }
+
+    /// Records from a stream that starts at a record's start at `position` of a batch; with
+    /// `more_follows`, its last record is not the batch's last.
+    pub fn resume(
+        input: R,
+        delimiter: u8,
+        limits: RecordLimits,
+        position: Position,
+        more_follows: bool,
+    ) -> CsvRecords<R> {
         let parser = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
-        CsvRecords { input, parser, limits, spans: Spans { line: 1, started: false, after_cr: false }, done: false }
+        let spans = Spans { line: position.line, started: false, after_cr: position.after_cr };
+        CsvRecords { input, parser, limits, spans, done: false, more_follows }
+    }
+
+    /// The stream, at the start of the next record, and where it stands.
+    pub fn into_parts(self) -> (R, Position) {
+        (self.input, Position { line: self.spans.line, after_cr: self.spans.after_cr })
     }
 
     /// Reads the next record into `record`; `false` at the end of the input.
@@ -215,7 +277,7 @@ impl<R: BufRead> CsvRecords<R> {
             record.oversized = true;
         }
         (record.used, record.width) = if record.oversized { (0, 0) } else { (out_len, ends_len) };
-        record.at_end = self.input.fill_buf()?.is_empty();
+        record.at_end = !self.more_follows && self.input.fill_buf()?.is_empty();
         Ok(true)
     }
 }
