@@ -11,8 +11,9 @@
 #   make build        Lambda bootstrap binaries with cargo-lambda (LAMBDA_ARCH=arm64|x86_64)
 #   make sam-build    the same through `sam build` (SAM_ARCH=arm64|x86_64)
 #   make bench        prediction latency and model load, beside onnxruntime (BENCHMARKS.md)
-#   make bench-ingest ingest throughput beside pandas and whylogs (BENCHMARKS.md)
+#   make bench-ingest ingest throughput beside polars, pandas and whylogs (BENCHMARKS.md)
 #   make bench-cold-start  predict's cold start and peak memory, beside Python (BENCHMARKS.md)
+#   make bench-saturation  predict's throughput and tail latency at saturation, beside FastAPI
 #   make loadtest     locust against a local predict server: rps, p50, p99; fails on any 5xx
 #                     or p99 over LOADTEST_P99_MS (BENCHMARKS.md)
 
@@ -31,7 +32,7 @@ SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east
 .PHONY: help install install-build fmt lint lint-infra test build sam-build demo bench loadtest ci clean
 
 help:
-	@sed -n '3,15p' Makefile
+	@sed -n '3,18p' Makefile
 
 $(VENV)/bin/activate:
 	python3 -m venv $(VENV)
@@ -91,7 +92,7 @@ bench: $(VENV)/.bench
 	$(PY) bench/onnxruntime_bench.py --out bench/onnxruntime.json
 	cargo bench --locked -p predict --bench latency
 
-# Ingest throughput beside pandas and whylogs (BENCHMARKS.md). whylogs needs NumPy 1, so its
+# Ingest throughput beside polars, pandas and whylogs (BENCHMARKS.md). whylogs needs NumPy 1, so its
 # packages get their own virtualenv. INGEST_BENCH_ARGS passes options, e.g. --size-mb 20.
 INGEST_VENV := .venv-bench-ingest
 
@@ -104,6 +105,22 @@ $(INGEST_VENV)/.stamp: bench/requirements-ingest.txt
 bench-ingest: $(INGEST_VENV)/.stamp
 	cargo build --release --locked -p mlops
 	$(INGEST_VENV)/bin/python bench/ingest_bench.py --out bench/ingest.json $(INGEST_BENCH_ARGS)
+
+# predict at saturation beside FastAPI + onnxruntime, each pinned to one core and loaded by
+# oha (a closed-loop load generator from crates.io) on the other (BENCHMARKS.md).
+SERVE_VENV := .venv-bench-serve
+
+$(SERVE_VENV)/.stamp: bench/requirements-serve.txt
+	test -x $(SERVE_VENV)/bin/python || python3 -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install --quiet -r bench/requirements-serve.txt
+	cargo install --locked --quiet oha@1.16.0 --root $(SERVE_VENV)
+	touch $@
+
+.PHONY: bench-saturation
+bench-saturation: $(SERVE_VENV)/.stamp
+	cargo build --release --locked -p mlops -p predict
+	$(SERVE_VENV)/bin/python bench/saturation.py --oha $(SERVE_VENV)/bin/oha --bin-dir target/release \
+	  --out bench/saturation.json
 
 # Load test of the local predict server (loadtest/run.py starts and stops the servers).
 LOADTEST_USERS ?= 20

@@ -65,7 +65,7 @@ def wait_ready(url: str, payload: bytes, proc: subprocess.Popen, log: Path) -> N
 def oha(oha_bin: str, url: str, payload: Path, connections: int, duration: str, core: str) -> dict:
     args = [
         "taskset", "-c", core, oha_bin, "--no-tui", "--output-format", "json",
-        "-z", duration, "-c", str(connections), "-m", "POST",
+        "-z", duration, "--wait-ongoing-requests-after-deadline", "-c", str(connections), "-m", "POST",
         "-H", "content-type: application/json", "-D", str(payload), f"{url}/predict",
     ]  # fmt: skip
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
@@ -85,6 +85,7 @@ def figures(report: dict) -> dict:
         "requests": sum(codes.values()),
         "non_200": sum(n for code, n in codes.items() if code != "200"),
         "errors": sum(report.get("errorDistribution", {}).values()),
+        "error_kinds": report.get("errorDistribution", {}),
     }
 
 
@@ -147,7 +148,10 @@ def main() -> int:
                     flush=True,
                 )
                 if measured["non_200"] or measured["errors"]:
-                    raise harness.RunError(f"{name} answered {measured['non_200']} requests with another status than 200")
+                    raise harness.RunError(
+                        f"{name}: {measured['non_200']} answers were not 200 and {measured['errors']} requests failed "
+                        f"({measured['error_kinds']})"
+                    )
             proc.terminate()
             proc.wait(timeout=10)
     except harness.RunError as e:
