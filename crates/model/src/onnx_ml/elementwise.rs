@@ -10,9 +10,16 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::{Kernel, expand_kernel};
 
-/// The value for column `j` of an attribute with one or per-column values.
-fn per_column(values: &[f32], j: usize) -> f32 {
-    if values.len() == 1 { values[0] } else { values.get(j).copied().unwrap_or(f32::NAN) }
+/// An attribute with one value or one per column, as one value per column (checked first).
+fn per_column<T: Copy>(values: &[T], width: usize) -> Vec<T> {
+    if values.len() == 1 { vec![values[0]; width] } else { values.to_vec() }
+}
+
+/// The input as an owned tensor of `T`: moved when it is one already and no other node holds
+/// it, copied (and cast) otherwise.
+fn owned<T: Datum>(input: TValue) -> TractResult<Tensor> {
+    let t = input.into_tensor();
+    if t.datum_type() == T::datum_type() { Ok(t) } else { Ok(t.cast_to::<T>()?.into_owned()) }
 }
 
 fn check_width(name: &str, attr: &str, len: usize, width: usize) -> TractResult<()> {
@@ -48,15 +55,18 @@ impl Kernel for Scaler {
         Ok(tvec!(f32::fact(inputs[0].shape.iter())))
     }
 
-    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let x = inputs[0].cast_to::<f32>()?.into_owned();
-        let width = width_of(&x);
+    fn eval(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let mut y = owned::<f32>(inputs.remove(0))?;
+        let width = width_of(&y).max(1);
         check_width("Scaler", "offset", self.offset.len(), width)?;
         check_width("Scaler", "scale", self.scale.len(), width)?;
-        let mut y = x.into_plain_array::<f32>()?;
-        for (i, v) in y.iter_mut().enumerate() {
-            let j = i % width.max(1);
-            *v = (*v - per_column(&self.offset, j)) * per_column(&self.scale, j);
+        let (offset, scale) = (per_column(&self.offset, width), per_column(&self.scale, width));
+        // Row by row over whole columns, which the compiler turns into vector instructions.
+        let mut view = y.try_as_plain_ram_mut()?;
+        for row in view.as_slice_mut::<f32>()?.chunks_exact_mut(width) {
+            for ((v, o), s) in row.iter_mut().zip(&offset).zip(&scale) {
+                *v = (*v - o) * s;
+            }
         }
         Ok(tvec!(y.into_tvalue()))
     }
@@ -98,25 +108,32 @@ impl Kernel for Imputer {
         Ok(tvec!(dt.fact(inputs[0].shape.iter())))
     }
 
-    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn eval(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let width = width_of(&inputs[0]).max(1);
         if self.floats.is_empty() {
             check_width("Imputer", "imputed_value_int64s", self.ints.len(), width)?;
-            let mut y = inputs[0].cast_to::<i64>()?.into_owned().into_plain_array::<i64>()?;
-            for (i, v) in y.iter_mut().enumerate() {
-                if *v == self.replaced_int {
-                    let j = i % width;
-                    *v = if self.ints.len() == 1 { self.ints[0] } else { self.ints[j] };
+            let mut y = owned::<i64>(inputs.remove(0))?;
+            let ints = per_column(&self.ints, width);
+            let mut view = y.try_as_plain_ram_mut()?;
+            for row in view.as_slice_mut::<i64>()?.chunks_exact_mut(width) {
+                for (v, imputed) in row.iter_mut().zip(&ints) {
+                    if *v == self.replaced_int {
+                        *v = *imputed;
+                    }
                 }
             }
             return Ok(tvec!(y.into_tvalue()));
         }
         check_width("Imputer", "imputed_value_floats", self.floats.len(), width)?;
-        let mut y = inputs[0].cast_to::<f32>()?.into_owned().into_plain_array::<f32>()?;
-        let replace_nan = self.replaced_float.is_nan();
-        for (i, v) in y.iter_mut().enumerate() {
-            if (replace_nan && v.is_nan()) || *v == self.replaced_float {
-                *v = per_column(&self.floats, i % width);
+        let mut y = owned::<f32>(inputs.remove(0))?;
+        let floats = per_column(&self.floats, width);
+        let (replaced, replace_nan) = (self.replaced_float, self.replaced_float.is_nan());
+        let mut view = y.try_as_plain_ram_mut()?;
+        for row in view.as_slice_mut::<f32>()?.chunks_exact_mut(width) {
+            for (v, imputed) in row.iter_mut().zip(&floats) {
+                // A select rather than a branch, so that whole rows are done at once.
+                let missing = (replace_nan && v.is_nan()) || *v == replaced;
+                *v = if missing { *imputed } else { *v };
             }
         }
         Ok(tvec!(y.into_tvalue()))
@@ -143,9 +160,12 @@ impl Kernel for Binarizer {
         Ok(tvec!(f32::fact(inputs[0].shape.iter())))
     }
 
-    fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let mut y = inputs[0].cast_to::<f32>()?.into_owned().into_plain_array::<f32>()?;
-        y.mapv_inplace(|v| if v > self.threshold { 1.0 } else { 0.0 });
+    fn eval(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let mut y = owned::<f32>(inputs.remove(0))?;
+        let mut view = y.try_as_plain_ram_mut()?;
+        for v in view.as_slice_mut::<f32>()? {
+            *v = if *v > self.threshold { 1.0 } else { 0.0 };
+        }
         Ok(tvec!(y.into_tvalue()))
     }
 }
