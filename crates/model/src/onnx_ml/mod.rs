@@ -9,6 +9,7 @@
 mod elementwise;
 mod features;
 mod label_encoder;
+mod linear;
 pub mod transform;
 mod tree;
 
@@ -29,6 +30,7 @@ pub fn register(registry: &mut OnnxOpRegister) {
     registry.insert("ArrayFeatureExtractor", features::array_feature_extractor);
     registry.insert("LabelEncoder", label_encoder::label_encoder);
     registry.insert("OneHotEncoder", features::one_hot_encoder);
+    registry.insert("LinearClassifier", linear::linear_classifier);
     registry.insert("ZipMap", zipmap);
 }
 
