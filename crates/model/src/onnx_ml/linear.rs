@@ -13,22 +13,8 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 use super::transform::{self, Post};
+use super::tree::Labels;
 use super::{Kernel, expand_kernel};
-
-#[derive(Debug, Clone)]
-enum Labels {
-    Int(Vec<i64>),
-    Text(Vec<String>),
-}
-
-impl Labels {
-    fn len(&self) -> usize {
-        match self {
-            Labels::Int(l) => l.len(),
-            Labels::Text(l) => l.len(),
-        }
-    }
-}
 
 #[derive(Debug)]
 struct LinearClassifier {

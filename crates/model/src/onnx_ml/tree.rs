@@ -57,14 +57,15 @@ struct Trees {
     n_features: usize,
 }
 
+/// Class labels, as integers or as strings (shared with the linear classifier).
 #[derive(Debug, Clone)]
-enum Labels {
+pub(super) enum Labels {
     Int(Vec<i64>),
     Text(Vec<String>),
 }
 
 impl Labels {
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         match self {
             Labels::Int(v) => v.len(),
             Labels::Text(v) => v.len(),
