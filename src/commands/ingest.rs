@@ -41,7 +41,9 @@ pub struct IngestArgs {
     #[arg(long, value_name = "MIB", default_value_t = (IngestLimits::default().row_group_bytes >> 20) as u32,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub row_group_mb: u32,
-    /// Curated files (event dates) open at once (INGEST_OPEN_PARTITIONS on Lambda).
+    /// Curated files (event dates) written as rows arrive; the rows of further dates wait in
+    /// the temporary directory, so that each date still gets one file (INGEST_OPEN_PARTITIONS
+    /// on Lambda).
     #[arg(long, default_value_t = IngestLimits::default().max_open_partitions as u32,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub open_partitions: u32,

@@ -165,3 +165,106 @@ async fn keys_that_escape_their_prefix_are_refused_by_ingest_and_by_the_lake() {
     }
     assert_eq!(t.lake.get(manifest_key).await.expect("manifest").bytes, manifest, "the registry is untouched");
 }
+
+/// A dataset with an event-time column, published with a small training file.
+async fn publish_events(t: &TestLake) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let contract = mlops_contract::Contract::from_yaml(
+        "dataset: events\nevent_time: t\ncolumns:\n  - {name: id, type: int}\n  - {name: t, type: timestamp}\n  \
+         - {name: x, type: float}\n",
+        "events.yaml",
+    )
+    .expect("contract");
+    let train = dir.path().join("train.csv");
+    std::fs::write(&train, "id,t,x\n1,2026-04-01T00:00:00Z,0.5\n2,2026-04-02T00:00:00Z,1.5\n").expect("train");
+    mlops::commands::lake::publish_dataset(&t.lake, &contract, &[train]).await.expect("dataset");
+}
+
+async fn ingest_raw(t: &TestLake, key: &str, bytes: Vec<u8>) -> mlops_flows::ingest::IngestSummary {
+    let size = bytes.len() as u64;
+    let etag = t.lake.put(key, bytes, "text/csv").await.expect("put").expect("etag");
+    let event =
+        mlops_lambda::events::object_created(BUCKET, key, &etag, size, at("2026-04-10T10:00:00Z")).expect("event");
+    let out: Vec<IngestOutcome> =
+        serde_json::from_value(ingest::invoke(&t.lake, &Default::default(), &event).await.expect("ingest"))
+            .expect("outcomes");
+    match out.into_iter().next() {
+        Some(IngestOutcome::Ingested(s)) => s,
+        other => panic!("expected an ingested batch, got {other:?}"),
+    }
+}
+
+/// Every row of a curated file, as (id, date of t, x).
+fn curated_rows(bytes: Vec<u8>) -> Vec<(i64, String, f64)> {
+    use arrow_array::cast::AsArray as _;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .expect("a Parquet file")
+        .build()
+        .expect("reader");
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+        let xs = batch.column(2).as_primitive::<Float64Type>();
+        for i in 0..batch.num_rows() {
+            let day = chrono::DateTime::from_timestamp_micros(ts.value(i)).expect("time").date_naive();
+            rows.push((ids.value(i), day.to_string(), xs.value(i)));
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shuffled_batch_over_five_dates_gives_one_file_per_date_with_every_row() {
+    const ROWS: i64 = 200_000;
+    let t = TestLake::start().await;
+    publish_events(&t).await;
+    // A fixed permutation of the ids (an odd multiplier modulo a power of two, cut to ROWS),
+    // so that consecutive rows fall on dates in no order at all.
+    let order: Vec<i64> = (0..1i64 << 18).map(|i| (i * 0x9E37_79B1 + 12_345) & ((1 << 18) - 1)).filter(|&i| i < ROWS).collect();
+    assert_eq!(order.len(), ROWS as usize);
+    let date_of = |id: i64| format!("2026-04-0{}", 1 + id % 5);
+    let mut csv = String::from("id,t,x\n");
+    for &id in &order {
+        csv.push_str(&format!("{id},{}T{:02}:{:02}:00Z,{}\n", date_of(id), id % 24, id % 60, id as f64 / 4.0));
+    }
+    let s = ingest_raw(&t, "raw/events/shuffled.csv", csv.into_bytes()).await;
+    assert_eq!((s.counts.rows_read, s.counts.curated, s.counts.quarantined), (ROWS as u64, ROWS as u64, 0));
+    assert_eq!(s.curated_keys.len(), 5, "at most one file per date: {:?}", s.curated_keys);
+    let listed = t.lake.list("curated/events/").await.expect("list");
+    assert_eq!(listed.len(), 5, "{listed:?}");
+
+    let mut seen = 0usize;
+    for key in &listed {
+        let rows = curated_rows(t.lake.get(key).await.expect("curated").bytes);
+        let date = &key[key.find("dt=").expect("dt") + 3..][..10];
+        // The date's rows, in the order the batch gave them.
+        let expected: Vec<i64> = order.iter().copied().filter(|&id| date_of(id) == date).collect();
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(ids, expected, "{key}");
+        assert!(rows.iter().all(|(id, day, x)| day == date && *x == *id as f64 / 4.0), "{key}");
+        seen += rows.len();
+    }
+    assert_eq!(seen, ROWS as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_named_like_hidden_files_give_outputs_every_reader_sees() {
+    let t = TestLake::start().await;
+    publish_events(&t).await;
+    for name in ["_export.csv", ".hidden.csv", "_.csv"] {
+        let s = ingest_raw(&t, &format!("raw/events/{name}"), b"id,t,x\n7,2026-04-03T00:00:00Z,1\n".to_vec()).await;
+        assert_eq!(s.counts.curated, 1, "{name}");
+        for key in s.curated_keys.iter().chain([&s.quarantine_key, &s.profile_key, &s.manifest_key]) {
+            let file = key.rsplit('/').next().expect("file name");
+            assert!(!file.starts_with(['_', '.']), "{name} gave {key}");
+        }
+    }
+    let curated = t.lake.list("curated/events/dt=2026-04-03/").await.expect("list");
+    assert_eq!(curated.len(), 3, "{curated:?}");
+    for key in curated {
+        assert_eq!(curated_rows(t.lake.get(&key).await.expect("get").bytes), [(7, "2026-04-03".to_string(), 1.0)]);
+    }
+}

@@ -54,8 +54,13 @@ pub fn parse_raw_key(key: &str) -> Option<RawKey<'_>> {
 
 /// The batch id of a source object: its file stem and a digest of key and ETag, so a
 /// redelivered event maps to the same outputs and a rewritten object to new ones.
+///
+/// The id never starts with `_` or `.`: readers that follow the Hive convention (Athena,
+/// Spark, pyarrow datasets) skip such files, so `_export.csv` and `.hidden.csv` become
+/// `export-…` and `hidden-…`, and a file with no usable stem becomes `batch-…`.
 pub fn batch_id(source_key: &str, etag: &str) -> String {
     let file = source_key.rsplit('/').next().unwrap_or(source_key);
+    let file = file.trim_start_matches(['.', '_', '-']);
     let stem: String = file
         .split('.')
         .next()
@@ -64,6 +69,10 @@ pub fn batch_id(source_key: &str, etag: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .take(64)
         .collect();
+    let stem = match stem.trim_start_matches(['_', '-']) {
+        "" => "batch",
+        stem => stem,
+    };
     let digest =
         Sha256::new().chain_update(source_key).chain_update(b"\0").chain_update(etag.trim_matches('"')).finalize();
     format!("{stem}-{}", &hex::encode(digest)[..12])
@@ -212,6 +221,19 @@ mod tests {
 
     #[test]
     fn batch_ids_follow_key_and_etag() {
+        for (key, stem) in [
+            ("raw/p/_export.csv", "export-"),
+            ("raw/p/.hidden.csv", "hidden-"),
+            ("raw/p/__-.x.csv", "x-"),
+            ("raw/p/ spaced name.csv", "spaced_name-"),
+            ("raw/p/....csv", "csv-"),
+            ("raw/p/_", "batch-"),
+            ("raw/p/-", "batch-"),
+        ] {
+            let id = batch_id(key, "e");
+            assert!(id.starts_with(stem), "{key}: {id}");
+        }
+        assert_ne!(batch_id("raw/p/_export.csv", "e"), batch_id("raw/p/export.csv", "e"));
         let a = batch_id("raw/p/batch-01.csv", "\"abc\"");
         assert_eq!(a, batch_id("raw/p/batch-01.csv", "abc"));
         assert!(a.starts_with("batch-01-"));

@@ -6,6 +6,7 @@
 
 mod parallel;
 mod pipeline;
+mod spill;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -21,11 +22,21 @@ use mlops_lake::outputs::{MemoryObject, MemoryOutputs};
 
 pub use pipeline::ingest_stream;
 
+/// Rows of dates beyond the open curated files held in memory before they are sorted and
+/// written to a temporary file.
+pub const SPILL_BUFFER_BYTES: usize = 16 << 20;
+
 /// What bounds the memory ingest uses, whatever the size of the batch.
 ///
 /// Peak memory is about the process itself, plus `row_group_bytes` for the open Parquet row
-/// groups, plus two upload parts per open output (`max_open_partitions` curated files and
-/// the quarantine file), plus the longest row ([`mlops_formats::rows::MAX_ROW_BYTES`] at most).
+/// groups, plus [`SPILL_BUFFER_BYTES`] (or `row_group_bytes`, when smaller) for the rows of
+/// further dates before they go to a temporary file, plus two upload parts per open output (`max_open_partitions` curated files and the
+/// quarantine file), plus the longest row ([`mlops_formats::rows::MAX_ROW_BYTES`] at most).
+///
+/// Whatever the limits and the order of the rows, a batch writes one curated file per date it
+/// touches: the first `max_open_partitions` dates are written as the rows arrive, and the
+/// rows of further dates are spilled in date-sorted runs to the temporary directory (`/tmp`
+/// on Lambda) and written date by date when the batch ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestLimits {
     /// Encoded Parquet data held in memory across all open curated files before the largest
@@ -33,7 +44,8 @@ pub struct IngestLimits {
     pub row_group_bytes: usize,
     /// Upload part size for outputs written to S3.
     pub part_bytes: usize,
-    /// Curated files (one per event date) open at once.
+    /// Curated files (one per event date) written while the batch is read; the rows of
+    /// further dates wait in temporary files.
     pub max_open_partitions: usize,
     /// Threads that parse, validate and profile a CSV batch, in chunks of half a megabyte,
     /// beside the one that reads it and writes its outputs; 1 reads it on that thread alone.
@@ -389,31 +401,37 @@ mod tests {
     }
 
     #[test]
-    fn more_dates_than_open_files_get_further_files_and_lose_no_row() {
+    fn more_dates_than_open_files_still_give_one_file_per_date_and_lose_no_row() {
         let c = Contract::from_yaml(
             "dataset: d\nevent_time: t\ncolumns:\n  - {name: t, type: timestamp}\n  - {name: x, type: float}\n",
             "t.yaml",
         )
         .expect("contract");
         let mut csv = String::from("t,x\n");
-        for i in 0..40 {
-            csv.push_str(&format!("2026-04-{:02},{i}\n", 1 + i % 5));
+        for i in 0..4000 {
+            csv.push_str(&format!("2026-04-{:02},{i}\n", 1 + (i * 7) % 5));
         }
         let base = Profile::baseline(&c, &[]);
-        let outputs = MemoryOutputs::default();
-        let limits = IngestLimits { max_open_partitions: 2, ..IngestLimits::default() };
-        let source = Source { key: "raw/d/b.csv", etag: Some("e"), dt: day() };
-        let m = ingest_stream(&c, &base, &source, None, csv.as_bytes(), &outputs, &limits).expect("in memory");
-        let objects = outputs.into_objects();
-        let rows: usize = objects
-            .iter()
-            .filter(|(k, _, _)| k.starts_with("curated/"))
-            .map(|(_, b, _)| mlops_formats::curated::read_rows(b.clone()).expect("parquet").len())
-            .sum();
-        assert_eq!(rows, 40);
-        assert_eq!(m.counts.curated, 40);
-        assert!(m.curated.len() > 5, "dates reopened get numbered files: {:?}", m.curated);
-        assert!(m.curated.iter().any(|k| k.ends_with("-1.parquet")));
+        for (open, row_group_bytes) in [(1, 1 << 10), (2, 4 << 10), (4, 1 << 20), (5, 1 << 20)] {
+            let outputs = MemoryOutputs::default();
+            let limits = IngestLimits { max_open_partitions: open, row_group_bytes, ..IngestLimits::default() };
+            let source = Source { key: "raw/d/b.csv", etag: Some("e"), dt: day() };
+            let m = ingest_stream(&c, &base, &source, None, csv.as_bytes(), &outputs, &limits).expect("in memory");
+            assert_eq!(m.counts.curated, 4000);
+            assert_eq!(m.curated.len(), 5, "one file per date with {open} open: {:?}", m.curated);
+            let objects = outputs.into_objects();
+            for (key, bytes, _) in objects.iter().filter(|(k, _, _)| k.starts_with("curated/")) {
+                let day: u32 = key[key.find("dt=2026-04-").expect("dt") + 11..][..2].parse().expect("day");
+                let xs: Vec<f64> = mlops_formats::curated::read_rows(bytes.clone())
+                    .expect("parquet")
+                    .iter()
+                    .map(|r| r[r.rfind("x: ").expect("x") + 3..].trim_end_matches('}').parse().expect("x"))
+                    .collect();
+                let expected: Vec<f64> =
+                    (0..4000).filter(|i| 1 + (i * 7) % 5 == day).map(|i| i as f64).collect();
+                assert_eq!(xs, expected, "{key}: the date's rows, in order, with {open} open");
+            }
+        }
     }
 
     #[test]

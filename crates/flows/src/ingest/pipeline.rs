@@ -9,6 +9,7 @@ use std::io::{BufReader, Read, Write};
 
 use chrono::NaiveDate;
 
+use super::spill::Spill;
 use super::{BatchManifest, Counts, IngestLimits, QuarantineRecord, Source};
 use crate::error::{Error, Result};
 use mlops_contract::Contract;
@@ -180,7 +181,6 @@ impl super::parallel::Sink for State<'_> {
 struct Partition {
     writer: CuratedWriter<Box<dyn ObjectWriter>>,
     key: String,
-    last_used: u64,
 }
 
 /// The state of a batch being read: counts, profile, open outputs.
@@ -196,11 +196,10 @@ struct State<'a> {
     profile: Profiler,
     quarantine: Option<Box<dyn ObjectWriter>>,
     keys: &'a BatchKeys,
+    /// The curated files of the first `max_open_partitions` dates, open until the batch ends.
     open: BTreeMap<NaiveDate, Partition>,
-    /// Files per date so far (a date's next file is numbered with this).
-    files: BTreeMap<NaiveDate, u32>,
-    /// Curated files committed, in order.
-    committed: Vec<String>,
+    /// The rows of every further date, written to their files when the batch ends.
+    spill: Spill,
 }
 
 impl<'a> State<'a> {
@@ -227,8 +226,7 @@ impl<'a> State<'a> {
             quarantine: Some(outputs.create(&keys.quarantine, JSONL)?),
             keys,
             open: BTreeMap::new(),
-            files: BTreeMap::new(),
-            committed: Vec::new(),
+            spill: Spill::new(limits.row_group_bytes.min(super::SPILL_BUFFER_BYTES)),
         })
     }
 
@@ -278,13 +276,14 @@ impl<'a> State<'a> {
 
     fn curate(&mut self, row: &[Value]) -> Result<()> {
         let date = self.date_of(row);
-        let tick = self.counts.rows_read;
         if !self.open.contains_key(&date) {
+            if self.open.len() >= self.limits.max_open_partitions.max(1) {
+                return self.spill.push(date, row).map_err(|e| self.spill_error(e));
+            }
             self.open_partition(date)?;
         }
         let mut grew = false;
         if let Some(p) = self.open.get_mut(&date) {
-            p.last_used = tick;
             grew = p.writer.push(row)?;
         }
         // The open row groups only grow when a writer hands its buffered rows on.
@@ -294,22 +293,21 @@ impl<'a> State<'a> {
         Ok(())
     }
 
+    fn spill_error(&self, source: std::io::Error) -> Error {
+        Error::Write { key: format!("the temporary file of {}'s rows of further dates", self.batch), source }
+    }
+
     fn open_partition(&mut self, date: NaiveDate) -> Result<()> {
-        if self.open.len() >= self.limits.max_open_partitions.max(1) {
-            // Close the partition used longest ago; its date gets a new file if rows return.
-            let oldest = self.open.iter().min_by_key(|(_, p)| p.last_used).map(|(d, _)| *d);
-            if let Some(p) = oldest.and_then(|d| self.open.remove(&d)) {
-                p.writer.finish()?.commit()?;
-                self.committed.push(p.key);
-            }
-        }
-        let number = self.files.entry(date).or_insert(0);
-        let key = keys::curated_key(&self.contract.dataset, date, self.batch, *number);
-        *number += 1;
+        let partition = self.create_partition(date)?;
+        self.open.insert(date, partition);
+        Ok(())
+    }
+
+    fn create_partition(&self, date: NaiveDate) -> Result<Partition> {
+        let key = keys::curated_key(&self.contract.dataset, date, self.batch, 0);
         let sink = self.outputs.create(&key, PARQUET)?;
         let writer = CuratedWriter::to_sink(self.contract, sink, self.limits.row_group_bytes)?;
-        self.open.insert(date, Partition { writer, key, last_used: 0 });
-        Ok(())
+        Ok(Partition { writer, key })
     }
 
     /// Closes the largest open row group while those of all partitions together exceed
@@ -326,9 +324,10 @@ impl<'a> State<'a> {
 
     /// Commits every output of a batch read to its end; returns the curated keys.
     fn commit(mut self) -> Result<Vec<String>> {
-        if self.open.is_empty() && self.committed.is_empty() {
+        if self.open.is_empty() && self.spill.rows() == 0 {
             self.open_partition(self.source.dt)?;
         }
+        let mut committed = Vec::with_capacity(self.open.len());
         while let Some((_, p)) = self.open.pop_first() {
             match p.writer.finish() {
                 Ok(sink) => sink.commit()?,
@@ -337,15 +336,59 @@ impl<'a> State<'a> {
                     return Err(e.into());
                 }
             }
-            self.committed.push(p.key);
+            committed.push(p.key);
+        }
+        if self.spill.rows() > 0 {
+            tracing::info!(rows = self.spill.rows(), runs = self.spill.runs(), "rows of further dates spilled");
+            let spill = std::mem::replace(&mut self.spill, Spill::new(1));
+            if let Err(e) = self.write_spilled(spill, &mut committed) {
+                self.abort();
+                return Err(e);
+            }
         }
         if let Some(q) = self.quarantine.take() {
             q.commit()?;
         }
-        let mut keys = std::mem::take(&mut self.committed);
-        keys.sort();
+        committed.sort();
         self.outputs.put(&self.keys.profile, &self.profile.finish().to_json(), JSON)?;
-        Ok(keys)
+        Ok(committed)
+    }
+
+    /// Writes the spilled rows, one curated file per date, one file at a time.
+    fn write_spilled(&self, spill: Spill, committed: &mut Vec<String>) -> Result<()> {
+        let mut merge = spill.into_merge().map_err(|e| self.spill_error(e))?;
+        let mut row = Vec::new();
+        while let Some(date) = merge.next_date() {
+            let mut p = self.create_partition(date)?;
+            let mut written: Result<()> = Ok(());
+            loop {
+                match merge.next_row(&mut row) {
+                    Ok(true) => {
+                        if let Err(e) = p.writer.push(&row) {
+                            written = Err(e.into());
+                            break;
+                        }
+                    }
+                    Ok(false) => break,
+                    Err(e) => {
+                        written = Err(self.spill_error(e));
+                        break;
+                    }
+                }
+            }
+            // A failed file is finished only so that its sink can abort what it began.
+            let finished = p.writer.finish();
+            match (written, finished) {
+                (Ok(()), Ok(sink)) => sink.commit()?,
+                (Err(e), Ok(sink)) => {
+                    sink.abort();
+                    return Err(e);
+                }
+                (_, Err(e)) => return Err(e.into()),
+            }
+            committed.push(p.key);
+        }
+        Ok(())
     }
 
     /// Drops what was written and writes the outputs of a batch rejected whole: one quarantine
