@@ -15,6 +15,7 @@ pub enum LakeCommand {
     /// Serve a directory as an S3-compatible endpoint on 127.0.0.1 until interrupted.
     Serve(ServeArgs),
     Dataset(DatasetArgs),
+    Ddl(DdlArgs),
 }
 
 impl LakeCommand {
@@ -22,6 +23,7 @@ impl LakeCommand {
         match self {
             LakeCommand::Serve(args) => args.run().await,
             LakeCommand::Dataset(args) => args.run().await,
+            LakeCommand::Ddl(args) => args.run(&mut std::io::stdout()),
         }
     }
 }
@@ -55,6 +57,58 @@ impl DatasetArgs {
             contract.dataset,
             b = lake.bucket()
         );
+        Ok(())
+    }
+}
+
+/// Print the Athena DDL of a dataset's tables: curated rows (Parquet) and quarantined rows
+/// (JSON Lines), and with --model the model's captures, each partitioned by dt with partition
+/// projection so that every day is queryable as soon as its first object lands.
+///
+/// The schemas come from the contract, typed as ingest writes them. Run the statements in
+/// Athena once per dataset (or after a contract change), in the Glue database the template
+/// creates (its GlueDatabase output, mlops_lake_<stage>), for example:
+///
+///   mlops lake ddl --contract contract.yaml --bucket my-lake > tables.sql
+#[derive(Debug, Args)]
+pub struct DdlArgs {
+    /// The dataset's contract (YAML).
+    #[arg(long)]
+    pub contract: PathBuf,
+    /// The lake bucket the tables read.
+    #[arg(long, env = "LAKE_BUCKET", default_value = crate::DEFAULT_BUCKET)]
+    pub bucket: String,
+    /// The Glue database of the tables (the template's is mlops_lake_<stage>).
+    #[arg(long, default_value = "mlops_lake_dev")]
+    pub database: String,
+    /// Also the capture table of this model (which serves the contract's dataset).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The first date partition projection offers (YYYY-MM-DD); dates up to today follow.
+    #[arg(long, default_value = "2020-01-01", value_parser = parse_day)]
+    pub since: String,
+}
+
+fn parse_day(s: &str) -> Result<String, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .map_err(|e| format!("{s:?} is not a date as YYYY-MM-DD: {e}"))
+}
+
+impl DdlArgs {
+    pub fn run(self, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+        use mlops_formats::athena;
+        let contract = Contract::load(&self.contract)?;
+        if !self.database.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            anyhow::bail!("--database {:?}: Glue takes lower case letters, digits and underscores only", self.database);
+        }
+        let mut tables = vec![athena::curated(&contract, &self.bucket), athena::quarantine(&contract, &self.bucket)];
+        if let Some(model) = &self.model {
+            tables.push(athena::capture(model, &contract, &self.bucket));
+        }
+        let projection = athena::Projection { since: &self.since };
+        let statements: Vec<String> = tables.iter().map(|t| t.ddl(&self.database, projection)).collect();
+        writeln!(out, "{}", statements.join("\n"))?;
         Ok(())
     }
 }

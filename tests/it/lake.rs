@@ -107,3 +107,64 @@ async fn the_lake_answers_only_loopback_host_names_and_takes_its_own_credentials
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(answer.contains("addressed to 127.0.0.1"), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_athena_tables_type_every_column_as_ingest_writes_it() {
+    use mlops_formats::athena;
+    let t = crate::common::TestLake::with_penguins().await;
+    let s = t.ingest_batch("batch-02.csv", crate::common::at("2026-03-01T10:00:00Z")).await;
+    let contract = mlops_contract::Contract::load(&crate::common::example("contract.yaml")).expect("contract");
+
+    // Curated: the Parquet schema ingest wrote, column by column, in Hive's terms.
+    let table = athena::curated(&contract, crate::common::BUCKET);
+    let curated = t.lake.get(&s.curated_keys[0]).await.expect("curated").bytes;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(curated))
+        .expect("Parquet");
+    let written: Vec<(String, String)> = reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let hive = match f.data_type() {
+                arrow_schema::DataType::Float64 => "double",
+                arrow_schema::DataType::Int64 => "bigint",
+                arrow_schema::DataType::Boolean => "boolean",
+                arrow_schema::DataType::Utf8 => "string",
+                arrow_schema::DataType::Timestamp(_, _) => "timestamp",
+                other => panic!("{}: no Hive type for {other}", f.name()),
+            };
+            (f.name().clone(), hive.to_string())
+        })
+        .collect();
+    assert_eq!(table.columns, written);
+    assert!(s.curated_keys[0].starts_with(&table.location.replace("s3://mlops-lake/", "")));
+
+    // Quarantine: every field of every record is a column of the table, of its JSON type.
+    let table = athena::quarantine(&contract, crate::common::BUCKET);
+    let lines = t.lake.get(&s.quarantine_key).await.expect("quarantine").bytes;
+    let mut fields = std::collections::BTreeSet::new();
+    for line in String::from_utf8(lines).expect("UTF-8").lines() {
+        let record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).expect("JSON");
+        for (name, value) in &record {
+            let (_, hive) = table.columns.iter().find(|(c, _)| c == name).unwrap_or_else(|| panic!("{name}: no column"));
+            let fits = match value {
+                serde_json::Value::String(_) => hive == "string",
+                serde_json::Value::Number(n) => hive == "bigint" && n.is_u64(),
+                serde_json::Value::Array(reasons) => {
+                    let hive = hive.replace('`', "");
+                    hive.starts_with("array<struct<")
+                        && reasons.iter().all(|r| {
+                            r.as_object().is_some_and(|r| {
+                                r.keys().all(|k| hive.contains(&format!("{k}:string"))) && r.values().all(|v| v.is_string())
+                            })
+                        })
+                }
+                _ => false,
+            };
+            assert!(fits, "{name} = {value} does not fit {hive}");
+            fields.insert(name.clone());
+        }
+    }
+    assert!(fields.len() >= 4, "the records used the table's columns: {fields:?}");
+    assert!(s.quarantine_key.starts_with(&table.location.replace("s3://mlops-lake/", "")));
+}

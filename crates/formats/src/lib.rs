@@ -4,6 +4,7 @@
 //! curated Parquet, the HTML drift report, SageMaker Model Monitor's files and CloudWatch EMF
 //! lines. No AWS and no environment variables: callers hand in streams and get bytes back.
 
+pub mod athena;
 pub mod curated;
 pub use mlops_emf as emf;
 mod error;

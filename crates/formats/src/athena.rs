@@ -1,0 +1,171 @@
+//! The Glue/Athena tables over the lake, with their schemas taken from the contract.
+//!
+//! Each dataset has a `curated` table (the Parquet ingest writes, typed as
+//! [`crate::curated::schema`] types it) and a `quarantine` table (the JSON Lines records of the
+//! rows ingest refused); a model has a `capture` table over what predict captured. Every table
+//! is partitioned by `dt` with partition projection, so a new day's partition is queryable
+//! the moment its first object lands, without a crawler or `MSCK REPAIR TABLE`.
+
+use mlops_contract::{ColumnType, Contract};
+
+/// How a table's objects are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    Parquet,
+    JsonLines,
+}
+
+/// One external table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// The table's name: lower case letters, digits and underscores, as Glue requires.
+    pub name: String,
+    /// The `s3://` prefix holding its `dt=YYYY-MM-DD/` partitions, with a trailing slash.
+    pub location: String,
+    /// Columns as (name, Hive type), in the order of the stored records.
+    pub columns: Vec<(String, String)>,
+    pub storage: Storage,
+}
+
+/// Where projected partitions begin; later dates up to today are projected too.
+#[derive(Debug, Clone, Copy)]
+pub struct Projection<'a> {
+    /// The first `dt`, as `YYYY-MM-DD`.
+    pub since: &'a str,
+}
+
+/// A name Glue and Athena take: lower case, with every other character an underscore.
+pub fn table_name(parts: &[&str]) -> String {
+    let joined: String = parts
+        .join("_")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    if joined.starts_with(|c: char| c.is_ascii_digit()) { format!("t_{joined}") } else { joined }
+}
+
+/// The Hive type of a contract column in the curated Parquet.
+pub fn parquet_type(t: ColumnType) -> &'static str {
+    match t {
+        ColumnType::Float => "double",
+        ColumnType::Int => "bigint",
+        ColumnType::Bool => "boolean",
+        ColumnType::Timestamp => "timestamp",
+        ColumnType::Category | ColumnType::String => "string",
+    }
+}
+
+/// The Hive type of a contract column in JSON Lines, where timestamps stay text.
+fn json_type(t: ColumnType) -> &'static str {
+    match t {
+        ColumnType::Timestamp => "string",
+        t => parquet_type(t),
+    }
+}
+
+/// The curated table of a dataset.
+pub fn curated(contract: &Contract, bucket: &str) -> Table {
+    Table {
+        name: table_name(&[&contract.dataset, "curated"]),
+        location: format!("s3://{bucket}/curated/{}/", contract.dataset),
+        columns: contract.columns.iter().map(|c| (c.name.clone(), parquet_type(c.kind).to_string())).collect(),
+        storage: Storage::Parquet,
+    }
+}
+
+/// The quarantine table of a dataset: one record per refused row, or per batch refused whole.
+/// Struct field names are quoted, since `column` is a reserved word of Athena's DDL.
+pub fn quarantine(contract: &Contract, bucket: &str) -> Table {
+    let columns = [
+        ("source", "string"),
+        ("line", "bigint"),
+        ("raw", "string"),
+        ("batch_rows", "bigint"),
+        ("reasons", "array<struct<`column`:string,`rule`:string,`message`:string>>"),
+    ];
+    Table {
+        name: table_name(&[&contract.dataset, "quarantine"]),
+        location: format!("s3://{bucket}/quarantine/{}/", contract.dataset),
+        columns: columns.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect(),
+        storage: Storage::JsonLines,
+    }
+}
+
+/// The capture table of a model serving `contract`: the instance's values by column name and
+/// where each came from. The prediction's shape is the model's own, so it is not a column.
+pub fn capture(model: &str, contract: &Contract, bucket: &str) -> Table {
+    let mut columns: Vec<(String, String)> = contract
+        .columns
+        .iter()
+        .filter(|c| c.name != "capture" && c.name != "prediction")
+        .map(|c| (c.name.clone(), json_type(c.kind).to_string()))
+        .collect();
+    columns.push((
+        "capture".into(),
+        "struct<`at`:string,`request_id`:string,`inference_id`:string,`model`:string,`model_version`:int,`variant`:string>"
+            .into(),
+    ));
+    Table {
+        name: table_name(&[model, "capture"]),
+        location: format!("s3://{bucket}/capture/{model}/"),
+        columns,
+        storage: Storage::JsonLines,
+    }
+}
+
+fn quoted(s: &str) -> String {
+    s.replace('\'', "''")
+}
+
+impl Table {
+    /// The Athena statement that creates the table in `database`.
+    pub fn ddl(&self, database: &str, projection: Projection<'_>) -> String {
+        let columns: Vec<String> =
+            self.columns.iter().map(|(name, t)| format!("  `{}` {t}", name.replace('`', "``"))).collect();
+        let stored = match self.storage {
+            Storage::Parquet => "STORED AS PARQUET".to_string(),
+            Storage::JsonLines => {
+                "ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\nWITH SERDEPROPERTIES ('ignore.malformed.json' = 'true')\nSTORED AS TEXTFILE".to_string()
+            }
+        };
+        let location = quoted(&self.location);
+        format!(
+            "CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{name}` (\n{columns}\n)\nPARTITIONED BY (`dt` string)\n{stored}\nLOCATION '{location}'\nTBLPROPERTIES (\n  'projection.enabled' = 'true',\n  'projection.dt.type' = 'date',\n  'projection.dt.format' = 'yyyy-MM-dd',\n  'projection.dt.range' = '{since},NOW',\n  'projection.dt.interval' = '1',\n  'projection.dt.interval.unit' = 'DAYS',\n  'storage.location.template' = '{location}dt=${{dt}}/'\n);\n",
+            name = self.name,
+            columns = columns.join(",\n"),
+            since = quoted(projection.since),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract() -> Contract {
+        Contract::from_yaml(
+            "dataset: penguins-labels\nevent_time: t\ncolumns:\n  - {name: t, type: timestamp}\n  - {name: x, type: float}\n  \
+             - {name: n, type: int}\n  - {name: ok, type: bool}\n  - {name: k, type: category, allowed: [a]}\n",
+            "c.yaml",
+        )
+        .expect("contract")
+    }
+
+    #[test]
+    fn the_curated_ddl_projects_dt_and_types_every_column() {
+        let ddl = curated(&contract(), "lake").ddl("mlops_lake", Projection { since: "2026-01-01" });
+        assert!(ddl.starts_with("CREATE EXTERNAL TABLE IF NOT EXISTS `mlops_lake`.`penguins_labels_curated` (\n"));
+        for line in ["  `t` timestamp,", "  `x` double,", "  `n` bigint,", "  `ok` boolean,", "  `k` string\n"] {
+            assert!(ddl.contains(line), "{line} in {ddl}");
+        }
+        assert!(ddl.contains("STORED AS PARQUET\nLOCATION 's3://lake/curated/penguins-labels/'"), "{ddl}");
+        assert!(ddl.contains("'projection.dt.range' = '2026-01-01,NOW'"), "{ddl}");
+        assert!(ddl.contains("'storage.location.template' = 's3://lake/curated/penguins-labels/dt=${dt}/'"), "{ddl}");
+    }
+
+    #[test]
+    fn names_are_what_glue_takes() {
+        assert_eq!(table_name(&["Penguins-Labels", "curated"]), "penguins_labels_curated");
+        assert_eq!(table_name(&["2026.x", "capture"]), "t_2026_x_capture");
+    }
+}
