@@ -51,6 +51,14 @@ pub struct CsvFormat {
     /// Whether files start with a header line; without one, columns come in contract order.
     #[serde(default = "default_header")]
     pub header: bool,
+    /// Field texts read as a missing value, beside the empty field (pandas writes `NA` or
+    /// `NaN`; others write `null` or `N/A`). Compared after trimming, case included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub null_values: Vec<String>,
+    /// Whether an int column takes a whole number written as a float (`4.0`, `-2.`, `1e3`),
+    /// as pandas writes an integer column that has gaps.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_floats: bool,
 }
 
 fn default_delimiter() -> char {
@@ -63,13 +71,18 @@ fn default_header() -> bool {
 
 impl Default for CsvFormat {
     fn default() -> Self {
-        CsvFormat { delimiter: default_delimiter(), header: default_header() }
+        CsvFormat { delimiter: default_delimiter(), header: default_header(), null_values: Vec::new(), whole_floats: false }
     }
 }
 
 impl CsvFormat {
     fn is_default(&self) -> bool {
         *self == CsvFormat::default()
+    }
+
+    /// Whether a (trimmed) field text stands for a missing value.
+    pub fn is_null(&self, text: &str) -> bool {
+        text.is_empty() || self.null_values.iter().any(|n| n == text)
     }
 }
 

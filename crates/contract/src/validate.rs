@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{Column, ColumnType};
+use crate::contract::{Column, ColumnType, CsvFormat};
 
 /// A typed value that passed its column's type check.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,11 +79,24 @@ impl Reason {
     }
 }
 
-/// Parses a CSV field and checks it against every rule of its column.
+/// Parses a CSV field in the default dialect and checks it against every rule of its column.
 pub fn check_text(column: &Column, raw: &str) -> Result<Value, Vec<Reason>> {
+    check_field(column, raw, &CsvFormat::default())
+}
+
+/// Parses a CSV field as the contract's dialect reads it (its null values, whole floats for
+/// ints) and checks it against every rule of its column.
+pub fn check_field(column: &Column, raw: &str, csv: &CsvFormat) -> Result<Value, Vec<Reason>> {
     let text = raw.trim();
-    let value = if text.is_empty() { Value::Null } else { parse_text(column, text).map_err(|r| vec![r])? };
+    let value = if csv.is_null(text) { Value::Null } else { parse_text(column, text, csv).map_err(|r| vec![r])? };
     check_rules(column, value)
+}
+
+/// A float text that holds a whole number an i64 keeps exactly.
+fn whole_float(text: &str) -> Option<i64> {
+    const EXACT: f64 = (1u64 << 53) as f64;
+    let v: f64 = text.parse().ok()?;
+    (v.is_finite() && v.fract() == 0.0 && v.abs() <= EXACT).then_some(v as i64)
 }
 
 /// Checks a JSON value (from a prediction request) against every rule of its column.
@@ -105,7 +118,7 @@ pub fn shown(text: &str) -> String {
     }
 }
 
-fn parse_text(column: &Column, text: &str) -> Result<Value, Reason> {
+fn parse_text(column: &Column, text: &str, csv: &CsvFormat) -> Result<Value, Reason> {
     let name = &column.name;
     // Quoting the value is for messages only; valid values never pay for it.
     let text_shown = || shown(text);
@@ -115,10 +128,13 @@ fn parse_text(column: &Column, text: &str) -> Result<Value, Reason> {
             Ok(_) => Err(Reason::column(name, "type", format!("{name}: {} is not a finite number", text_shown()))),
             Err(_) => Err(Reason::column(name, "type", format!("{name}: {} is not a number", text_shown()))),
         },
-        ColumnType::Int => text
-            .parse::<i64>()
-            .map(Value::Int)
-            .map_err(|_| Reason::column(name, "type", format!("{name}: {} is not a whole number", text_shown()))),
+        ColumnType::Int => match text.parse::<i64>() {
+            Ok(v) => Ok(Value::Int(v)),
+            Err(_) => match whole_float(text).filter(|_| csv.whole_floats) {
+                Some(v) => Ok(Value::Int(v)),
+                None => Err(Reason::column(name, "type", format!("{name}: {} is not a whole number", text_shown()))),
+            },
+        },
         ColumnType::Bool => match text.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(Value::Bool(true)),
             "false" | "0" | "no" => Ok(Value::Bool(false)),
@@ -162,7 +178,7 @@ fn from_json(column: &Column, json: &serde_json::Value) -> Result<Value, Reason>
         (ColumnType::Int, _) => Err(wrong("a whole number")),
         (ColumnType::Bool, J::Bool(b)) => Ok(Value::Bool(*b)),
         (ColumnType::Bool, _) => Err(wrong("true or false")),
-        (ColumnType::Timestamp, J::String(s)) => parse_text(column, s),
+        (ColumnType::Timestamp, J::String(s)) => parse_text(column, s, &CsvFormat::default()),
         (ColumnType::Category | ColumnType::String, J::String(s)) => Ok(Value::Text(s.clone())),
         (ColumnType::Category | ColumnType::String | ColumnType::Timestamp, _) => Err(wrong("a string")),
     }
@@ -238,6 +254,19 @@ mod tests {
         assert_eq!(rules(check_text(&col(ColumnType::Float), "NaN")), ["type"]);
         assert_eq!(rules(check_text(&col(ColumnType::Float), "inf")), ["type"]);
         assert_eq!(rules(check_text(&col(ColumnType::Int), "1.5")), ["type"]);
+        assert_eq!(rules(check_text(&col(ColumnType::Int), "4.0")), ["type"], "whole floats only when asked");
+        let pandas = CsvFormat { null_values: vec!["NA".into(), "NaN".into()], whole_floats: true, ..CsvFormat::default() };
+        let mut nullable = col(ColumnType::Int);
+        nullable.nullable = true;
+        assert_eq!(check_field(&nullable, " 4.0 ", &pandas), Ok(Value::Int(4)));
+        assert_eq!(check_field(&nullable, "-2.", &pandas), Ok(Value::Int(-2)));
+        assert_eq!(check_field(&nullable, "1e3", &pandas), Ok(Value::Int(1000)));
+        assert_eq!(check_field(&nullable, "NA", &pandas), Ok(Value::Null));
+        assert_eq!(check_field(&nullable, "NaN", &pandas), Ok(Value::Null));
+        assert_eq!(rules(check_field(&nullable, "4.5", &pandas)), ["type"]);
+        assert_eq!(rules(check_field(&nullable, "1e300", &pandas)), ["type"], "beyond what an i64 keeps exactly");
+        assert_eq!(rules(check_field(&nullable, "na", &pandas)), ["type"], "null values match case and all");
+        assert_eq!(rules(check_field(&col(ColumnType::Int), "NA", &pandas)), ["nullable"]);
         assert_eq!(rules(check_text(&col(ColumnType::Float), "")), ["nullable"]);
         assert_eq!(rules(check_text(&col(ColumnType::Timestamp), "yesterday")), ["type"]);
     }

@@ -4,7 +4,7 @@ use std::io::BufRead;
 
 use mlops_contract::Contract;
 use mlops_contract::json_row::{JsonRow, RowReader};
-use mlops_contract::validate::{Reason, Value, bounded, check_text};
+use mlops_contract::validate::{Reason, Value, bounded, check_field};
 
 pub mod records;
 
@@ -290,12 +290,32 @@ fn header_positions(contract: &Contract, record: &Record) -> Result<(Vec<usize>,
         .iter()
         .map(|c| {
             let found = order.binary_search_by(|i| key(i).cmp(c.name.as_str())).ok();
-            found
-                .map(|k| order[k] as usize)
-                .ok_or_else(|| format!("the header lacks column {:?} required by the contract", c.name))
+            found.map(|k| order[k] as usize).ok_or_else(|| {
+                let missing = format!("the header lacks column {:?} required by the contract", c.name);
+                let names: Vec<&str> = (0..kept).filter_map(|i| name(i).ok()).collect();
+                match other_delimiter(contract, &names) {
+                    Some('\t') => {
+                        format!("{missing}; the header reads as tab-delimited: set `csv: {{delimiter: \"\\t\"}}` in the contract")
+                    }
+                    Some(d) => format!(
+                        "{missing}; the header reads as '{d}'-delimited: set `csv: {{delimiter: '{d}'}}` in the contract"
+                    ),
+                    None => missing,
+                }
+            })
         })
         .collect::<Result<Vec<usize>, String>>()?;
     Ok((positions, width))
+}
+
+/// A delimiter other than the contract's under which the header names every contract column.
+fn other_delimiter(contract: &Contract, names: &[&str]) -> Option<char> {
+    let ours = contract.csv.delimiter;
+    let line = names.join(&ours.to_string());
+    [',', ';', '\t', '|'].into_iter().filter(|&d| d != ours).find(|&d| {
+        let split: Vec<&str> = line.split(d).map(|n| n.trim().trim_matches('"')).collect();
+        contract.columns.iter().all(|c| split.contains(&c.name.as_str()))
+    })
 }
 
 /// The data rows left in a batch that is rejected whole.
@@ -342,7 +362,7 @@ fn check_record(
             ));
             continue;
         };
-        match check_text(column, text) {
+        match check_field(column, text, &contract.csv) {
             Ok(v) => values.push(v),
             Err(mut r) => reasons.append(&mut r),
         }
@@ -427,6 +447,14 @@ mod tests {
             "the header lacks column \"k\" required by the contract"
         );
         assert_eq!(read("x,k,x\n").expect_err("dup"), "the header names column \"x\" twice");
+        assert_eq!(
+            read("x;k\n1;a\n").expect_err("semicolons"),
+            "the header lacks column \"x\" required by the contract; the header reads as ';'-delimited: set \
+             `csv: {delimiter: ';'}` in the contract"
+        );
+        let tabs = read("\"x\"\t\"k\"\n").expect_err("tabs");
+        assert!(tabs.ends_with("tab-delimited: set `csv: {delimiter: \"\\t\"}` in the contract"), "{tabs}");
+        assert!(!read("x;other\n").expect_err("not all columns").contains("delimited"));
         assert!(read("\u{feff}x,k\n1,a\n").is_ok());
         // A repeated name of 1 MiB is quoted cut short, with its size.
         let long = "n".repeat(1 << 20);
