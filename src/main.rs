@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use mlops::commands::{
-    ab, cold_start, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, quality, report, score,
+    ab, cold_start, contract, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, quality, report, score,
     serve, train,
 };
 
@@ -32,6 +32,9 @@ enum Command {
     /// Find the drift and quality reports in the lake by date, and open one.
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Contracts: infer one from CSV files.
+    #[command(subcommand)]
+    Contract(contract::ContractCommand),
     Serve(serve::ServeArgs),
     ColdStart(cold_start::ColdStartArgs),
     Invoke(invoke::InvokeArgs),
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Model(command) => command.run().await,
         Command::Pipeline(command) => command.run().await,
         Command::Report(command) => command.run().await,
+        Command::Contract(command) => command.run(),
         Command::Ab(command) => command.run().await,
         Command::Serve(args) => args.run().await,
         Command::ColdStart(args) => args.run().await,

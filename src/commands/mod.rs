@@ -2,6 +2,7 @@
 
 pub mod ab;
 pub mod cold_start;
+pub mod contract;
 pub mod data;
 pub mod demo;
 pub mod drift;

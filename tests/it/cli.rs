@@ -91,6 +91,68 @@ fn ingest_tries_a_contract_on_local_files() {
     assert_eq!(manifest["format"], "csv");
 }
 
+#[test]
+fn an_inferred_contract_curates_every_row_of_the_files_it_came_from() {
+    for (file, rows) in [("examples/penguins/train.csv", 344), ("tests/fixtures/pandas/penguins.csv", 344)] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let contract = dir.path().join("contract.yaml");
+        let inferred = Command::new(env!("CARGO_BIN_EXE_mlops"))
+            .current_dir(repo())
+            .args(["contract", "infer", "--dataset", "inferred", "--out"])
+            .arg(&contract)
+            .arg(file)
+            .output()
+            .expect("mlops runs");
+        assert!(inferred.status.success(), "{file}: {}", String::from_utf8_lossy(&inferred.stderr));
+        let text = std::fs::read_to_string(&contract).expect("contract written");
+        assert!(text.starts_with("# Inferred by `mlops contract infer` from 344 rows"), "{text}");
+        if file.contains("pandas") {
+            // pandas' spellings: NA for a gap, 2007.0 for an int of a column with gaps.
+            assert!(text.contains("null_values:\n  - NA\n") && text.contains("whole_floats: true"), "{text}");
+            assert!(text.contains("- name: year\n  type: int\n  nullable: true"), "{text}");
+            assert!(text.contains("event_time: observed_at"), "{text}");
+        }
+        let out = dir.path().join("out");
+        let ingested = Command::new(env!("CARGO_BIN_EXE_mlops"))
+            .current_dir(repo())
+            .args(["ingest", "--contract"])
+            .arg(&contract)
+            .arg("--out")
+            .arg(&out)
+            .arg(file)
+            .output()
+            .expect("mlops runs");
+        assert!(ingested.status.success(), "{file}: {}", String::from_utf8_lossy(&ingested.stderr));
+        let manifests = walk(&out.join("manifests"));
+        assert_eq!(manifests.len(), 1);
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifests[0]).expect("manifest")).expect("JSON");
+        assert_eq!(
+            manifest["counts"],
+            serde_json::json!({"rows_read": rows, "curated": rows, "quarantined": 0}),
+            "{file} under\n{text}\n{}",
+            String::from_utf8_lossy(&ingested.stdout)
+        );
+    }
+}
+
+#[test]
+fn contract_infer_names_what_it_cannot_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ragged = dir.path().join("ragged.csv");
+    std::fs::write(&ragged, "a,b\n1,2\n3\n").expect("file");
+    let output = Command::new(env!("CARGO_BIN_EXE_mlops")).args(["contract", "infer"]).arg(&ragged).output().expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 3 has 1 fields where the header has 2"), "{stderr}");
+    let output = Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .args(["contract", "infer"])
+        .arg(dir.path().join("missing.csv"))
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.csv"), "{output:?}");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

@@ -9,6 +9,7 @@ pub mod curated;
 pub use mlops_emf as emf;
 mod error;
 pub mod html;
+pub mod infer;
 pub mod model_monitor;
 pub mod rows;
 
