@@ -81,7 +81,7 @@ fn every_sample_event_has_the_generated_structure() {
         assert!(found.is_empty(), "{}:\n{}", path.display(), found.join("\n"));
         checked += 1;
     }
-    assert_eq!(checked, 4, "api-model, api-predict, s3-put and schedule");
+    assert_eq!(checked, 5, "api-model, api-predict, s3-put, schedule and sqs-score");
 }
 
 #[test]

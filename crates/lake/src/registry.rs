@@ -124,7 +124,7 @@ pub struct StoredVersion {
 }
 
 /// A model version named as `NAME@VERSION` (`penguins@1`, `penguins@v1`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelRef {
     pub name: String,
     pub version: u32,
