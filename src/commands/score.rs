@@ -24,12 +24,17 @@ use serde_json::Value;
 
 use super::{LakeArgs, lake_hint};
 
-/// Score a file of rows with a model or a registered version.
+/// Score rows with a model or a registered version: a file, or every object under a lake prefix.
 ///
-/// A CSV or JSON Lines file (optionally .gz) gives one output record per input
-/// row, holding every model output by its ONNX name (and `class` for a registered version with
-/// class labels). Rows are validated against the model's contract, columns taken by name.
-/// Exits non-zero when no row could be scored.
+/// A CSV or JSON Lines file (optionally .gz) or a curated Parquet file gives one output record
+/// per input row in --output, holding every model output by its ONNX name (and `class` for a
+/// registered version with class labels). Rows are validated against the model's contract,
+/// columns taken by name. Exits non-zero when no row could be scored.
+///
+/// With --input s3://BUCKET/PREFIX (and --model NAME@VERSION), the objects under the prefix
+/// are scored as the batch-score state machine scores them on AWS: the same handler, in
+/// batches of --items-per-batch objects, --parallel batches at a time, each object's
+/// predictions written to predictions/<model>/v<N>/dt=<its dt>/<its name>.parquet in the lake.
 #[derive(Debug, Clone, Args)]
 pub struct ScoreArgs {
     /// An ONNX file, or NAME@VERSION from the registry (e.g. penguins@1).
@@ -39,31 +44,53 @@ pub struct ScoreArgs {
     /// version brings its own.
     #[arg(long)]
     pub contract: Option<PathBuf>,
-    /// Rows to score: .csv (with a header), .jsonl or .ndjson, optionally .gz.
+    /// Rows to score: .csv (with a header), .jsonl or .ndjson, optionally .gz, or .parquet;
+    /// or s3://BUCKET/PREFIX for every object under a prefix of the lake.
     #[arg(long)]
     pub input: PathBuf,
-    /// Where to write the records: .jsonl or .csv.
+    /// Where to write the records of a file: .jsonl or .csv (a prefix's go to the lake).
     #[arg(long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Rows per model run.
     #[arg(long, default_value_t = 1024)]
     pub batch_size: usize,
+    /// Objects per batch, for a lake prefix (the state machine's items_per_batch).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub items_per_batch: u32,
+    /// Batches scored at once, for a lake prefix [default: the cores].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
     #[command(flatten)]
     pub lake: LakeArgs,
 }
 
 impl ScoreArgs {
     pub async fn run(self) -> anyhow::Result<()> {
+        if let Some(prefix) = self.input.to_str().and_then(|i| i.strip_prefix("s3://")) {
+            let (bucket, prefix) = prefix.split_once('/').unwrap_or((prefix, ""));
+            let lake = LakeArgs { bucket: bucket.to_string() }.connect().await?;
+            let summary = score_prefix(&lake, &self, prefix).await?;
+            eprintln!(
+                "scored {} of {} rows of {} objects under s3://{bucket}/{prefix} into s3://{bucket}/{} ({} failed)",
+                summary.scored,
+                summary.rows,
+                summary.items,
+                score::predictions_prefix(&model_ref(&self.model)?),
+                summary.failed
+            );
+            if summary.scored == 0 {
+                bail!("no row under s3://{bucket}/{prefix} was scored ({} rows read)", summary.rows);
+            }
+            return Ok(());
+        }
+        let Some(output) = &self.output else {
+            bail!("--output names where the records of {} go (.jsonl or .csv)", self.input.display());
+        };
+        let output = output.clone();
         let lake = self.lake.clone();
         let loaded = Loaded::load(&self.model, self.contract.as_deref(), async || lake.connect().await).await?;
         let summary = tokio::task::block_in_place(|| score_file(&loaded, &self))?;
-        eprintln!(
-            "scored {} of {} rows into {} ({} failed)",
-            summary.scored,
-            summary.rows,
-            self.output.display(),
-            summary.failed
-        );
+        eprintln!("scored {} of {} rows into {} ({} failed)", summary.scored, summary.rows, output.display(), summary.failed);
         if summary.scored == 0 {
             bail!("no row of {} was scored ({} rows read)", self.input.display(), summary.rows);
         }
@@ -234,6 +261,9 @@ fn plain(v: &Value) -> String {
 
 /// Scores `args.input` into `args.output`, showing progress on a terminal.
 pub fn score_file(loaded: &Loaded, args: &ScoreArgs) -> anyhow::Result<ScoreSummary> {
+    let Some(output) = args.output.as_deref() else {
+        bail!("--output names where the records of {} go (.jsonl or .csv)", args.input.display());
+    };
     let file = File::open(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr());
@@ -253,7 +283,7 @@ pub fn score_file(loaded: &Loaded, args: &ScoreArgs) -> anyhow::Result<ScoreSumm
     } else {
         Box::new(std::io::BufReader::with_capacity(256 << 10, counted))
     };
-    let mut sink = Sink::create(&args.output)?;
+    let mut sink = Sink::create(output)?;
     let mut summary = ScoreSummary { rows: 0, scored: 0, failed: 0 };
     let batch = args.batch_size.max(1);
     let features = loaded.contract.features_only();
@@ -277,7 +307,21 @@ pub fn score_file(loaded: &Loaded, args: &ScoreArgs) -> anyhow::Result<ScoreSumm
         progress.set_message(format!("{} rows", summary.rows));
         anyhow::Ok(())
     };
-    let outcome = read_batch(&features, kind, input, |row| {
+    if name.ends_with(".parquet") {
+        // Curated Parquet: the values are typed already; the features are taken by name.
+        let mut bytes = Vec::new();
+        let mut input = input;
+        input.read_to_end(&mut bytes).with_context(|| format!("reading {name}"))?;
+        let rows = mlops_formats::curated::read_values(bytes.into(), &features).with_context(|| format!("reading {name}"))?;
+        for row in rows {
+            summary.rows += 1;
+            pending.push((summary.rows, Ok(row)));
+            if pending.len() >= batch {
+                flush(&mut pending, &mut summary)?;
+            }
+        }
+    } else {
+        let outcome = read_batch(&features, kind, input, |row| {
         summary.rows += 1;
         let cells = row.outcome.map_err(|reasons| {
             // Each reason's message names its column.
@@ -289,14 +333,83 @@ pub fn score_file(loaded: &Loaded, args: &ScoreArgs) -> anyhow::Result<ScoreSumm
             flush(&mut pending, &mut summary)?;
         }
         anyhow::Ok(())
-    });
-    match outcome {
-        Ok(()) => {}
-        Err(ReadError::Consumer(e)) => return Err(e),
-        Err(e) => bail!("{}: {e}", args.input.display()),
+        });
+        match outcome {
+            Ok(()) => {}
+            Err(ReadError::Consumer(e)) => return Err(e),
+            Err(e) => bail!("{}: {e}", args.input.display()),
+        }
     }
     flush(&mut pending, &mut summary)?;
     sink.finish()?;
     progress.finish_and_clear();
     Ok(summary)
+}
+
+fn model_ref(spec: &str) -> anyhow::Result<ModelRef> {
+    spec.parse().with_context(|| format!("--model {spec:?}: a lake prefix is scored by a registered version, NAME@VERSION"))
+}
+
+/// Scores every object under `prefix` of `lake` with the batch-score handler, in batches of
+/// `args.items_per_batch` objects, `args.parallel` batches at a time.
+pub async fn score_prefix(lake: &Lake, args: &ScoreArgs, prefix: &str) -> anyhow::Result<score::BatchScored> {
+    let model = model_ref(&args.model)?;
+    let keys: Vec<String> = lake.list(prefix).await.map_err(|e| lake_hint(e.into()))?;
+    if keys.is_empty() {
+        bail!("s3://{}/{prefix} holds no object to score", lake.bucket());
+    }
+    let config = Arc::new(score::Config { bucket: lake.bucket().to_string(), model: None });
+    let scorers = Arc::new(score::Scorers::default());
+    // Load once before the batches start, so that a bad version fails once and early.
+    scorers.get(lake, &model).await.map_err(|e| lake_hint(e.into()))?;
+    let parallel = args.parallel.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |p| p as usize);
+    let limit = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let progress = ProgressBar::with_draw_target(Some(keys.len() as u64), ProgressDrawTarget::stderr());
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} scoring [{bar:30}] {pos}/{len} objects {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let today = chrono::Utc::now().date_naive();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, chunk) in keys.chunks(args.items_per_batch as usize).enumerate() {
+        let batch = score::ItemBatch {
+            items: chunk.iter().map(|k| score::Item { key: k.clone() }).collect(),
+            input: score::BatchInput { model: Some(model.name.clone()), version: Some(model.version) },
+        };
+        let (lake, config, scorers, limit) = (lake.clone(), Arc::clone(&config), Arc::clone(&scorers), Arc::clone(&limit));
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            (n, score::score_items(&lake, &scorers, &config, &batch, today).await)
+        });
+    }
+    let mut done: Vec<(usize, score::BatchScored)> = Vec::new();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((n, Ok(batch))) => {
+                progress.inc(batch.items as u64);
+                done.push((n, batch));
+            }
+            Ok((n, Err(e))) => {
+                first_error.get_or_insert_with(|| anyhow::anyhow!("batch {n}: {e}"));
+            }
+            Err(e) => {
+                first_error.get_or_insert_with(|| anyhow::anyhow!("a batch stopped: {e}"));
+            }
+        }
+    }
+    progress.finish_and_clear();
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    done.sort_by_key(|(n, _)| *n);
+    let mut total = score::BatchScored { model: model.to_string(), ..score::BatchScored::default() };
+    for (_, b) in done {
+        total.items += b.items;
+        total.rows += b.rows;
+        total.scored += b.scored;
+        total.failed += b.failed;
+        total.outputs.extend(b.outputs);
+    }
+    Ok(total)
 }

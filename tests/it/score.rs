@@ -16,11 +16,13 @@ async fn scores_every_row_of_a_batch_from_a_model_file() {
         contract: None,
         lake: LakeArgs { bucket: "unused".into() },
         input: example("batches/batch-02.csv"),
-        output: dir.path().join("scores.jsonl"),
+        output: Some(dir.path().join("scores.jsonl")),
         batch_size: 64,
+        items_per_batch: 10,
+        parallel: None,
     };
     let summary = tokio::task::block_in_place(|| score_file(&scorer, &args)).expect("scoring");
-    let text = std::fs::read_to_string(&args.output).expect("output");
+    let text = std::fs::read_to_string(args.output.as_ref().expect("output")).expect("output");
     let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     assert_eq!(records.len(), 306, "one record per data row");
     assert_eq!(summary.rows, 306);
@@ -58,12 +60,14 @@ async fn scores_to_csv_with_a_registered_version() {
         contract: None,
         lake: LakeArgs { bucket: common::BUCKET.into() },
         input: example("batches/batch-01.csv"),
-        output: dir.path().join("scores.csv"),
+        output: Some(dir.path().join("scores.csv")),
         batch_size: 1000,
+        items_per_batch: 10,
+        parallel: None,
     };
     let summary = tokio::task::block_in_place(|| score_file(&scorer, &args)).expect("scoring");
     assert_eq!((summary.rows, summary.scored, summary.failed), (300, 300, 0));
-    let mut reader = csv::Reader::from_path(&args.output).expect("csv");
+    let mut reader = csv::Reader::from_path(args.output.as_ref().expect("output")).expect("csv");
     let header: Vec<String> = reader.headers().expect("header").iter().map(str::to_string).collect();
     assert_eq!(header, ["row", "class", "label", "probabilities_0", "probabilities_1", "probabilities_2", "error"]);
     assert_eq!(reader.records().count(), 300);
@@ -137,13 +141,15 @@ async fn mlops_score_and_predict_answer_the_same_rows_identically() {
             model: model.clone(),
             contract: Some(contract_path.clone()),
             input: input.clone(),
-            output: dir.path().join("out.jsonl"),
+            output: Some(dir.path().join("out.jsonl")),
             batch_size: 3,
+            items_per_batch: 10,
+            parallel: None,
             lake: LakeArgs { bucket: "unused".into() },
         };
         let summary = tokio::task::block_in_place(|| score_file(&loaded, &args)).expect("scoring");
         assert_eq!((summary.rows, summary.scored, summary.failed), (4, 4, 0), "{}", input.display());
-        let mut out = records(&args.output);
+        let mut out = records(args.output.as_ref().expect("output"));
         for r in &mut out {
             r.as_object_mut().expect("record").remove("row");
         }
@@ -211,4 +217,140 @@ fn mlops_score_exits_non_zero_when_no_row_is_scored() {
     let written = records(&dir.path().join("out.jsonl"));
     assert!(written[0]["error"].as_str().expect("error").contains("\"x\" is not a number"), "{written:?}");
     assert!(written[1]["error"].as_str().expect("error").contains("\"maybe\" is not true or false"), "{written:?}");
+}
+
+/// The rows of a predictions object: (source, row, prediction JSON, error).
+fn predictions(bytes: Vec<u8>) -> Vec<(String, i64, Option<Value>, Option<String>)> {
+    use arrow_array::cast::AsArray as _;
+    use arrow_array::types::Int64Type;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .expect("Parquet")
+        .build()
+        .expect("reader");
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let column = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("no column {name}")).clone();
+        let (source, row, prediction, error) = (column("source"), column("row"), column("prediction"), column("error"));
+        let (source, row) = (source.as_string::<i32>(), row.as_primitive::<Int64Type>());
+        let (prediction, error) = (prediction.as_string::<i32>(), error.as_string::<i32>());
+        for i in 0..batch.num_rows() {
+            use arrow_array::Array as _;
+            out.push((
+                source.value(i).to_string(),
+                row.value(i),
+                (!prediction.is_null(i)).then(|| serde_json::from_str(prediction.value(i)).expect("prediction JSON")),
+                (!error.is_null(i)).then(|| error.value(i).to_string()),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_score_handler_on_a_prefix_gives_what_mlops_score_gives() {
+    let t = TestLake::with_penguins().await;
+    t.ingest_batch("batch-01.csv", common::at("2026-03-01T10:00:00Z")).await;
+    t.ingest_batch("batch-02.csv", common::at("2026-03-02T10:00:00Z")).await;
+    let listed = t.lake.list_objects("curated/penguins/").await.expect("list");
+    assert_eq!(listed.len(), 2);
+
+    // A batch as the Distributed Map passes it: the listing's items and the BatchInput.
+    let items: Vec<Value> = listed
+        .iter()
+        .map(|o| serde_json::json!({"Etag": o.etag, "Key": o.key, "LastModified": 1764547200, "Size": o.size, "StorageClass": "STANDARD"}))
+        .collect();
+    let event = serde_json::json!({"Items": items, "BatchInput": {"model": "penguins", "version": 1}});
+    let config = score::Config { bucket: common::BUCKET.into(), model: None };
+    let out = score::handle(&t.lake, &score::Scorers::default(), &config, event).await.expect("batch scored");
+    let done: score::BatchScored = serde_json::from_value(out).expect("summary");
+    assert_eq!((done.items, done.rows, done.scored, done.failed), (2, 600, 600, 0));
+    assert_eq!(
+        done.outputs.iter().map(|k| &k[..k.rfind('/').expect("key")]).collect::<Vec<_>>(),
+        ["predictions/penguins/v1/dt=2026-03-01", "predictions/penguins/v1/dt=2026-03-02"]
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let loaded = {
+        let lake = t.lake.clone();
+        Loaded::load("penguins@1", None, async move || Ok(lake)).await.expect("registered version loads")
+    };
+    for (object, output) in listed.iter().zip(&done.outputs) {
+        let scored = predictions(t.lake.get(output).await.expect("predictions").bytes);
+        assert_eq!(scored.len(), 300, "{output}");
+        // mlops score on the same rows: the curated file, read locally.
+        let local = dir.path().join("curated.parquet");
+        std::fs::write(&local, t.lake.get(&object.key).await.expect("curated").bytes).expect("write");
+        let args = ScoreArgs {
+            model: "penguins@1".into(),
+            contract: None,
+            lake: LakeArgs { bucket: common::BUCKET.into() },
+            input: local.clone(),
+            output: Some(dir.path().join("scores.jsonl")),
+            batch_size: 7,
+            items_per_batch: 10,
+            parallel: None,
+        };
+        let summary = tokio::task::block_in_place(|| score_file(&loaded, &args)).expect("scoring");
+        assert_eq!((summary.rows, summary.scored), (300, 300));
+        let expected = records(args.output.as_ref().expect("output"));
+        for ((source, row, prediction, error), mut record) in scored.into_iter().zip(expected) {
+            assert_eq!((source.as_str(), error), (object.key.as_str(), None));
+            let record = record.as_object_mut().expect("record");
+            assert_eq!(record.remove("row").and_then(|r| r.as_i64()), Some(row));
+            assert_eq!(prediction, Some(Value::Object(record.clone())), "{output} row {row}");
+        }
+    }
+
+    // The same prefix through `mlops score --input s3://…`: the same handler, in parallel
+    // batches of one object, to the same keys and contents.
+    let before: Vec<Vec<u8>> = {
+        let mut all = Vec::new();
+        for k in &done.outputs {
+            all.push(t.lake.get(k).await.expect("get").bytes);
+        }
+        all
+    };
+    let args = ScoreArgs {
+        model: "penguins@1".into(),
+        contract: None,
+        lake: LakeArgs { bucket: common::BUCKET.into() },
+        input: "s3://mlops-lake/curated/penguins/".into(),
+        output: None,
+        batch_size: 1024,
+        items_per_batch: 1,
+        parallel: Some(2),
+    };
+    let local = mlops::commands::score::score_prefix(&t.lake, &args, "curated/penguins/").await.expect("prefix scored");
+    assert_eq!((local.items, local.rows, local.scored), (2, 600, 600));
+    assert_eq!(local.outputs, done.outputs);
+    for (k, bytes) in local.outputs.iter().zip(before) {
+        assert_eq!(
+            predictions(t.lake.get(k).await.expect("get").bytes),
+            predictions(bytes),
+            "{k}: the same predictions"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_handler_reports_exactly_the_bad_record_as_failed() {
+    let t = TestLake::with_penguins().await;
+    let event: Value = serde_json::from_str(include_str!("../../events/sqs-score.json")).expect("sample event");
+    let config = score::Config {
+        bucket: common::BUCKET.into(),
+        model: Some(mlops_lake::ModelRef { name: "penguins".into(), version: 1 }),
+    };
+    let out = score::handle(&t.lake, &score::Scorers::default(), &config, event.clone()).await.expect("scored");
+    assert_eq!(out, serde_json::json!({"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}));
+    let written = t.lake.list("predictions/penguins/v1/").await.expect("list");
+    assert_eq!(written.len(), 1, "{written:?}");
+    let rows = predictions(t.lake.get(&written[0]).await.expect("get").bytes);
+    assert_eq!(rows.len(), 2, "the two good records");
+    assert!(rows.iter().all(|(source, _, p, e)| source.ends_with(":mlops-score") && e.is_none() && p.as_ref().is_some_and(|p| p["class"].is_string())));
+
+    // Without a model to score with, the whole batch fails (and is retried), naming why.
+    let config = score::Config { bucket: common::BUCKET.into(), model: None };
+    let e = score::handle(&t.lake, &score::Scorers::default(), &config, event).await.expect_err("no model");
+    assert!(e.to_string().contains("MODEL_NAME"), "{e}");
 }

@@ -91,24 +91,44 @@ impl Config {
     }
 }
 
+/// Where a row's features and id are among the columns it was read with.
+#[derive(Debug, Clone)]
+struct Positions {
+    features: Vec<usize>,
+    id: Option<usize>,
+}
+
+impl Positions {
+    fn of(read_with: &Contract, id: Option<&str>) -> Positions {
+        let position = |name: &str| read_with.columns.iter().position(|c| c.name == name);
+        Positions { features: read_with.features.iter().filter_map(|f| position(f)).collect(), id: id.and_then(position) }
+    }
+}
+
 /// A model version ready to score, with the contract its rows are read against.
 #[derive(Debug)]
 pub struct Loaded {
     pub model: ModelRef,
     pub scorer: Scorer,
+    /// The dataset's contract: lake objects hold all of its columns.
     pub contract: Contract,
-    /// The positions of the contract's features among its columns.
-    features: Vec<usize>,
-    /// The position of the contract's id column, if it has one.
-    id: Option<usize>,
+    /// What a stream record holds: the features, and the id when the contract has one.
+    pub record: Contract,
+    objects: Positions,
+    records: Positions,
 }
 
 impl Loaded {
     pub fn new(model: ModelRef, scorer: Scorer, contract: Contract) -> Loaded {
-        let position = |name: &str| contract.columns.iter().position(|c| c.name == name);
-        let features = contract.features.iter().filter_map(|f| position(f)).collect();
-        let id = contract.id.as_deref().and_then(position);
-        Loaded { model, scorer, contract, features, id }
+        let mut record = contract.features_only();
+        if let Some(id) = contract.id.as_deref().and_then(|id| contract.columns.iter().find(|c| c.name == id))
+            && !record.columns.iter().any(|c| c.name == id.name)
+        {
+            record.columns.push(id.clone());
+        }
+        let objects = Positions::of(&contract, contract.id.as_deref());
+        let records = Positions::of(&record, contract.id.as_deref());
+        Loaded { model, scorer, contract, record, objects, records }
     }
 
     /// Loads a registered version from the lake.
@@ -122,8 +142,8 @@ impl Loaded {
         Ok(Loaded::new(model.clone(), scorer, stored.contract))
     }
 
-    fn id_type(&self) -> Option<ColumnType> {
-        self.id.map(|i| self.contract.columns[i].kind)
+    fn id_column(&self) -> Option<&mlops_contract::Column> {
+        self.contract.id.as_deref().and_then(|id| self.contract.columns.iter().find(|c| c.name == id))
     }
 }
 
@@ -215,7 +235,8 @@ pub struct BatchItemFailure {
 /// A row's prediction, or why it has none.
 type Outcome = Result<serde_json::Map<String, serde_json::Value>, String>;
 
-/// A prediction row before it is written: where its row came from, its id, its outcome.
+/// A prediction row before it is written: where its row came from (the source and the row's
+/// number in it, from 1, as `mlops score` numbers rows), its id, its outcome.
 struct Prediction {
     source: String,
     row: i64,
@@ -242,25 +263,25 @@ pub fn predictions_prefix(model: &ModelRef) -> String {
 }
 
 /// Scores `rows` (all contract columns, or an error per row) in chunks.
-fn score_rows(loaded: &Loaded, source: &str, rows: Vec<Result<Vec<Value>, String>>) -> Vec<Prediction> {
+fn score_rows(loaded: &Loaded, at: &Positions, source: &str, rows: Vec<Result<Vec<Value>, String>>) -> Vec<Prediction> {
     let mut out = Vec::with_capacity(rows.len());
     let mut start = 0;
     for chunk in rows.chunks(CHUNK_ROWS) {
         let good: Vec<Vec<Value>> = chunk
             .iter()
             .filter_map(|r| r.as_ref().ok())
-            .map(|r| loaded.features.iter().map(|&i| r[i].clone()).collect())
+            .map(|r| at.features.iter().map(|&i| r[i].clone()).collect())
             .collect();
         let mut results = loaded.scorer.score_each(&good).into_iter();
         for (i, row) in chunk.iter().enumerate() {
             let (id, outcome) = match row {
                 Ok(values) => (
-                    loaded.id.map_or(Value::Null, |k| values[k].clone()),
+                    at.id.map_or(Value::Null, |k| values[k].clone()),
                     results.next().unwrap_or_else(|| Err("no output for this row".into())),
                 ),
                 Err(e) => (Value::Null, Err(e.clone())),
             };
-            out.push(Prediction { source: source.to_string(), row: (start + i) as i64, id, outcome });
+            out.push(Prediction { source: source.to_string(), row: (start + i + 1) as i64, id, outcome });
         }
         start += chunk.len();
     }
@@ -303,7 +324,7 @@ fn flate2_reader(bytes: bytes::Bytes) -> impl std::io::Read {
 
 /// The Parquet file of `predictions`.
 fn predictions_parquet(loaded: &Loaded, predictions: &[Prediction]) -> Result<Vec<u8>, String> {
-    let id_name = loaded.id.map(|i| loaded.contract.columns[i].name.clone());
+    let id = loaded.id_column();
     let mut fields = vec![Field::new("source", DataType::Utf8, false), Field::new("row", DataType::Int64, false)];
     let mut columns: Vec<ArrayRef> = Vec::new();
     let mut source = StringBuilder::new();
@@ -314,8 +335,9 @@ fn predictions_parquet(loaded: &Loaded, predictions: &[Prediction]) -> Result<Ve
     }
     columns.push(Arc::new(source.finish()));
     columns.push(Arc::new(row.finish()));
-    if let (Some(name), Some(kind)) = (&id_name, loaded.id_type()) {
-        let array: ArrayRef = match kind {
+    if let Some(id) = id {
+        let name = &id.name;
+        let array: ArrayRef = match id.kind {
             ColumnType::Int => {
                 let mut b = Int64Builder::new();
                 predictions.iter().for_each(|p| b.append_option(if let Value::Int(v) = p.id { Some(v) } else { None }));
@@ -385,7 +407,7 @@ fn batch_model(input: &BatchInput, config: &Config) -> Result<ModelRef, Error> {
 pub async fn score_object(lake: &Lake, loaded: &Loaded, key: &str, today: NaiveDate) -> Result<(u64, u64, u64, String), Error> {
     let bytes = bytes::Bytes::from(lake.get(key).await?.bytes);
     let rows = read_object(loaded, key, bytes)?;
-    let predictions = score_rows(loaded, key, rows);
+    let predictions = score_rows(loaded, &loaded.objects, key, rows);
     let scored = predictions.iter().filter(|p| p.outcome.is_ok()).count() as u64;
     let total = predictions.len() as u64;
     let out = prediction_key(&loaded.model, key, today);
@@ -421,7 +443,7 @@ pub async fn score_stream(lake: &Lake, scorers: &Scorers, config: &Config, event
         let id = record.message_id.clone().unwrap_or_default();
         let body = record.body.as_deref().unwrap_or_default();
         let mut read: Vec<Result<Vec<Value>, String>> = Vec::new();
-        let result = read_batch(&loaded.contract, FileKind::Jsonl, body.as_bytes(), |row| {
+        let result = read_batch(&loaded.record, FileKind::Jsonl, body.as_bytes(), |row| {
             read.push(row.outcome.map_err(|r| r.into_iter().map(|r| r.message).collect::<Vec<_>>().join("; ")));
             Ok::<(), std::convert::Infallible>(())
         });
@@ -434,7 +456,7 @@ pub async fn score_stream(lake: &Lake, scorers: &Scorers, config: &Config, event
         ids.push(id);
     }
     let source = event.records.first().and_then(|r| r.event_source_arn.clone()).unwrap_or_else(|| "sqs".into());
-    let predictions = score_rows(&loaded, &source, rows);
+    let predictions = score_rows(&loaded, &loaded.records, &source, rows);
     let mut failures = Vec::new();
     let mut kept = Vec::new();
     for (p, id) in predictions.into_iter().zip(ids) {
