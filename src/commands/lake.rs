@@ -62,8 +62,9 @@ impl DatasetArgs {
 }
 
 /// Print the Athena DDL of a dataset's tables: curated rows (Parquet) and quarantined rows
-/// (JSON Lines), and with --model the model's captures, each partitioned by dt with partition
-/// projection so that every day is queryable as soon as its first object lands.
+/// (JSON Lines), and with --model the model's captures and batch or stream predictions, each
+/// partitioned by dt with partition projection so that every day is queryable as soon as its
+/// first object lands.
 ///
 /// The schemas come from the contract, typed as ingest writes them. Run the statements in
 /// Athena once per dataset (or after a contract change), in the Glue database the template
@@ -81,7 +82,8 @@ pub struct DdlArgs {
     /// The Glue database of the tables (the template's is mlops_lake_<stage>).
     #[arg(long, default_value = "mlops_lake_dev")]
     pub database: String,
-    /// Also the capture table of this model (which serves the contract's dataset).
+    /// Also the capture and predictions tables of this model (which serves the contract's
+    /// dataset).
     #[arg(long)]
     pub model: Option<String>,
     /// The first date partition projection offers (YYYY-MM-DD); dates up to today follow.
@@ -105,6 +107,7 @@ impl DdlArgs {
         let mut tables = vec![athena::curated(&contract, &self.bucket), athena::quarantine(&contract, &self.bucket)];
         if let Some(model) = &self.model {
             tables.push(athena::capture(model, &contract, &self.bucket));
+            tables.push(athena::predictions(model, &contract, &self.bucket));
         }
         let projection = athena::Projection { since: &self.since };
         let statements: Vec<String> = tables.iter().map(|t| t.ddl(&self.database, projection)).collect();

@@ -102,3 +102,25 @@ pub fn env(extra: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) 
 pub fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339).expect("timestamp").to_utc()
 }
+
+/// The columns of a Parquet file, each with the Hive type Athena reads it as.
+pub fn hive_columns(parquet: Vec<u8>) -> Vec<(String, String)> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(parquet))
+        .expect("Parquet");
+    reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let hive = match f.data_type() {
+                arrow_schema::DataType::Float64 => "double",
+                arrow_schema::DataType::Int64 => "bigint",
+                arrow_schema::DataType::Boolean => "boolean",
+                arrow_schema::DataType::Utf8 => "string",
+                arrow_schema::DataType::Timestamp(_, _) => "timestamp",
+                other => panic!("{}: no Hive type for {other}", f.name()),
+            };
+            (f.name().clone(), hive.to_string())
+        })
+        .collect()
+}

@@ -118,24 +118,7 @@ async fn the_athena_tables_type_every_column_as_ingest_writes_it() {
     // Curated: the Parquet schema ingest wrote, column by column, in Hive's terms.
     let table = athena::curated(&contract, crate::common::BUCKET);
     let curated = t.lake.get(&s.curated_keys[0]).await.expect("curated").bytes;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(curated))
-        .expect("Parquet");
-    let written: Vec<(String, String)> = reader
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            let hive = match f.data_type() {
-                arrow_schema::DataType::Float64 => "double",
-                arrow_schema::DataType::Int64 => "bigint",
-                arrow_schema::DataType::Boolean => "boolean",
-                arrow_schema::DataType::Utf8 => "string",
-                arrow_schema::DataType::Timestamp(_, _) => "timestamp",
-                other => panic!("{}: no Hive type for {other}", f.name()),
-            };
-            (f.name().clone(), hive.to_string())
-        })
-        .collect();
+    let written = crate::common::hive_columns(curated);
     assert_eq!(table.columns, written);
     assert!(s.curated_keys[0].starts_with(&table.location.replace("s3://mlops-lake/", "")));
 

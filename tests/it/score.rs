@@ -270,6 +270,13 @@ async fn the_batch_score_handler_on_a_prefix_gives_what_mlops_score_gives() {
         ["predictions/penguins/v1/dt=2026-03-01", "predictions/penguins/v1/dt=2026-03-02"]
     );
 
+    // The Athena table over the predictions types every column as the function writes it.
+    let contract = mlops_contract::Contract::load(&example("contract.yaml")).expect("contract");
+    let table = mlops_formats::athena::predictions("penguins", &contract, common::BUCKET);
+    let written = t.lake.get(&done.outputs[0]).await.expect("predictions").bytes;
+    assert_eq!(table.columns, common::hive_columns(written));
+    assert!(done.outputs[0].starts_with(&table.location.replace("s3://mlops-lake/", "")));
+
     let dir = tempfile::tempdir().expect("temp dir");
     let loaded = {
         let lake = t.lake.clone();

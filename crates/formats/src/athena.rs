@@ -25,6 +25,8 @@ pub struct Table {
     /// Columns as (name, Hive type), in the order of the stored records.
     pub columns: Vec<(String, String)>,
     pub storage: Storage,
+    /// Whether the objects sit under `v<N>/` (a model version) before `dt=…/`.
+    pub versioned: bool,
 }
 
 /// Where projected partitions begin; later dates up to today are projected too.
@@ -70,6 +72,28 @@ pub fn curated(contract: &Contract, bucket: &str) -> Table {
         location: format!("s3://{bucket}/curated/{}/", contract.dataset),
         columns: contract.columns.iter().map(|c| (c.name.clone(), parquet_type(c.kind).to_string())).collect(),
         storage: Storage::Parquet,
+        versioned: false,
+    }
+}
+
+/// The predictions table of a model: what batch and stream scoring wrote under
+/// `predictions/<model>/v<N>/dt=…/`, one row per scored row, partitioned by version and date.
+/// It joins the curated table by `source` (the curated object) and `row` (its number there,
+/// from 1), and by the contract's id column when there is one.
+pub fn predictions(model: &str, contract: &Contract, bucket: &str) -> Table {
+    let mut columns = vec![("source".to_string(), "string".to_string()), ("row".to_string(), "bigint".to_string())];
+    if let Some(id) = contract.id.as_deref().and_then(|id| contract.columns.iter().find(|c| c.name == id)) {
+        columns.push((id.name.clone(), parquet_type(id.kind).to_string()));
+    }
+    for name in ["class", "prediction", "error"] {
+        columns.push((name.to_string(), "string".to_string()));
+    }
+    Table {
+        name: table_name(&[model, "predictions"]),
+        location: format!("s3://{bucket}/predictions/{model}/"),
+        columns,
+        storage: Storage::Parquet,
+        versioned: true,
     }
 }
 
@@ -88,6 +112,7 @@ pub fn quarantine(contract: &Contract, bucket: &str) -> Table {
         location: format!("s3://{bucket}/quarantine/{}/", contract.dataset),
         columns: columns.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect(),
         storage: Storage::JsonLines,
+        versioned: false,
     }
 }
 
@@ -110,6 +135,7 @@ pub fn capture(model: &str, contract: &Contract, bucket: &str) -> Table {
         location: format!("s3://{bucket}/capture/{model}/"),
         columns,
         storage: Storage::JsonLines,
+        versioned: false,
     }
 }
 
@@ -129,8 +155,17 @@ impl Table {
             }
         };
         let location = quoted(&self.location);
+        let (partitions, version, template) = if self.versioned {
+            (
+                "`version` int, `dt` string",
+                "  'projection.version.type' = 'integer',\n  'projection.version.range' = '1,10000',\n",
+                format!("{location}v${{version}}/dt=${{dt}}/"),
+            )
+        } else {
+            ("`dt` string", "", format!("{location}dt=${{dt}}/"))
+        };
         format!(
-            "CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{name}` (\n{columns}\n)\nPARTITIONED BY (`dt` string)\n{stored}\nLOCATION '{location}'\nTBLPROPERTIES (\n  'projection.enabled' = 'true',\n  'projection.dt.type' = 'date',\n  'projection.dt.format' = 'yyyy-MM-dd',\n  'projection.dt.range' = '{since},NOW',\n  'projection.dt.interval' = '1',\n  'projection.dt.interval.unit' = 'DAYS',\n  'storage.location.template' = '{location}dt=${{dt}}/'\n);\n",
+            "CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{name}` (\n{columns}\n)\nPARTITIONED BY ({partitions})\n{stored}\nLOCATION '{location}'\nTBLPROPERTIES (\n  'projection.enabled' = 'true',\n{version}  'projection.dt.type' = 'date',\n  'projection.dt.format' = 'yyyy-MM-dd',\n  'projection.dt.range' = '{since},NOW',\n  'projection.dt.interval' = '1',\n  'projection.dt.interval.unit' = 'DAYS',\n  'storage.location.template' = '{template}'\n);\n",
             name = self.name,
             columns = columns.join(",\n"),
             since = quoted(projection.since),
@@ -161,6 +196,14 @@ mod tests {
         assert!(ddl.contains("STORED AS PARQUET\nLOCATION 's3://lake/curated/penguins-labels/'"), "{ddl}");
         assert!(ddl.contains("'projection.dt.range' = '2026-01-01,NOW'"), "{ddl}");
         assert!(ddl.contains("'storage.location.template' = 's3://lake/curated/penguins-labels/dt=${dt}/'"), "{ddl}");
+    }
+
+    #[test]
+    fn predictions_are_projected_by_version_and_date() {
+        let ddl = predictions("penguins", &contract(), "lake").ddl("db", Projection { since: "2026-01-01" });
+        assert!(ddl.contains("PARTITIONED BY (`version` int, `dt` string)"), "{ddl}");
+        assert!(ddl.contains("'storage.location.template' = 's3://lake/predictions/penguins/v${version}/dt=${dt}/'"), "{ddl}");
+        assert!(ddl.contains("  `source` string,\n  `row` bigint,\n  `class` string,"), "{ddl}");
     }
 
     #[test]
