@@ -92,6 +92,22 @@ pub fn check_field(column: &Column, raw: &str, csv: &CsvFormat) -> Result<Value,
     check_rules(column, value)
 }
 
+/// Microseconds since the epoch of a timestamp value the contract accepted (RFC 3339, or a
+/// date or naive date-time read as UTC).
+pub fn timestamp_micros(text: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp_micros());
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_micros())
+}
+
 /// A float text that holds a whole number an i64 keeps exactly.
 fn whole_float(text: &str) -> Option<i64> {
     const EXACT: f64 = (1u64 << 53) as f64;

@@ -14,7 +14,7 @@ pub mod stats;
 pub use error::{Error, Result};
 pub use profile::{Profile, Profiler};
 pub use profile_drift::compare_profiles;
-pub use samples::{DriftReport, FeatureDrift, Samples, compare};
+pub use samples::{DriftReport, FeatureDrift, Freshness, Samples, compare};
 
 /// A drift report and what its HTML page draws per feature: the one result of a drift check,
 /// on Lambda and in `mlops drift` alike.

@@ -40,6 +40,10 @@ pub fn compare_profiles(
             ColumnProfile::Categorical(c) => c.nulls,
         };
         let (missing_reference, missing_current) = (Some(missing(r)), Some(missing(c)));
+        let distinct = |p: &ColumnProfile| match p {
+            ColumnProfile::Numeric(n) => n.cardinality(),
+            ColumnProfile::Categorical(c) => c.cardinality(),
+        };
         let (kind, test) = match (r, c) {
             (ColumnProfile::Numeric(r), ColumnProfile::Numeric(c)) => {
                 ("numeric", test_numeric_profiles(r, c, column.kind == ColumnType::Int, o, config))
@@ -56,9 +60,33 @@ pub fn compare_profiles(
             test,
             missing_reference,
             missing_current,
+            distinct_reference: Some(distinct(r)),
+            distinct_current: Some(distinct(c)),
         });
     }
-    Ok(finish(&contract.dataset, features, config, reference.rows, current.rows))
+    let mut report = finish(&contract.dataset, features, config, reference.rows, current.rows);
+    report.freshness = freshness(contract, reference, current);
+    Ok(report)
+}
+
+/// The event times of both profiles, by the contract's event-time column.
+fn freshness(contract: &Contract, reference: &Profile, current: &Profile) -> Option<crate::samples::Freshness> {
+    let column = contract.event_time.as_deref()?;
+    let (r, c) = (reference.text.get(column), current.text.get(column));
+    if r.is_none() && c.is_none() {
+        return None;
+    }
+    let time = |us: Option<i64>| {
+        us.and_then(chrono::DateTime::from_timestamp_micros)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    };
+    Some(crate::samples::Freshness {
+        column: column.to_string(),
+        reference_earliest: time(r.and_then(|p| p.earliest_us)),
+        reference_latest: time(r.and_then(|p| p.latest_us)),
+        current_earliest: time(c.and_then(|p| p.earliest_us)),
+        current_latest: time(c.and_then(|p| p.latest_us)),
+    })
 }
 
 fn column_of<'a>(profile: &'a Profile, name: &str, which: &str) -> Result<&'a ColumnProfile> {
@@ -182,6 +210,50 @@ mod tests {
     use crate::profile::numeric::EXACT_VALUES;
     use crate::stats::fixture::{cases, is_numeric, labels, name, number, numbers};
     use crate::stats::tests::run;
+
+    #[test]
+    fn a_report_shows_freshness_and_cardinality() {
+        use mlops_contract::Value as V;
+        let contract = Contract::from_yaml(
+            "dataset: d\nevent_time: at\nfeatures: [x, k]\ncolumns:\n  - {name: at, type: timestamp}\n  \
+             - {name: x, type: float}\n  - {name: k, type: category}\n  - {name: note, type: string, nullable: true}\n",
+            "d.yaml",
+        )
+        .expect("contract");
+        let rows = |day: u32, labels: usize, n: usize| -> Vec<Vec<V>> {
+            (0..n)
+                .map(|i| {
+                    vec![
+                        V::Text(format!("2026-03-{day:02}T{:02}:00:00Z", i % 24)),
+                        V::Float((i % 50) as f64),
+                        V::Text(format!("k{}", i % labels)),
+                        if i % 4 == 0 { V::Null } else { V::Text("é".repeat(1 + i % 3)) },
+                    ]
+                })
+                .collect()
+        };
+        let reference = Profile::baseline(&contract, &rows(1, 3, 200));
+        let mut current = Profile::empty_like(&contract, &reference);
+        for row in rows(9, 12, 300) {
+            current.observe(&contract, &row);
+        }
+        let drift = crate::of_profiles(&contract, &reference, &current, &TestConfig::default(), &BTreeMap::new())
+            .expect("report");
+        let f = drift.report.freshness.expect("freshness");
+        assert_eq!(f.column, "at");
+        assert_eq!(f.reference_latest.as_deref(), Some("2026-03-01T23:00:00Z"));
+        assert_eq!((f.current_earliest.as_deref(), f.current_latest.as_deref()), (Some("2026-03-09T00:00:00Z"), Some("2026-03-09T23:00:00Z")));
+        let k = drift.report.columns.iter().find(|c| c.column == "k").expect("k");
+        assert_eq!((k.distinct_reference, k.distinct_current), (Some(3.0), Some(12.0)));
+        let x = drift.report.columns.iter().find(|c| c.column == "x").expect("x");
+        assert_eq!((x.distinct_reference, x.distinct_current), (Some(50.0), Some(50.0)));
+        let note = &current.text["note"];
+        assert_eq!((note.count, note.nulls, note.min_length, note.max_length), (225, 75, Some(1), Some(3)));
+        assert!((note.distinct.estimate() - 3.0).abs() < 0.5);
+        // Profiles round-trip through JSON with their text columns and sketches.
+        let back = Profile::from_json(&current.to_json(), "current").expect("JSON");
+        assert_eq!(back.text, current.text);
+    }
 
     fn numeric_profile(values: &[f64]) -> NumericProfile {
         let mut p = NumericProfile::new(Vec::new());

@@ -101,9 +101,47 @@ pub struct FeatureDrift {
     /// Missing values of the current data, as for the reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_current: Option<u64>,
+    /// Distinct values of the reference: exact while the profile (or sample) holds them all,
+    /// else the HyperLogLog estimate. `None` in reports written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct_reference: Option<f64>,
+    /// Distinct values of the current data, as for the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct_current: Option<f64>,
+}
+
+/// How recent each side's rows are, by the contract's event-time column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Freshness {
+    /// The event-time column.
+    pub column: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_earliest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_latest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_earliest: Option<String>,
+    /// The newest event time of the current data: how fresh the data checked is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_latest: Option<String>,
 }
 
 impl Column {
+    /// The distinct values, missing ones left out.
+    pub fn distinct(&self) -> f64 {
+        let n = match self {
+            Column::Numeric { values, .. } => {
+                let mut v: Vec<u64> =
+                    values.iter().filter(|v| v.is_finite()).map(|v| if *v == 0.0 { 0 } else { v.to_bits() }).collect();
+                v.sort_unstable();
+                v.dedup();
+                v.len()
+            }
+            Column::Categorical(labels) => labels.iter().flatten().collect::<std::collections::BTreeSet<_>>().len(),
+        };
+        n as f64
+    }
+
     /// The missing values: NaN (or other non-finite) numbers, absent labels.
     pub fn missing(&self) -> u64 {
         let n = match self {
@@ -128,6 +166,10 @@ pub struct DriftReport {
     pub reference_rows: u64,
     pub current_rows: u64,
     pub columns: Vec<FeatureDrift>,
+    /// The event times of both sides, when the contract names an event-time column and the
+    /// profiles know them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<Freshness>,
 }
 
 /// Tests every feature of `current` against `reference` (both read with the same contract),
@@ -156,6 +198,8 @@ pub fn compare(
             column: name.clone(),
             kind: kind.to_string(),
             test,
+            distinct_reference: Some(r.distinct()),
+            distinct_current: Some(c.distinct()),
             missing_reference: Some(r.missing()),
             missing_current: Some(c.missing()),
         });
@@ -189,6 +233,7 @@ pub(crate) fn finish(
         reference_rows,
         current_rows,
         columns: features,
+        freshness: None,
     }
 }
 

@@ -265,7 +265,7 @@ details.card svg {{ display: block; margin-top: .4rem; }}
 <p class="muted">Drifted features first, the furthest past their threshold first. Hover over a name to read it in full.</p>
 <div class="tablewrap"><table class="features">
 <colgroup><col style="width:44px"><col><col style="width:96px"><col style="width:118px"><col style="width:100px"><col style="width:96px"><col style="width:90px"><col style="width:128px"><col style="width:118px"><col style="width:118px"></colgroup>
-<thead><tr><th class="num">#</th><th>feature</th><th>type</th><th>method</th><th class="num">statistic</th><th class="num">p-value</th><th class="num">threshold</th><th>verdict</th><th class="num" title="values tested, reference / current">values ref / cur</th><th class="num" title="missing values, reference / current">missing ref / cur</th></tr></thead>
+<thead><tr><th class="num">#</th><th>feature</th><th>type</th><th>method</th><th class="num">statistic</th><th class="num">p-value</th><th class="num">threshold</th><th>verdict</th><th class="num" title="values tested, reference / current">values ref / cur</th><th class="num" title="missing values, reference / current">missing ref / cur</th><th class="num" title="distinct values, reference / current (≈: a HyperLogLog estimate)">distinct ref / cur</th></tr></thead>
 <tbody>
 "#,
         vclass = if report.dataset_drift { "drift" } else { "nodrift" },
@@ -293,7 +293,7 @@ details.card svg {{ display: block; margin-top: .4rem; }}
         let (label, class) = verdict_label(t.verdict);
         let _ = writeln!(
             html,
-            r##"<tr class="{row}"><td class="num">{rank}</td><td title="{full}"><a href="#f{i}">{name}</a></td><td>{kind}</td><td>{method}</td><td class="num">{stat}</td><td class="num">{p}</td><td class="num">{thr}</td><td><span class="badge {class}">{label}</span></td><td class="num">{nr} / {nc}</td>{missing}</tr>"##,
+            r##"<tr class="{row}"><td class="num">{rank}</td><td title="{full}"><a href="#f{i}">{name}</a></td><td>{kind}</td><td>{method}</td><td class="num">{stat}</td><td class="num">{p}</td><td class="num">{thr}</td><td><span class="badge {class}">{label}</span></td><td class="num">{nr} / {nc}</td>{missing}{distinct}</tr>"##,
             row = if t.verdict == Verdict::Drift { "drifted" } else { "" },
             rank = rank + 1,
             full = escape(&f.column),
@@ -306,6 +306,7 @@ details.card svg {{ display: block; margin-top: .4rem; }}
             nr = t.n_reference,
             nc = t.n_current,
             missing = missing_cell(f),
+            distinct = distinct_cell(f),
         );
     }
     let _ = write!(
@@ -346,6 +347,21 @@ details.card svg {{ display: block; margin-top: .4rem; }}
     }
     html.push_str("</div>\n</body></html>\n");
     html
+}
+
+/// The distinct values of a feature, reference / current; a change of more than half either
+/// way is marked.
+fn distinct_cell(f: &FeatureDrift) -> String {
+    let shown = |d: f64| if d.fract() == 0.0 { format!("{d:.0}") } else { format!("≈{d:.0}") };
+    match (f.distinct_reference, f.distinct_current) {
+        (Some(r), Some(c)) => {
+            let changed = r > 0.0 && (c / r > 1.5 || c / r < 0.5);
+            let title = if changed { "the number of distinct values changed by more than half" } else { "distinct values" };
+            let mark = if changed { " ⚠" } else { "" };
+            format!(r#"<td class="num" title="{title}">{} / {}{mark}</td>"#, shown(r), shown(c))
+        }
+        _ => r#"<td class="num" title="not counted in this report">—</td>"#.to_string(),
+    }
 }
 
 /// The missing values of a feature, reference / current, with their shares in a tooltip.
@@ -431,6 +447,22 @@ fn write_meta(html: &mut String, report: &DriftReport, meta: &ReportMeta, datase
     let total = |pick: fn(&FeatureDrift) -> Option<u64>| report.columns.iter().map(pick).sum::<Option<u64>>();
     if let (Some(r), Some(c)) = (total(|f| f.missing_reference), total(|f| f.missing_current)) {
         items.push(("Missing values", format!("{r} in the reference, {c} in the current data")));
+    }
+    if let Some(f) = &report.freshness {
+        let span = |from: &Option<String>, to: &Option<String>| match (from, to) {
+            (Some(a), Some(b)) => format!("{} to {}", escape(a), escape(b)),
+            _ => "no event time".to_string(),
+        };
+        items.push((
+            "Event time",
+            format!(
+                "<code>{}</code>: reference {}; current {} (newest {})",
+                escape(&f.column),
+                span(&f.reference_earliest, &f.reference_latest),
+                span(&f.current_earliest, &f.current_latest),
+                f.current_latest.as_deref().map_or("unknown".to_string(), escape),
+            ),
+        ));
     }
     html.push_str("<dl class=\"meta\">\n");
     for (term, value) in items {
@@ -611,6 +643,8 @@ mod tests {
             },
             missing_reference: Some(4),
             missing_current: Some(17),
+            distinct_reference: Some(40.0),
+            distinct_current: Some(95.3),
         }
     }
 
@@ -627,6 +661,13 @@ mod tests {
             reference_rows: 304,
             current_rows: 217,
             columns,
+            freshness: Some(mlops_drift::Freshness {
+                column: "observed_at".into(),
+                reference_earliest: Some("2026-01-01T00:00:00Z".into()),
+                reference_latest: Some("2026-01-31T23:00:00Z".into()),
+                current_earliest: Some("2026-03-01T00:00:00Z".into()),
+                current_latest: Some("2026-03-07T12:00:00Z".into()),
+            }),
         }
     }
 
@@ -710,6 +751,11 @@ mod tests {
         assert!(html.contains("304 rows from <code>train.csv</code>") && html.contains("217 rows from 2 files"));
         assert!(!html.contains("Model version") && !html.contains("Window") && !html.contains("Profiles merged"));
         assert!(html.contains(r#"title="reference 4 (1.3%), current 17 (7.8%)">4 / 17</td>"#), "missing counts");
+        assert!(html.contains(">40 / ≈95 ⚠</td>"), "distinct values, a change of more than half marked");
+        assert!(
+            html.contains("<code>observed_at</code>: reference 2026-01-01T00:00:00Z to 2026-01-31T23:00:00Z; current"),
+            "event times"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::sketches::Frequent;
+use super::sketches::{Frequent, Hll};
 
 /// Labels are counted exactly up to this many distinct ones; beyond, a frequent-items sketch
 /// holds them, so a column of identifiers cannot make a profile grow with the data.
@@ -50,6 +50,9 @@ pub struct CategoricalProfile {
     /// The labels beyond [`CATEGORY_LIMIT`]: a frequent-items sketch of all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frequent: Option<Frequent>,
+    /// A HyperLogLog sketch of the distinct labels (empty in profiles written before it).
+    #[serde(default)]
+    pub distinct: Hll,
 }
 
 impl CategoricalProfile {
@@ -59,6 +62,7 @@ impl CategoricalProfile {
         let label = profiled_label(label);
         let label = label.as_ref();
         self.count += 1;
+        self.distinct.update_text(label);
         if let Some(sketch) = &mut self.frequent {
             sketch.update(label);
             return;
@@ -79,6 +83,11 @@ impl CategoricalProfile {
         let sketch = Frequent::from_counts(&self.counts);
         self.counts.clear();
         self.frequent = Some(sketch);
+    }
+
+    /// The number of distinct labels: exact while the counts are, else the HLL estimate.
+    pub fn cardinality(&self) -> f64 {
+        if self.is_exact() { self.counts.len() as f64 } else { self.distinct.estimate() }
     }
 
     /// Whether the counts are exact.
@@ -108,6 +117,7 @@ impl CategoricalProfile {
     pub fn merge(&mut self, other: &CategoricalProfile) {
         self.count += other.count;
         self.nulls += other.nulls;
+        self.distinct.merge(&other.distinct);
         if self.frequent.is_none() && other.frequent.is_none() {
             for (k, v) in &other.counts {
                 *self.counts.entry(k.clone()).or_insert(0) += v;

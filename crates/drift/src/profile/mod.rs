@@ -11,6 +11,7 @@
 pub mod categorical;
 pub mod numeric;
 pub mod sketches;
+pub mod text;
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,7 @@ use mlops_contract::{Column, ColumnType, Contract};
 
 pub use categorical::{CategoricalProfile, LABEL_BYTES, profiled_label};
 pub use numeric::{Histogram, NumericProfile};
+pub use text::TextProfile;
 
 /// Number of equal-frequency bins a baseline cuts each numeric column into.
 pub const BASELINE_BINS: usize = 10;
@@ -39,6 +41,10 @@ pub struct Profile {
     /// Rows observed (valid rows only).
     pub rows: u64,
     pub columns: BTreeMap<String, ColumnProfile>,
+    /// The string and timestamp columns, which are not tested for drift: counts, distinct
+    /// values, lengths, and the earliest and latest time (absent from older profiles).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub text: BTreeMap<String, TextProfile>,
 }
 
 /// The statistics of one column.
@@ -134,7 +140,13 @@ impl Profile {
                 Some((c.name.clone(), profile))
             })
             .collect();
-        Profile { dataset: contract.dataset.clone(), baseline_id: None, rows: 0, columns }
+        let text = contract
+            .columns
+            .iter()
+            .filter(|c| profiled_as_numeric(c).is_none())
+            .map(|c| (c.name.clone(), TextProfile::default()))
+            .collect();
+        Profile { dataset: contract.dataset.clone(), baseline_id: None, rows: 0, columns, text }
     }
 
     /// Computes a baseline from training rows: bin edges are the deciles of each numeric
@@ -172,6 +184,8 @@ impl Profile {
         for (column, value) in contract.columns.iter().zip(row) {
             if let Some(profile) = self.columns.get_mut(&column.name) {
                 observe_value(profile, value);
+            } else if let Some(profile) = self.text.get_mut(&column.name) {
+                observe_text(profile, column.kind, value);
             }
         }
     }
@@ -204,6 +218,9 @@ impl Profile {
                     )));
                 }
             }
+        }
+        for (name, theirs) in &other.text {
+            self.text.entry(name.clone()).or_default().merge(theirs);
         }
         Ok(())
     }
@@ -245,6 +262,17 @@ impl Profile {
     }
 }
 
+fn observe_text(profile: &mut TextProfile, kind: ColumnType, value: &Value) {
+    match value {
+        Value::Null => profile.nulls += 1,
+        Value::Text(t) => {
+            let time = (kind == ColumnType::Timestamp).then(|| mlops_contract::validate::timestamp_micros(t)).flatten();
+            profile.add(t, time);
+        }
+        other => profile.add(&other.to_text(), None),
+    }
+}
+
 fn observe_value(profile: &mut ColumnProfile, value: &Value) {
     match (profile, value) {
         (ColumnProfile::Numeric(p), Value::Null) => p.nulls += 1,
@@ -265,21 +293,27 @@ pub struct Profiler {
     profile: Profile,
     /// The profile's columns in contract order (`None` for columns not profiled).
     slots: Vec<Option<(String, ColumnProfile)>>,
+    /// The string and timestamp columns in contract order, with their type.
+    texts: Vec<Option<(String, TextProfile, ColumnType)>>,
 }
 
 impl Profiler {
     pub fn new(contract: &Contract, mut profile: Profile) -> Profiler {
         let slots =
             contract.columns.iter().map(|c| profile.columns.remove(&c.name).map(|p| (c.name.clone(), p))).collect();
-        Profiler { profile, slots }
+        let texts =
+            contract.columns.iter().map(|c| profile.text.remove(&c.name).map(|p| (c.name.clone(), p, c.kind))).collect();
+        Profiler { profile, slots, texts }
     }
 
     /// Adds one valid row (values in contract column order).
     pub fn observe(&mut self, row: &[Value]) {
         self.profile.rows += 1;
-        for (slot, value) in self.slots.iter_mut().zip(row) {
+        for ((slot, text), value) in self.slots.iter_mut().zip(self.texts.iter_mut()).zip(row) {
             if let Some((_, p)) = slot {
                 observe_value(p, value);
+            } else if let Some((_, p, kind)) = text {
+                observe_text(p, *kind, value);
             }
         }
     }
@@ -300,12 +334,18 @@ impl Profiler {
                 }
             }
         }
+        for (name, ours, _) in self.texts.iter_mut().flatten() {
+            if let Some(theirs) = other.text.get(name.as_str()) {
+                ours.merge(theirs);
+            }
+        }
         Ok(())
     }
 
     pub fn finish(self) -> Profile {
         let mut profile = self.profile;
         profile.columns.extend(self.slots.into_iter().flatten());
+        profile.text.extend(self.texts.into_iter().flatten().map(|(name, p, _)| (name, p)));
         profile
     }
 }

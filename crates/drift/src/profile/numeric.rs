@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::sketches::Kll;
+use super::sketches::{Hll, Kll};
 use crate::error::{Error, Result};
 
 /// A column keeps its exact values up to this many: the size up to which the field's defaults
@@ -46,6 +46,9 @@ pub struct NumericProfile {
     /// The [`TAIL_VALUES`] largest values, ascending.
     #[serde(default)]
     pub high: Vec<f64>,
+    /// A HyperLogLog sketch of the distinct values (empty in profiles written before it).
+    #[serde(default)]
+    pub distinct: Hll,
 }
 
 /// Counts of values in the bins cut by `edges`: bin `i` holds values in
@@ -90,6 +93,7 @@ impl NumericProfile {
             sketch: Kll::default(),
             low: Vec::new(),
             high: Vec::new(),
+            distinct: Hll::default(),
         }
     }
 
@@ -106,6 +110,7 @@ impl NumericProfile {
         self.max = Some(self.max.map_or(v, |m| m.max(v)));
         self.histogram.add(v);
         self.sketch.update(v);
+        self.distinct.update_number(v);
         if self.low.len() < TAIL_VALUES || v < self.low[TAIL_VALUES - 1] {
             let at = self.low.partition_point(|&x| x <= v);
             self.low.insert(at, v);
@@ -135,6 +140,21 @@ impl NumericProfile {
     }
 
     /// Sample variance (n − 1 denominator); `None` below two values.
+    /// The number of distinct values: exact while the profile holds every value or counts per
+    /// value, else the HLL estimate.
+    pub fn cardinality(&self) -> f64 {
+        if let Some(counts) = &self.value_counts {
+            return counts.len() as f64;
+        }
+        if let Some(values) = &self.values {
+            let mut v = values.clone();
+            v.sort_by(f64::total_cmp);
+            v.dedup();
+            return v.len() as f64;
+        }
+        self.distinct.estimate()
+    }
+
     pub fn variance(&self) -> Option<f64> {
         (self.count > 1).then(|| self.m2 / (self.count - 1) as f64)
     }
@@ -173,6 +193,7 @@ impl NumericProfile {
             *a += b;
         }
         self.sketch.merge(&other.sketch).map_err(|e| Error::Profile(format!("column {column:?}: {e}")))?;
+        self.distinct.merge(&other.distinct);
         self.values = match (self.values.take(), &other.values) {
             (Some(mut a), Some(b)) if a.len() + b.len() <= EXACT_VALUES => {
                 a.extend_from_slice(b);
