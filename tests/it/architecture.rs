@@ -50,7 +50,7 @@ fn each_function_links_only_what_it_uses() {
             "only predict runs models",
         );
     }
-    for function in ["predict", "ingest", "drift-check", "retrain", "deploy-hooks"] {
+    for function in ["predict", "ingest", "drift-check", "retrain", "deploy-hooks", "score"] {
         assert_links_none(function, &["mlops-devkit", "s3s", "s3s-fs"], "only the dev kit knows it is local");
     }
     assert_links_none(
@@ -58,6 +58,12 @@ fn each_function_links_only_what_it_uses() {
         &["tract-onnx", "mlops-model", "predict", "parquet"],
         "the hooks check predict through Lambda, as CodeDeploy deploys it, and score nothing themselves",
     );
+    assert_links_none(
+        "score",
+        &["mlops-train", "forust-ml", "mlops-flows", "lambda_http", "axum"],
+        "score runs the shared scorer over the lake: it trains nothing and serves no HTTP",
+    );
+    assert!(linked("score").contains("mlops-model"), "score scores with the one scorer");
     assert!(linked("drift-check").contains("mlops-metrics"), "model quality computes metrics with the evaluation code");
     assert!(linked("predict").contains("mlops-emf"), "predict writes its metrics through mlops-emf");
     assert_links_none(
