@@ -2,8 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use mlops::commands::{
-    ab, cold_start, contract, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, quality, report, score,
-    serve, train,
+    ab, cold_start, contract, demo, drift, evaluate, ingest, invoke, lake, model, pipeline, profile, quality, report,
+    score, serve, train,
 };
 
 /// Serverless MLOps, locally: an embedded S3 lake, the model registry, and the Lambda

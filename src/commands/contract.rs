@@ -79,8 +79,8 @@ impl InferArgs {
             InferConfig { dataset, sample: self.sample, margin: self.margin, max_categories: self.max_categories };
         let mut sources = Vec::with_capacity(self.files.len());
         for path in &self.files {
-            let input = mlops_formats::rows::open_file(path)
-                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            let input =
+                mlops_formats::rows::open_file(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
             sources.push((path.display().to_string(), input));
         }
         let inferred = infer_csv(sources, &config, |name, rows| eprintln!("{name}: {rows} rows read"))

@@ -20,6 +20,9 @@ pub enum Function {
     Ingest,
     /// Scheduled event → drift report.
     DriftCheck,
+    /// A batch of the batch-score Distributed Map, or an SQS event → predictions objects (and
+    /// for SQS, the records that failed).
+    Score,
 }
 
 /// Run one event through a function's handler in-process, like `sam local invoke`.
@@ -84,6 +87,11 @@ pub async fn invoke<F: Fn(&str) -> Option<String>>(
                 &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
             );
             drift_check::invoke(&lake.with_bucket(&config.bucket), &events, &config, event).await?
+        }
+        Function::Score => {
+            let config = score::Config::from_env(env)?;
+            let event: serde_json::Value = serde_json::from_str(event).context("the event is not JSON")?;
+            score::handle(&lake.with_bucket(&config.bucket), &score::Scorers::default(), &config, event).await?
         }
     })
 }

@@ -90,7 +90,13 @@ impl ScoreArgs {
         let lake = self.lake.clone();
         let loaded = Loaded::load(&self.model, self.contract.as_deref(), async || lake.connect().await).await?;
         let summary = tokio::task::block_in_place(|| score_file(&loaded, &self))?;
-        eprintln!("scored {} of {} rows into {} ({} failed)", summary.scored, summary.rows, output.display(), summary.failed);
+        eprintln!(
+            "scored {} of {} rows into {} ({} failed)",
+            summary.scored,
+            summary.rows,
+            output.display(),
+            summary.failed
+        );
         if summary.scored == 0 {
             bail!("no row of {} was scored ({} rows read)", self.input.display(), summary.rows);
         }
@@ -312,7 +318,8 @@ pub fn score_file(loaded: &Loaded, args: &ScoreArgs) -> anyhow::Result<ScoreSumm
         let mut bytes = Vec::new();
         let mut input = input;
         input.read_to_end(&mut bytes).with_context(|| format!("reading {name}"))?;
-        let rows = mlops_formats::curated::read_values(bytes.into(), &features).with_context(|| format!("reading {name}"))?;
+        let rows =
+            mlops_formats::curated::read_values(bytes.into(), &features).with_context(|| format!("reading {name}"))?;
         for row in rows {
             summary.rows += 1;
             pending.push((summary.rows, Ok(row)));
@@ -322,17 +329,17 @@ pub fn score_file(loaded: &Loaded, args: &ScoreArgs) -> anyhow::Result<ScoreSumm
         }
     } else {
         let outcome = read_batch(&features, kind, input, |row| {
-        summary.rows += 1;
-        let cells = row.outcome.map_err(|reasons| {
-            // Each reason's message names its column.
-            let reasons: Vec<String> = reasons.into_iter().map(|r| r.message).collect();
-            reasons.join("; ")
-        });
-        pending.push((summary.rows, cells));
-        if pending.len() >= batch {
-            flush(&mut pending, &mut summary)?;
-        }
-        anyhow::Ok(())
+            summary.rows += 1;
+            let cells = row.outcome.map_err(|reasons| {
+                // Each reason's message names its column.
+                let reasons: Vec<String> = reasons.into_iter().map(|r| r.message).collect();
+                reasons.join("; ")
+            });
+            pending.push((summary.rows, cells));
+            if pending.len() >= batch {
+                flush(&mut pending, &mut summary)?;
+            }
+            anyhow::Ok(())
         });
         match outcome {
             Ok(()) => {}
@@ -347,7 +354,8 @@ pub fn score_file(loaded: &Loaded, args: &ScoreArgs) -> anyhow::Result<ScoreSumm
 }
 
 fn model_ref(spec: &str) -> anyhow::Result<ModelRef> {
-    spec.parse().with_context(|| format!("--model {spec:?}: a lake prefix is scored by a registered version, NAME@VERSION"))
+    spec.parse()
+        .with_context(|| format!("--model {spec:?}: a lake prefix is scored by a registered version, NAME@VERSION"))
 }
 
 /// Scores every object under `prefix` of `lake` with the batch-score handler, in batches of
@@ -362,7 +370,8 @@ pub async fn score_prefix(lake: &Lake, args: &ScoreArgs, prefix: &str) -> anyhow
     let scorers = Arc::new(score::Scorers::default());
     // Load once before the batches start, so that a bad version fails once and early.
     scorers.get(lake, &model).await.map_err(|e| lake_hint(e.into()))?;
-    let parallel = args.parallel.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |p| p as usize);
+    let parallel =
+        args.parallel.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |p| p as usize);
     let limit = Arc::new(tokio::sync::Semaphore::new(parallel));
     let progress = ProgressBar::with_draw_target(Some(keys.len() as u64), ProgressDrawTarget::stderr());
     progress.set_style(
@@ -376,7 +385,8 @@ pub async fn score_prefix(lake: &Lake, args: &ScoreArgs, prefix: &str) -> anyhow
             items: chunk.iter().map(|k| score::Item { key: k.clone() }).collect(),
             input: score::BatchInput { model: Some(model.name.clone()), version: Some(model.version) },
         };
-        let (lake, config, scorers, limit) = (lake.clone(), Arc::clone(&config), Arc::clone(&scorers), Arc::clone(&limit));
+        let (lake, config, scorers, limit) =
+            (lake.clone(), Arc::clone(&config), Arc::clone(&scorers), Arc::clone(&limit));
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             (n, score::score_items(&lake, &scorers, &config, &batch, today).await)

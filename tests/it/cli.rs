@@ -141,7 +141,8 @@ fn contract_infer_names_what_it_cannot_read() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ragged = dir.path().join("ragged.csv");
     std::fs::write(&ragged, "a,b\n1,2\n3\n").expect("file");
-    let output = Command::new(env!("CARGO_BIN_EXE_mlops")).args(["contract", "infer"]).arg(&ragged).output().expect("runs");
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_mlops")).args(["contract", "infer"]).arg(&ragged).output().expect("runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("line 3 has 1 fields where the header has 2"), "{stderr}");

@@ -223,7 +223,8 @@ async fn a_shuffled_batch_over_five_dates_gives_one_file_per_date_with_every_row
     publish_events(&t).await;
     // A fixed permutation of the ids (an odd multiplier modulo a power of two, cut to ROWS),
     // so that consecutive rows fall on dates in no order at all.
-    let order: Vec<i64> = (0..1i64 << 18).map(|i| (i * 0x9E37_79B1 + 12_345) & ((1 << 18) - 1)).filter(|&i| i < ROWS).collect();
+    let order: Vec<i64> =
+        (0..1i64 << 18).map(|i| (i * 0x9E37_79B1 + 12_345) & ((1 << 18) - 1)).filter(|&i| i < ROWS).collect();
     assert_eq!(order.len(), ROWS as usize);
     let date_of = |id: i64| format!("2026-04-0{}", 1 + id % 5);
     let mut csv = String::from("id,t,x\n");

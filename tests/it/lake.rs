@@ -129,7 +129,8 @@ async fn the_athena_tables_type_every_column_as_ingest_writes_it() {
     for line in String::from_utf8(lines).expect("UTF-8").lines() {
         let record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).expect("JSON");
         for (name, value) in &record {
-            let (_, hive) = table.columns.iter().find(|(c, _)| c == name).unwrap_or_else(|| panic!("{name}: no column"));
+            let (_, hive) =
+                table.columns.iter().find(|(c, _)| c == name).unwrap_or_else(|| panic!("{name}: no column"));
             let fits = match value {
                 serde_json::Value::String(_) => hive == "string",
                 serde_json::Value::Number(n) => hive == "bigint" && n.is_u64(),
@@ -138,7 +139,8 @@ async fn the_athena_tables_type_every_column_as_ingest_writes_it() {
                     hive.starts_with("array<struct<")
                         && reasons.iter().all(|r| {
                             r.as_object().is_some_and(|r| {
-                                r.keys().all(|k| hive.contains(&format!("{k}:string"))) && r.values().all(|v| v.is_string())
+                                r.keys().all(|k| hive.contains(&format!("{k}:string")))
+                                    && r.values().all(|v| v.is_string())
                             })
                         })
                 }

@@ -354,7 +354,9 @@ async fn the_stream_handler_reports_exactly_the_bad_record_as_failed() {
     assert_eq!(written.len(), 1, "{written:?}");
     let rows = predictions(t.lake.get(&written[0]).await.expect("get").bytes);
     assert_eq!(rows.len(), 2, "the two good records");
-    assert!(rows.iter().all(|(source, _, p, e)| source.ends_with(":mlops-score") && e.is_none() && p.as_ref().is_some_and(|p| p["class"].is_string())));
+    assert!(rows.iter().all(|(source, _, p, e)| source.ends_with(":mlops-score")
+        && e.is_none()
+        && p.as_ref().is_some_and(|p| p["class"].is_string())));
 
     // Without a model to score with, the whole batch fails (and is retried), naming why.
     let config = score::Config { bucket: common::BUCKET.into(), model: None };

@@ -71,7 +71,12 @@ fn default_header() -> bool {
 
 impl Default for CsvFormat {
     fn default() -> Self {
-        CsvFormat { delimiter: default_delimiter(), header: default_header(), null_values: Vec::new(), whole_floats: false }
+        CsvFormat {
+            delimiter: default_delimiter(),
+            header: default_header(),
+            null_values: Vec::new(),
+            whole_floats: false,
+        }
     }
 }
 

@@ -271,7 +271,8 @@ mod tests {
         assert_eq!(rules(check_text(&col(ColumnType::Float), "inf")), ["type"]);
         assert_eq!(rules(check_text(&col(ColumnType::Int), "1.5")), ["type"]);
         assert_eq!(rules(check_text(&col(ColumnType::Int), "4.0")), ["type"], "whole floats only when asked");
-        let pandas = CsvFormat { null_values: vec!["NA".into(), "NaN".into()], whole_floats: true, ..CsvFormat::default() };
+        let pandas =
+            CsvFormat { null_values: vec!["NA".into(), "NaN".into()], whole_floats: true, ..CsvFormat::default() };
         let mut nullable = col(ColumnType::Int);
         nullable.nullable = true;
         assert_eq!(check_field(&nullable, " 4.0 ", &pandas), Ok(Value::Int(4)));

@@ -242,7 +242,10 @@ mod tests {
         let f = drift.report.freshness.expect("freshness");
         assert_eq!(f.column, "at");
         assert_eq!(f.reference_latest.as_deref(), Some("2026-03-01T23:00:00Z"));
-        assert_eq!((f.current_earliest.as_deref(), f.current_latest.as_deref()), (Some("2026-03-09T00:00:00Z"), Some("2026-03-09T23:00:00Z")));
+        assert_eq!(
+            (f.current_earliest.as_deref(), f.current_latest.as_deref()),
+            (Some("2026-03-09T00:00:00Z"), Some("2026-03-09T23:00:00Z"))
+        );
         let k = drift.report.columns.iter().find(|c| c.column == "k").expect("k");
         assert_eq!((k.distinct_reference, k.distinct_current), (Some(3.0), Some(12.0)));
         let x = drift.report.columns.iter().find(|c| c.column == "x").expect("x");

@@ -38,11 +38,8 @@ pub struct Projection<'a> {
 
 /// A name Glue and Athena take: lower case, with every other character an underscore.
 pub fn table_name(parts: &[&str]) -> String {
-    let joined: String = parts
-        .join("_")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
-        .collect();
+    let joined: String =
+        parts.join("_").chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     if joined.starts_with(|c: char| c.is_ascii_digit()) { format!("t_{joined}") } else { joined }
 }
 
@@ -202,7 +199,10 @@ mod tests {
     fn predictions_are_projected_by_version_and_date() {
         let ddl = predictions("penguins", &contract(), "lake").ddl("db", Projection { since: "2026-01-01" });
         assert!(ddl.contains("PARTITIONED BY (`version` int, `dt` string)"), "{ddl}");
-        assert!(ddl.contains("'storage.location.template' = 's3://lake/predictions/penguins/v${version}/dt=${dt}/'"), "{ddl}");
+        assert!(
+            ddl.contains("'storage.location.template' = 's3://lake/predictions/penguins/v${version}/dt=${dt}/'"),
+            "{ddl}"
+        );
         assert!(ddl.contains("  `source` string,\n  `row` bigint,\n  `class` string,"), "{ddl}");
     }
 

@@ -356,7 +356,8 @@ fn distinct_cell(f: &FeatureDrift) -> String {
     match (f.distinct_reference, f.distinct_current) {
         (Some(r), Some(c)) => {
             let changed = r > 0.0 && (c / r > 1.5 || c / r < 0.5);
-            let title = if changed { "the number of distinct values changed by more than half" } else { "distinct values" };
+            let title =
+                if changed { "the number of distinct values changed by more than half" } else { "distinct values" };
             let mark = if changed { " ⚠" } else { "" };
             format!(r#"<td class="num" title="{title}">{} / {}{mark}</td>"#, shown(r), shown(c))
         }

@@ -16,8 +16,8 @@ use crate::rows::records::{CsvRecords, Record, RecordLimits};
 /// Spellings of a missing value that pandas reads as NaN by default (`read_csv`'s
 /// `na_values`) and that pandas and other tools write; the empty field is missing anyway.
 pub const NULL_SPELLINGS: &[&str] = &[
-    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
-    "NULL", "NaN", "None", "n/a", "nan", "null",
+    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL",
+    "NaN", "None", "n/a", "nan", "null",
 ];
 
 /// Delimiters tried, in order of preference when several fit.
@@ -272,7 +272,12 @@ pub fn infer_csv(
             return Err(format!("{name}: the file is empty: no header line"));
         }
         let names: Vec<String> = (0..record.width())
-            .map(|i| String::from_utf8_lossy(record.field(i).unwrap_or_default()).trim().trim_start_matches('\u{feff}').to_string())
+            .map(|i| {
+                String::from_utf8_lossy(record.field(i).unwrap_or_default())
+                    .trim()
+                    .trim_start_matches('\u{feff}')
+                    .to_string()
+            })
             .collect();
         let unique: BTreeSet<&String> = names.iter().collect();
         if unique.len() != names.len() || names.iter().any(String::is_empty) {
@@ -285,7 +290,9 @@ pub fn infer_csv(
             return Err(format!("{name}: its header {names:?} differs from that of the files before it {header:?}"));
         }
         let mut read = 0u64;
-        while config.sample.is_none_or(|s| read < s) && records.next_into(&mut record).map_err(|e| format!("{name}: {e}"))? {
+        while config.sample.is_none_or(|s| read < s)
+            && records.next_into(&mut record).map_err(|e| format!("{name}: {e}"))?
+        {
             if record.width() == 1 && record.field(0).is_some_and(<[u8]>::is_empty) {
                 continue;
             }
@@ -303,7 +310,7 @@ pub fn infer_csv(
                 seen.observe(text, &probes, config.max_categories);
             }
             read += 1;
-            if read % 100_000 == 0 {
+            if read.is_multiple_of(100_000) {
                 progress(&name, read);
             }
         }
@@ -370,7 +377,13 @@ mod tests {
         let mut text = String::from("when;n;x;k;flag;note\n");
         for i in 0..40 {
             let n = if i % 7 == 0 { "NA".to_string() } else { format!("{}.0", i) };
-            text.push_str(&format!("2026-04-{:02}T10:00:00Z;{n};{};{};{};free text {i}\n", 1 + i % 28, i as f64 / 4.0, ["a", "b"][i % 2], i % 2 == 0));
+            text.push_str(&format!(
+                "2026-04-{:02}T10:00:00Z;{n};{};{};{};free text {i}\n",
+                1 + i % 28,
+                i as f64 / 4.0,
+                ["a", "b"][i % 2],
+                i % 2 == 0
+            ));
         }
         let inferred = infer(&text);
         let c = &inferred.contract;
@@ -393,7 +406,9 @@ mod tests {
 
     #[test]
     fn bounds_hold_the_data_for_any_values() {
-        for (lo, hi, int) in [(-3.2, 7.9, false), (0.0, 0.0, true), (1e-9, 2e-9, false), (-5.0, -5.0, true), (3750.0, 6300.0, true)] {
+        for (lo, hi, int) in
+            [(-3.2, 7.9, false), (0.0, 0.0, true), (1e-9, 2e-9, false), (-5.0, -5.0, true), (3750.0, 6300.0, true)]
+        {
             let (min, max) = widened(lo, hi, 0.1, int);
             assert!(min <= lo && max >= hi, "{lo}..{hi} -> {min}..{max}");
             if lo >= 0.0 {

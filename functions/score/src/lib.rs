@@ -41,7 +41,9 @@ pub enum Error {
     Model { model: String, source: mlops_model::Error },
     #[error("{key}: {message}")]
     Object { key: String, message: String },
-    #[error("the batch names no model: give BatchInput.model and BatchInput.version, or set MODEL_NAME and MODEL_VERSION")]
+    #[error(
+        "the batch names no model: give BatchInput.model and BatchInput.version, or set MODEL_NAME and MODEL_VERSION"
+    )]
     NoModel,
     #[error("writing {key}: {message}")]
     Write { key: String, message: String },
@@ -101,7 +103,10 @@ struct Positions {
 impl Positions {
     fn of(read_with: &Contract, id: Option<&str>) -> Positions {
         let position = |name: &str| read_with.columns.iter().position(|c| c.name == name);
-        Positions { features: read_with.features.iter().filter_map(|f| position(f)).collect(), id: id.and_then(position) }
+        Positions {
+            features: read_with.features.iter().filter_map(|f| position(f)).collect(),
+            id: id.and_then(position),
+        }
     }
 }
 
@@ -135,8 +140,7 @@ impl Loaded {
     pub async fn from_registry(lake: &Lake, model: &ModelRef) -> Result<Loaded, Error> {
         let (stored, bytes) = registry::load(lake, &model.name, model.version).await?;
         let name = model.to_string();
-        let loaded =
-            Model::load(&bytes).map_err(|source| Error::Model { model: name.clone(), source })?;
+        let loaded = Model::load(&bytes).map_err(|source| Error::Model { model: name.clone(), source })?;
         let scorer = Scorer::new(loaded, &stored.contract, stored.manifest.class_labels.clone())
             .map_err(|source| Error::Model { model: name, source })?;
         Ok(Loaded::new(model.clone(), scorer, stored.contract))
@@ -306,9 +310,7 @@ fn read_object(loaded: &Loaded, key: &str, bytes: bytes::Bytes) -> Result<Vec<Re
     };
     let mut rows = Vec::new();
     let read = read_batch(&loaded.contract, kind, input, |row| {
-        rows.push(row.outcome.map_err(|reasons| {
-            reasons.into_iter().map(|r| r.message).collect::<Vec<_>>().join("; ")
-        }));
+        rows.push(row.outcome.map_err(|reasons| reasons.into_iter().map(|r| r.message).collect::<Vec<_>>().join("; ")));
         Ok::<(), std::convert::Infallible>(())
     });
     match read {
@@ -350,12 +352,16 @@ fn predictions_parquet(loaded: &Loaded, predictions: &[Prediction]) -> Result<Ve
             }
             ColumnType::Bool => {
                 let mut b = BooleanBuilder::new();
-                predictions.iter().for_each(|p| b.append_option(if let Value::Bool(v) = p.id { Some(v) } else { None }));
+                predictions
+                    .iter()
+                    .for_each(|p| b.append_option(if let Value::Bool(v) = p.id { Some(v) } else { None }));
                 Arc::new(b.finish())
             }
             _ => {
                 let mut b = StringBuilder::new();
-                predictions.iter().for_each(|p| b.append_option(if let Value::Text(t) = &p.id { Some(t) } else { None }));
+                predictions
+                    .iter()
+                    .for_each(|p| b.append_option(if let Value::Text(t) = &p.id { Some(t) } else { None }));
                 Arc::new(b.finish())
             }
         };
@@ -404,20 +410,32 @@ fn batch_model(input: &BatchInput, config: &Config) -> Result<ModelRef, Error> {
 }
 
 /// Scores one object into its prediction object; returns (rows, scored, failed, key).
-pub async fn score_object(lake: &Lake, loaded: &Loaded, key: &str, today: NaiveDate) -> Result<(u64, u64, u64, String), Error> {
+pub async fn score_object(
+    lake: &Lake,
+    loaded: &Loaded,
+    key: &str,
+    today: NaiveDate,
+) -> Result<(u64, u64, u64, String), Error> {
     let bytes = bytes::Bytes::from(lake.get(key).await?.bytes);
     let rows = read_object(loaded, key, bytes)?;
     let predictions = score_rows(loaded, &loaded.objects, key, rows);
     let scored = predictions.iter().filter(|p| p.outcome.is_ok()).count() as u64;
     let total = predictions.len() as u64;
     let out = prediction_key(&loaded.model, key, today);
-    let parquet = predictions_parquet(loaded, &predictions).map_err(|message| Error::Write { key: out.clone(), message })?;
+    let parquet =
+        predictions_parquet(loaded, &predictions).map_err(|message| Error::Write { key: out.clone(), message })?;
     lake.put(&out, parquet, "application/vnd.apache.parquet").await?;
     Ok((total, scored, total - scored, out))
 }
 
 /// Scores a batch of items: the handler of the batch-score state machine's Distributed Map.
-pub async fn score_items(lake: &Lake, scorers: &Scorers, config: &Config, batch: &ItemBatch, today: NaiveDate) -> Result<BatchScored, Error> {
+pub async fn score_items(
+    lake: &Lake,
+    scorers: &Scorers,
+    config: &Config,
+    batch: &ItemBatch,
+    today: NaiveDate,
+) -> Result<BatchScored, Error> {
     let model = batch_model(&batch.input, config)?;
     let loaded = scorers.get(lake, &model).await?;
     let mut done = BatchScored { model: model.to_string(), items: batch.items.len(), ..BatchScored::default() };
@@ -434,7 +452,13 @@ pub async fn score_items(lake: &Lake, scorers: &Scorers, config: &Config, batch:
 
 /// Scores SQS records, one instance (a JSON object) each: the valid ones into one prediction
 /// object, the rest reported as failed so that only they are retried.
-pub async fn score_stream(lake: &Lake, scorers: &Scorers, config: &Config, event: &SqsEvent, today: NaiveDate) -> Result<SqsBatchResponse, Error> {
+pub async fn score_stream(
+    lake: &Lake,
+    scorers: &Scorers,
+    config: &Config,
+    event: &SqsEvent,
+    today: NaiveDate,
+) -> Result<SqsBatchResponse, Error> {
     let model = config.model.clone().ok_or(Error::NoModel)?;
     let loaded = scorers.get(lake, &model).await?;
     let mut rows = Vec::with_capacity(event.records.len());
@@ -471,7 +495,8 @@ pub async fn score_stream(lake: &Lake, scorers: &Scorers, config: &Config, event
     if !kept.is_empty() {
         let first = event.records.iter().find_map(|r| r.message_id.clone()).unwrap_or_default();
         let out = prediction_key(&model, &format!("stream-{first}"), today);
-        let parquet = predictions_parquet(&loaded, &kept).map_err(|message| Error::Write { key: out.clone(), message })?;
+        let parquet =
+            predictions_parquet(&loaded, &kept).map_err(|message| Error::Write { key: out.clone(), message })?;
         lake.put(&out, parquet, "application/vnd.apache.parquet").await?;
         tracing::info!(scored = kept.len(), failed = failures.len(), output = %out, "stream batch scored");
     }
@@ -503,7 +528,12 @@ impl Event {
 }
 
 /// The function's handler: a batch's summary, or the SQS batch response.
-pub async fn handle(lake: &Lake, scorers: &Scorers, config: &Config, event: serde_json::Value) -> Result<serde_json::Value, Error> {
+pub async fn handle(
+    lake: &Lake,
+    scorers: &Scorers,
+    config: &Config,
+    event: serde_json::Value,
+) -> Result<serde_json::Value, Error> {
     let today = chrono::Utc::now().date_naive();
     let json = |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| Error::Event(e.to_string()));
     match Event::parse(event)? {
@@ -524,12 +554,16 @@ mod tests {
             prediction_key(&m, "curated/penguins/dt=2026-03-01/batch-02-abc.parquet", today),
             "predictions/penguins/v2/dt=2026-03-01/batch-02-abc.parquet"
         );
-        assert_eq!(prediction_key(&m, "stream-19dd", today), "predictions/penguins/v2/dt=2026-12-01/stream-19dd.parquet");
+        assert_eq!(
+            prediction_key(&m, "stream-19dd", today),
+            "predictions/penguins/v2/dt=2026-12-01/stream-19dd.parquet"
+        );
     }
 
     #[test]
     fn the_event_kind_is_told_by_its_shape() {
-        let batch = serde_json::json!({"Items": [{"Key": "a", "Size": 3}], "BatchInput": {"model": "m", "version": "v3"}});
+        let batch =
+            serde_json::json!({"Items": [{"Key": "a", "Size": 3}], "BatchInput": {"model": "m", "version": "v3"}});
         match Event::parse(batch) {
             Ok(Event::Items(b)) => assert_eq!((b.items[0].key.as_str(), b.input.version), ("a", Some(3))),
             _ => panic!("a batch"),

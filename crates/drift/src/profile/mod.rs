@@ -301,8 +301,11 @@ impl Profiler {
     pub fn new(contract: &Contract, mut profile: Profile) -> Profiler {
         let slots =
             contract.columns.iter().map(|c| profile.columns.remove(&c.name).map(|p| (c.name.clone(), p))).collect();
-        let texts =
-            contract.columns.iter().map(|c| profile.text.remove(&c.name).map(|p| (c.name.clone(), p, c.kind))).collect();
+        let texts = contract
+            .columns
+            .iter()
+            .map(|c| profile.text.remove(&c.name).map(|p| (c.name.clone(), p, c.kind)))
+            .collect();
         Profiler { profile, slots, texts }
     }
 

@@ -444,8 +444,7 @@ mod tests {
                     .iter()
                     .map(|r| r[r.rfind("x: ").expect("x") + 3..].trim_end_matches('}').parse().expect("x"))
                     .collect();
-                let expected: Vec<f64> =
-                    (0..4000).filter(|i| 1 + (i * 7) % 5 == day).map(|i| i as f64).collect();
+                let expected: Vec<f64> = (0..4000).filter(|i| 1 + (i * 7) % 5 == day).map(|i| i as f64).collect();
                 assert_eq!(xs, expected, "{key}: the date's rows, in order, with {open} open");
             }
         }
