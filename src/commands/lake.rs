@@ -16,6 +16,7 @@ pub enum LakeCommand {
     Serve(ServeArgs),
     Dataset(DatasetArgs),
     Ddl(DdlArgs),
+    Tables(TablesArgs),
 }
 
 impl LakeCommand {
@@ -24,6 +25,7 @@ impl LakeCommand {
             LakeCommand::Serve(args) => args.run().await,
             LakeCommand::Dataset(args) => args.run().await,
             LakeCommand::Ddl(args) => args.run(&mut std::io::stdout()),
+            LakeCommand::Tables(args) => args.run().await,
         }
     }
 }
@@ -98,7 +100,8 @@ fn parse_day(s: &str) -> Result<String, String> {
 }
 
 impl DdlArgs {
-    pub fn run(self, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    /// The tables these arguments name.
+    pub fn tables(&self) -> anyhow::Result<Vec<mlops_formats::athena::Table>> {
         use mlops_formats::athena;
         let contract = Contract::load(&self.contract)?;
         if !self.database.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
@@ -109,11 +112,109 @@ impl DdlArgs {
             tables.push(athena::capture(model, &contract, &self.bucket));
             tables.push(athena::predictions(model, &contract, &self.bucket));
         }
-        let projection = athena::Projection { since: &self.since };
-        let statements: Vec<String> = tables.iter().map(|t| t.ddl(&self.database, projection)).collect();
+        Ok(tables)
+    }
+
+    pub fn run(self, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+        let projection = mlops_formats::athena::Projection { since: &self.since };
+        let statements: Vec<String> = self.tables()?.iter().map(|t| t.ddl(&self.database, projection)).collect();
         writeln!(out, "{}", statements.join("\n"))?;
         Ok(())
     }
+}
+
+/// Create or update a dataset's tables in the Glue Data Catalog, as `mlops lake ddl` prints
+/// them: curated and quarantine, and with --model the model's capture and predictions, each
+/// with partition projection on dt. A table that exists is updated to the contract's schema.
+///
+/// Uses the AWS credentials and region of the environment (AWS_ENDPOINT_URL_GLUE names another
+/// endpoint). Run it when a dataset's first contract is published and after a contract
+/// changes; the tables answer Athena queries at once, with no crawler.
+#[derive(Debug, Args)]
+pub struct TablesArgs {
+    #[command(flatten)]
+    pub tables: DdlArgs,
+}
+
+impl TablesArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let glue = aws_sdk_glue::Client::new(&aws);
+        for (name, created) in put_tables(&glue, &self.tables).await? {
+            println!("{} table {}.{name}", if created { "created" } else { "updated" }, self.tables.database);
+        }
+        Ok(())
+    }
+}
+
+/// The Glue `TableInput` of a table.
+fn table_input(
+    table: &mlops_formats::athena::Table,
+    projection: mlops_formats::athena::Projection<'_>,
+) -> anyhow::Result<aws_sdk_glue::types::TableInput> {
+    use aws_sdk_glue::types::{Column, SerDeInfo, StorageDescriptor, TableInput};
+    // Glue keeps Hive types without the quotes Athena's DDL needs around reserved words.
+    let column = |(name, kind): &(String, String)| Column::builder().name(name).r#type(kind.replace('`', "")).build();
+    let columns = table.columns.iter().map(column).collect::<Result<Vec<_>, _>>()?;
+    let partitions = table.partition_keys().iter().map(column).collect::<Result<Vec<_>, _>>()?;
+    let (input, output, serde) = table.formats();
+    let storage = StorageDescriptor::builder()
+        .set_columns(Some(columns))
+        .location(&table.location)
+        .input_format(input)
+        .output_format(output)
+        .serde_info(SerDeInfo::builder().serialization_library(serde).build())
+        .build();
+    let mut builder = TableInput::builder()
+        .name(&table.name)
+        .table_type("EXTERNAL_TABLE")
+        .storage_descriptor(storage)
+        .set_partition_keys(Some(partitions))
+        .parameters("EXTERNAL", "TRUE")
+        .parameters("classification", if input.contains("Parquet") { "parquet" } else { "json" });
+    for (key, value) in table.properties(projection) {
+        builder = builder.parameters(key, value);
+    }
+    Ok(builder.build()?)
+}
+
+/// Creates each table `args` names, or updates it when it exists; returns (name, created).
+pub async fn put_tables(glue: &aws_sdk_glue::Client, args: &DdlArgs) -> anyhow::Result<Vec<(String, bool)>> {
+    let projection = mlops_formats::athena::Projection { since: &args.since };
+    let mut done = Vec::new();
+    for table in args.tables()? {
+        let input = table_input(&table, projection)?;
+        let exists = match glue.get_table().database_name(&args.database).name(&table.name).send().await {
+            Ok(_) => true,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) => false,
+            Err(e) => anyhow::bail!(
+                "reading table {}.{}: {}",
+                args.database,
+                table.name,
+                aws_sdk_glue::error::DisplayErrorContext(e)
+            ),
+        };
+        let result = if exists {
+            glue.update_table()
+                .database_name(&args.database)
+                .table_input(input)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_sdk_glue::error::DisplayErrorContext(e).to_string())
+        } else {
+            glue.create_table()
+                .database_name(&args.database)
+                .table_input(input)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_sdk_glue::error::DisplayErrorContext(e).to_string())
+        };
+        result.map_err(|e| anyhow::anyhow!("writing table {}.{}: {e}", args.database, table.name))?;
+        done.push((table.name.clone(), !exists));
+    }
+    Ok(done)
 }
 
 /// Writes a dataset's contract and its baseline (profiled from `files`); returns their keys.

@@ -153,3 +153,54 @@ async fn the_athena_tables_type_every_column_as_ingest_writes_it() {
     assert!(fields.len() >= 4, "the records used the table's columns: {fields:?}");
     assert!(s.quarantine_key.starts_with(&table.location.replace("s3://mlops-lake/", "")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mlops_lake_tables_creates_then_updates_the_glue_tables_ingest_fills() {
+    use mlops::commands::lake::{DdlArgs, put_tables};
+    let t = crate::common::TestLake::with_penguins().await;
+    let s = t.ingest_batch("batch-01.csv", crate::common::at("2026-03-01T10:00:00Z")).await;
+    let glue = mlops_devkit::glue::LocalGlue::start(0).await.expect("local Glue");
+    let args = DdlArgs {
+        contract: crate::common::example("contract.yaml"),
+        bucket: crate::common::BUCKET.into(),
+        database: "mlops_lake_dev".into(),
+        model: Some("penguins".into()),
+        since: "2026-01-01".into(),
+    };
+    let created = put_tables(&glue.client(), &args).await.expect("tables created");
+    let names = ["penguins_curated", "penguins_quarantine", "penguins_capture", "penguins_predictions"];
+    assert_eq!(created, names.map(|n| (n.to_string(), true)));
+    let updated = put_tables(&glue.client(), &args).await.expect("tables updated");
+    assert!(updated.iter().all(|(_, created)| !created), "{updated:?}");
+
+    // The catalog holds, through the SDK's wire format, the schema ingest writes.
+    let tables = glue.tables();
+    let curated = &tables[&("mlops_lake_dev".to_string(), "penguins_curated".to_string())];
+    let columns: Vec<(String, String)> = curated["StorageDescriptor"]["Columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| (c["Name"].as_str().expect("name").to_string(), c["Type"].as_str().expect("type").to_string()))
+        .collect();
+    let written = crate::common::hive_columns(t.lake.get(&s.curated_keys[0]).await.expect("curated").bytes);
+    assert_eq!(columns, written);
+    assert_eq!(curated["StorageDescriptor"]["Location"], "s3://mlops-lake/curated/penguins/");
+    assert_eq!(curated["PartitionKeys"][0]["Name"], "dt");
+    assert_eq!(curated["Parameters"]["projection.dt.type"], "date");
+    assert_eq!(curated["Parameters"]["storage.location.template"], "s3://mlops-lake/curated/penguins/dt=${dt}/");
+    let quarantine = &tables[&("mlops_lake_dev".to_string(), "penguins_quarantine".to_string())];
+    assert_eq!(
+        quarantine["StorageDescriptor"]["Columns"][4]["Type"],
+        "array<struct<column:string,rule:string,message:string>>"
+    );
+    assert_eq!(
+        quarantine["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"],
+        "org.openx.data.jsonserde.JsonSerDe"
+    );
+    let predictions = &tables[&("mlops_lake_dev".to_string(), "penguins_predictions".to_string())];
+    assert_eq!(predictions["PartitionKeys"][0]["Name"], "version");
+    assert_eq!(
+        predictions["Parameters"]["storage.location.template"],
+        "s3://mlops-lake/predictions/penguins/v${version}/dt=${dt}/"
+    );
+}

@@ -152,21 +152,63 @@ impl Table {
             }
         };
         let location = quoted(&self.location);
-        let (partitions, version, template) = if self.versioned {
-            (
-                "`version` int, `dt` string",
-                "  'projection.version.type' = 'integer',\n  'projection.version.range' = '1,10000',\n",
-                format!("{location}v${{version}}/dt=${{dt}}/"),
-            )
-        } else {
-            ("`dt` string", "", format!("{location}dt=${{dt}}/"))
-        };
+        let partitions: Vec<String> = self.partition_keys().iter().map(|(n, t)| format!("`{n}` {t}")).collect();
+        let properties: Vec<String> =
+            self.properties(projection).iter().map(|(k, v)| format!("  '{}' = '{}'", quoted(k), quoted(v))).collect();
         format!(
-            "CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{name}` (\n{columns}\n)\nPARTITIONED BY ({partitions})\n{stored}\nLOCATION '{location}'\nTBLPROPERTIES (\n  'projection.enabled' = 'true',\n{version}  'projection.dt.type' = 'date',\n  'projection.dt.format' = 'yyyy-MM-dd',\n  'projection.dt.range' = '{since},NOW',\n  'projection.dt.interval' = '1',\n  'projection.dt.interval.unit' = 'DAYS',\n  'storage.location.template' = '{template}'\n);\n",
+            "CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{name}` (\n{columns}\n)\nPARTITIONED BY ({partitions})\n{stored}\nLOCATION '{location}'\nTBLPROPERTIES (\n{properties}\n);\n",
             name = self.name,
             columns = columns.join(",\n"),
-            since = quoted(projection.since),
+            partitions = partitions.join(", "),
+            properties = properties.join(",\n"),
         )
+    }
+
+    /// The partition columns: `dt`, after `version` for a versioned table.
+    pub fn partition_keys(&self) -> Vec<(String, String)> {
+        let mut keys = Vec::new();
+        if self.versioned {
+            keys.push(("version".to_string(), "int".to_string()));
+        }
+        keys.push(("dt".to_string(), "string".to_string()));
+        keys
+    }
+
+    /// The table's properties: partition projection on its partition columns.
+    pub fn properties(&self, projection: Projection<'_>) -> Vec<(String, String)> {
+        let mut properties = vec![("projection.enabled".to_string(), "true".to_string())];
+        let mut template = self.location.clone();
+        if self.versioned {
+            properties.push(("projection.version.type".into(), "integer".into()));
+            properties.push(("projection.version.range".into(), "1,10000".into()));
+            template.push_str("v${version}/");
+        }
+        template.push_str("dt=${dt}/");
+        properties.extend([
+            ("projection.dt.type".to_string(), "date".to_string()),
+            ("projection.dt.format".into(), "yyyy-MM-dd".into()),
+            ("projection.dt.range".into(), format!("{},NOW", projection.since)),
+            ("projection.dt.interval".into(), "1".into()),
+            ("projection.dt.interval.unit".into(), "DAYS".into()),
+            ("storage.location.template".into(), template),
+        ]);
+        properties
+    }
+
+    /// Hive's input format, output format and SerDe for the table's objects.
+    pub fn formats(&self) -> (&'static str, &'static str, &'static str) {
+        match self.storage {
+            Storage::Parquet => (
+                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+            ),
+            Storage::JsonLines => (
+                "org.apache.hadoop.mapred.TextInputFormat",
+                "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+                "org.openx.data.jsonserde.JsonSerDe",
+            ),
+        }
     }
 }
 
