@@ -99,13 +99,17 @@ const LIMITS: IngestLimits =
 
 /// Ingests a generated object; returns its manifest, its outputs and the peak heap.
 fn ingest(key: &str, input: impl Read) -> (BatchManifest, Captured, usize) {
-    let contract = contract();
-    let baseline = mlops_drift::Profile::baseline(&contract, &[]);
+    ingest_with(&contract(), key, input)
+}
+
+/// As [`ingest`], under another contract.
+fn ingest_with(contract: &mlops_contract::Contract, key: &str, input: impl Read) -> (BatchManifest, Captured, usize) {
+    let baseline = mlops_drift::Profile::baseline(contract, &[]);
     let outputs = Captured::default();
     let dt = chrono::NaiveDate::from_ymd_opt(2026, 5, 1).expect("date");
     let source = Source { key, etag: Some("e"), dt };
     let (manifest, peak) =
-        peak_of(|| ingest_stream(&contract, &baseline, &source, None, input, &outputs, &LIMITS).expect("ingested"));
+        peak_of(|| ingest_stream(contract, &baseline, &source, None, input, &outputs, &LIMITS).expect("ingested"));
     let counts = manifest.counts;
     assert_eq!(counts.rows_read, counts.curated + counts.quarantined, "every row curated or quarantined");
     (manifest, outputs, peak)
@@ -280,4 +284,34 @@ fn a_header_of_700_000_names_is_checked_in_bounded_memory() {
     println!("a header of {} names in {} bytes: peak {}", names + 3, header.len(), mb(peak));
     // The record's buffers (its bytes and field offsets) and 4 bytes per name.
     assert!(peak < ROW_BOUND + 4 * names as usize, "peak {} over the bound", mb(peak));
+}
+
+/// The bound for a batch spread over many dates: the open row groups and the rows of further
+/// dates waiting for the temporary file (8 MiB each under these limits), the runs' read
+/// buffers (as much again at most), and the writers' and profile's state.
+const DATES_BOUND: usize = 40 * MIB;
+
+#[test]
+fn rows_of_many_dates_in_no_order_spill_in_bounded_memory() {
+    let _serial = serial();
+    let contract = mlops_contract::Contract::from_yaml(
+        "dataset: bounds\nevent_time: at\ncolumns:\n  - {name: at, type: timestamp}\n  - {name: id, type: int}\n  \
+         - {name: note, type: string}\n",
+        "dates.yaml",
+    )
+    .expect("contract");
+    for rows in [400_000u64, 1_600_000] {
+        // Each row on another of 60 dates than the one before it: four are written as they
+        // come, the other 56 wait in runs.
+        let chunks = std::iter::once(b"at,id,note\n".to_vec()).chain((0..rows).map(|i| {
+            let day = 1 + (i * 7) % 60;
+            let date = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("date") + chrono::Days::new(day);
+            format!("{date},{i},row {i:012} of a batch over many dates\n").into_bytes()
+        }));
+        let (manifest, _, peak) = ingest_with(&contract, "raw/bounds/dates.csv", generated(chunks));
+        assert_eq!(manifest.counts.curated, rows);
+        assert_eq!(manifest.curated.len(), 60, "one file per date");
+        println!("{rows} rows over 60 dates: peak {}", mb(peak));
+        assert!(peak < DATES_BOUND, "{rows} rows: peak {} over the bound {}", mb(peak), mb(DATES_BOUND));
+    }
 }

@@ -304,7 +304,7 @@ fn read_object(loaded: &Loaded, key: &str, bytes: bytes::Bytes) -> Result<Vec<Re
         return Err(object("objects to score are .parquet, .csv or .jsonl (optionally .gz)".into()));
     }
     let input: Box<dyn std::io::BufRead> = if mlops_formats::rows::is_gzip(key, None) {
-        Box::new(std::io::BufReader::new(flate2_reader(bytes)))
+        Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(bytes))))
     } else {
         Box::new(std::io::Cursor::new(bytes))
     };
@@ -318,10 +318,6 @@ fn read_object(loaded: &Loaded, key: &str, bytes: bytes::Bytes) -> Result<Vec<Re
         Err(ReadError::Consumer(never)) => match never {},
         Err(e) => Err(object(e.to_string())),
     }
-}
-
-fn flate2_reader(bytes: bytes::Bytes) -> impl std::io::Read {
-    flate2::read::MultiGzDecoder::new(std::io::Cursor::new(bytes))
 }
 
 /// The Parquet file of `predictions`.

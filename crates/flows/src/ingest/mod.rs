@@ -30,7 +30,8 @@ pub const SPILL_BUFFER_BYTES: usize = 16 << 20;
 ///
 /// Peak memory is about the process itself, plus `row_group_bytes` for the open Parquet row
 /// groups, plus [`SPILL_BUFFER_BYTES`] (or `row_group_bytes`, when smaller) for the rows of
-/// further dates before they go to a temporary file, plus two upload parts per open output (`max_open_partitions` curated files and the
+/// further dates before they go to a temporary file (and at most as much again of read
+/// buffers when they are read back, whatever the number of runs), plus two upload parts per open output (`max_open_partitions` curated files and the
 /// quarantine file), plus the longest row ([`mlops_formats::rows::MAX_ROW_BYTES`] at most).
 ///
 /// Whatever the limits and the order of the rows, a batch writes one curated file per date it

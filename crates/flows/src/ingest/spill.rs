@@ -2,18 +2,23 @@
 //! gets one file whatever the order of the rows.
 //!
 //! Rows are encoded into a buffer; when it passes its budget it is sorted by date (stably, so
-//! rows keep their order within a date) and written to an anonymous temporary file as a run.
-//! At the end, the runs are read back date by date: for each date, run after run, which gives
-//! that date's rows in the order they arrived. Memory is the buffer plus a read buffer per run.
+//! rows keep their order within a date) and appended to one anonymous temporary file as a
+//! run. At the end, the runs are read back date by date: for each date, run after run, which
+//! gives that date's rows in the order they arrived. Every run is read from the same file by
+//! position, so a batch holds one file descriptor however many runs it spills, and the runs'
+//! read buffers share one budget: memory is the buffer's budget twice, whatever the batch.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::sync::Arc;
 
 use chrono::{Datelike as _, NaiveDate};
 use mlops_contract::validate::Value;
 
-/// Read buffer of each run while the runs are merged.
+/// Read buffer of a run while the runs are merged, at most (when there are few runs) and at
+/// least (when there are so many that the budget shared among them is smaller).
 const RUN_READ_BUFFER: usize = 64 << 10;
+const MIN_RUN_READ_BUFFER: usize = 4 << 10;
 
 const NULL: u8 = 0;
 const FLOAT: u8 = 1;
@@ -28,13 +33,16 @@ pub(super) struct Spill {
     arena: Vec<u8>,
     /// The buffered rows: date (days from the common era), start and end in `arena`.
     index: Vec<(i32, usize, usize)>,
-    runs: Vec<File>,
+    /// The file the runs are appended to, created with the first run.
+    file: Option<File>,
+    /// Each run's start and end in `file`.
+    runs: Vec<(u64, u64)>,
     rows: u64,
 }
 
 impl Spill {
     pub(super) fn new(budget: usize) -> Spill {
-        Spill { budget: budget.max(1), arena: Vec::new(), index: Vec::new(), runs: Vec::new(), rows: 0 }
+        Spill { budget: budget.max(1), arena: Vec::new(), index: Vec::new(), file: None, runs: Vec::new(), rows: 0 }
     }
 
     /// Rows spilled so far, in memory or on disk.
@@ -60,15 +68,21 @@ impl Spill {
 
     fn write_run(&mut self) -> std::io::Result<()> {
         self.index.sort_by_key(|(date, _, _)| *date);
-        let mut out = BufWriter::with_capacity(RUN_READ_BUFFER, tempfile::tempfile()?);
-        for (date, start, end) in &self.index {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(tempfile::tempfile()?),
+        };
+        let start = self.runs.last().map_or(0, |(_, end)| *end);
+        let mut out = BufWriter::with_capacity(RUN_READ_BUFFER, &mut *file);
+        for (date, from, to) in &self.index {
             out.write_all(&date.to_le_bytes())?;
-            out.write_all(&((end - start) as u32).to_le_bytes())?;
-            out.write_all(&self.arena[*start..*end])?;
+            out.write_all(&((to - from) as u32).to_le_bytes())?;
+            out.write_all(&self.arena[*from..*to])?;
         }
-        let mut file = out.into_inner().map_err(|e| e.into_error())?;
-        file.seek(SeekFrom::Start(0))?;
-        self.runs.push(file);
+        out.flush()?;
+        drop(out);
+        let end = file.stream_position()?;
+        self.runs.push((start, end));
         self.arena.clear();
         self.index.clear();
         Ok(())
@@ -78,10 +92,15 @@ impl Spill {
     pub(super) fn into_merge(mut self) -> std::io::Result<Merge> {
         self.index.sort_by_key(|(date, _, _)| *date);
         let mut runs = Vec::with_capacity(self.runs.len() + 1);
-        for file in self.runs {
-            let mut run = Run::File { reader: BufReader::with_capacity(RUN_READ_BUFFER, file), head: None };
-            run.advance()?;
-            runs.push(run);
+        if let Some(file) = self.file {
+            let file = Arc::new(file);
+            let buffer = (self.budget / self.runs.len().max(1)).clamp(MIN_RUN_READ_BUFFER, RUN_READ_BUFFER);
+            for (start, end) in self.runs {
+                let segment = Segment { file: Arc::clone(&file), at: start, end };
+                let mut run = Run::File { reader: BufReader::with_capacity(buffer, segment), head: None };
+                run.advance()?;
+                runs.push(run);
+            }
         }
         if !self.index.is_empty() {
             runs.push(Run::Memory { arena: self.arena, index: self.index, at: 0 });
@@ -90,9 +109,38 @@ impl Spill {
     }
 }
 
+/// One run of the spill file, read by position so that every run shares the file.
+struct Segment {
+    file: Arc<File>,
+    at: u64,
+    end: u64,
+}
+
+impl Read for Segment {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min((self.end - self.at) as usize);
+        if n == 0 {
+            return Ok(0);
+        }
+        let read = read_at(&self.file, &mut buf[..n], self.at)?;
+        self.at += read as u64;
+        Ok(read)
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
 /// One sorted run: a file written when the buffer filled, or the buffer's remainder.
 enum Run {
-    File { reader: BufReader<File>, head: Option<(i32, Vec<u8>)> },
+    File { reader: BufReader<Segment>, head: Option<(i32, Vec<u8>)> },
     Memory { arena: Vec<u8>, index: Vec<(i32, usize, usize)>, at: usize },
 }
 
