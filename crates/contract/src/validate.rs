@@ -92,9 +92,34 @@ pub fn check_field(column: &Column, raw: &str, csv: &CsvFormat) -> Result<Value,
     check_rules(column, value)
 }
 
+/// Timestamps up to this many bytes are remembered by [`timestamp_micros`].
+const REMEMBERED_TIMESTAMP_BYTES: usize = 64;
+
+thread_local! {
+    /// The last timestamp text read on this thread and what it read as: validation, the
+    /// curated date, the Parquet column and the profile all read the same value of a row in
+    /// turn, and the text is parsed once for all of them.
+    static LAST_TIMESTAMP: std::cell::RefCell<(String, Option<i64>)> = const { std::cell::RefCell::new((String::new(), None)) };
+}
+
 /// Microseconds since the epoch of a timestamp value the contract accepted (RFC 3339, or a
-/// date or naive date-time read as UTC).
+/// date or naive date-time read as UTC); `None` for any other text.
 pub fn timestamp_micros(text: &str) -> Option<i64> {
+    if text.len() > REMEMBERED_TIMESTAMP_BYTES {
+        return parse_timestamp(text);
+    }
+    LAST_TIMESTAMP.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != text {
+            last.1 = parse_timestamp(text);
+            last.0.clear();
+            last.0.push_str(text);
+        }
+        last.1
+    })
+}
+
+fn parse_timestamp(text: &str) -> Option<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Some(t.timestamp_micros());
     }
@@ -106,6 +131,49 @@ pub fn timestamp_micros(text: &str) -> Option<i64> {
     chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()
         .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_micros())
+}
+
+/// Powers of ten that an f64 holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+/// The value of a plain decimal (`-12.345`: a sign, digits, at most one point, no exponent)
+/// whose digits an f64 holds exactly, or `None` for any other text, which the standard parser
+/// then reads. The digits as an integer below 2^53 and a power of ten up to 10^22 are both
+/// exact, so their one correctly rounded division is the value the standard parser gives
+/// (Clinger's fast path); measurements are nearly all of this form.
+fn decimal(text: &str) -> Option<f64> {
+    let bytes = text.as_bytes();
+    let (negative, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() || digits.len() > 17 {
+        return None;
+    }
+    let mut mantissa = 0u64;
+    let mut point = None;
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => mantissa = mantissa * 10 + u64::from(b - b'0'),
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
+        }
+    }
+    // A point alone, or at either end, is left to the standard parser's rules.
+    let scale = match point {
+        None => 0,
+        Some(i) if i == 0 || i + 1 == digits.len() => return None,
+        Some(i) => digits.len() - i - 1,
+    };
+    if mantissa >= 1 << 53 {
+        return None;
+    }
+    let value = mantissa as f64 / *EXACT_POWERS_OF_TEN.get(scale)?;
+    Some(if negative { -value } else { value })
 }
 
 /// A float text that holds a whole number an i64 keeps exactly.
@@ -139,7 +207,7 @@ fn parse_text(column: &Column, text: &str, csv: &CsvFormat) -> Result<Value, Rea
     // Quoting the value is for messages only; valid values never pay for it.
     let text_shown = || shown(text);
     match column.kind {
-        ColumnType::Float => match text.parse::<f64>() {
+        ColumnType::Float => match decimal(text).map_or_else(|| text.parse::<f64>(), Ok) {
             Ok(v) if v.is_finite() => Ok(Value::Float(v)),
             Ok(_) => Err(Reason::column(name, "type", format!("{name}: {} is not a finite number", text_shown()))),
             Err(_) => Err(Reason::column(name, "type", format!("{name}: {} is not a number", text_shown()))),
@@ -157,11 +225,7 @@ fn parse_text(column: &Column, text: &str, csv: &CsvFormat) -> Result<Value, Rea
             _ => Err(Reason::column(name, "type", format!("{name}: {} is not true or false", text_shown()))),
         },
         ColumnType::Timestamp => {
-            let ok = chrono::DateTime::parse_from_rfc3339(text).is_ok()
-                || chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
-                || chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
-                || chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").is_ok();
-            if ok {
+            if timestamp_micros(text).is_some() {
                 Ok(Value::Text(text.to_string()))
             } else {
                 Err(Reason::column(
@@ -228,8 +292,9 @@ fn check_rules(column: &Column, value: Value) -> Result<Value, Vec<Reason>> {
                     reasons.push(Reason::column(name, "max", format!("{name}: {v} is above the maximum {max}")));
                 }
             }
+            // Labels are short: comparing first bytes spares a call to compare most of them.
             if let (Value::Text(s), Some(allowed)) = (&value, &column.allowed)
-                && !allowed.iter().any(|a| a == s)
+                && !allowed.iter().any(|a| a.as_bytes().first() == s.as_bytes().first() && a == s)
             {
                 reasons.push(Reason::column(
                     name,
@@ -286,6 +351,39 @@ mod tests {
         assert_eq!(rules(check_field(&col(ColumnType::Int), "NA", &pandas)), ["nullable"]);
         assert_eq!(rules(check_text(&col(ColumnType::Float), "")), ["nullable"]);
         assert_eq!(rules(check_text(&col(ColumnType::Timestamp), "yesterday")), ["type"]);
+    }
+
+    proptest::proptest! {
+        /// The plain-decimal fast path reads every text exactly as the standard parser does.
+        #[test]
+        fn decimals_read_as_the_standard_parser_reads_them(
+            sign in "[-+]?",
+            whole in "[0-9]{0,17}",
+            point in proptest::bool::ANY,
+            fraction in "[0-9]{0,17}",
+        ) {
+            let text = if point { format!("{sign}{whole}.{fraction}") } else { format!("{sign}{whole}") };
+            if let Some(fast) = decimal(&text) {
+                let standard: f64 = text.parse().expect("a decimal the fast path reads is a number");
+                proptest::prop_assert_eq!(fast.to_bits(), standard.to_bits(), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn the_decimal_fast_path_leaves_other_forms_to_the_standard_parser() {
+        for text in
+            ["", "-", ".", "1.", ".5", "1e3", "1.2.3", "inf", "NaN", " 1", "12345678901234567890", "9007199254740993"]
+        {
+            assert_eq!(decimal(text), None, "{text:?}");
+        }
+        assert_eq!(decimal("-0"), Some(-0.0));
+        assert_eq!(decimal("0.1"), Some(0.1));
+        assert_eq!(decimal("+7.25"), Some(7.25));
+        assert_eq!(decimal("1234.5678"), Some(1234.5678));
+        // The standard parser still reads the forms the fast path leaves.
+        assert_eq!(check_text(&col(ColumnType::Float), "1e3"), Ok(Value::Float(1000.0)));
+        assert_eq!(check_text(&col(ColumnType::Float), ".5"), Ok(Value::Float(0.5)));
     }
 
     #[test]

@@ -3,16 +3,19 @@
 //! The calling thread reads the stream and cuts it into chunks of about [`CHUNK_BYTES`] that
 //! end where a record ends (found as `csv-core` reads records, so quoted line breaks stay
 //! inside their record). Workers parse and validate each chunk and profile its valid rows; the
-//! calling thread takes the chunks back in order, merges their profiles in that order and
-//! files their rows, so every output holds its rows in the order of the source and the
-//! profile is the one a single thread computes (up to the KLL sketches' own randomness).
+//! calling thread takes the chunks back in order and files their rows, so every output holds
+//! its rows in the order of the source. Each worker profiles every chunk it reads into one
+//! profile, and the calling thread merges the workers' profiles when the batch ends: what a
+//! profile holds does not depend on the order of its rows, so it is the one a single thread
+//! computes (up to the KLL sketches' own randomness and the last bits of the moments).
 //!
 //! Memory: at most `2 × threads + 2` chunks are in flight (one queued, one done and not yet
 //! taken, and per worker the one it reads and at most one waiting for its turn), each its
-//! source bytes and its rows' values (about six times the bytes). A record that does not end
-//! within
-//! [`MAX_SCAN_BYTES`] ends the parallel reading: the rest of the batch, that record included,
-//! is read on the calling thread as a single-threaded ingest reads it, within its bound.
+//! source bytes and its rows' values (about six times the bytes); and per worker one profile,
+//! whose size is bounded per column whatever the number of rows. A record that does not end
+//! within [`MAX_SCAN_BYTES`] ends the parallel reading: the rest of the batch, that record
+//! included, is read on the calling thread as a single-threaded ingest reads it, within its
+//! bound.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
@@ -37,7 +40,7 @@ pub const MAX_SCAN_BYTES: usize = 4 * CHUNK_BYTES;
 pub(super) trait Sink {
     /// A row whose values were already profiled (valid) or that is quarantined.
     fn take(&mut self, line: u64, raw: &[u8], outcome: Result<Vec<Value>, Vec<Reason>>) -> Result<(), Error>;
-    /// The profile of a chunk's valid rows, after its rows.
+    /// The profile of a worker's valid rows, once the batch has been read.
     fn merge_profile(&mut self, profile: &Profile) -> Result<(), Error>;
     /// A row read on the calling thread, not profiled yet.
     fn row(&mut self, row: Row<'_>) -> Result<(), Error>;
@@ -60,7 +63,6 @@ struct Parsed {
 struct Done {
     seq: u64,
     rows: Result<Vec<Parsed>, std::io::Error>,
-    profile: Profile,
 }
 
 /// Reads a CSV batch from `input` with `threads` workers and hands every row to `sink`.
@@ -77,10 +79,12 @@ pub(super) fn read_csv(
     let (done_tx, done) = sync_channel::<Done>(1);
     let queue = Arc::new(Mutex::new(queue));
     std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let (queue, done_tx, header) = (Arc::clone(&queue), done_tx.clone(), &header);
-            scope.spawn(move || work(contract, baseline, header, &queue, &done_tx));
-        }
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (queue, done_tx, header) = (Arc::clone(&queue), done_tx.clone(), &header);
+                scope.spawn(move || work(contract, baseline, header, &queue, &done_tx))
+            })
+            .collect();
         drop(done_tx);
         let mut order = InOrder { next: 0, sent: 0, waiting: BTreeMap::new(), done: &done, sink };
         let rest = split(contract, &mut input, position, &jobs, &mut order);
@@ -94,6 +98,14 @@ pub(super) fn read_csv(
                 Err(e)
             }
         };
+        // Every chunk is back, so the workers have ended: their profiles go in now.
+        for worker in workers {
+            let profile =
+                worker.join().map_err(|_| ReadError::Input(std::io::Error::other("an ingest worker panicked")))?;
+            if rest.is_ok() {
+                order.sink.merge_profile(&profile).map_err(ReadError::Consumer)?;
+            }
+        }
         match rest {
             Ok(None) => Ok(()),
             // A record too long to find the end of: the rest on this thread, as one piece.
@@ -168,21 +180,22 @@ fn split(
     }
 }
 
-/// A worker: parses, validates and profiles chunks until the queue closes.
+/// A worker: parses, validates and profiles chunks until the queue closes; returns the
+/// profile of the valid rows of every chunk it read.
 fn work(
     contract: &Contract,
     baseline: &Profile,
     header: &CsvHeader,
     queue: &Mutex<Receiver<Chunk>>,
     done: &SyncSender<Done>,
-) {
+) -> Profile {
+    let mut profiler = Profiler::new(contract, Profile::empty_like(contract, baseline));
     loop {
         let next = match queue.lock() {
             Ok(queue) => queue.recv(),
-            Err(_) => return,
+            Err(_) => break,
         };
-        let Ok(chunk) = next else { return };
-        let mut profiler = Profiler::new(contract, Profile::empty_like(contract, baseline));
+        let Ok(chunk) = next else { break };
         let mut rows = Vec::new();
         let read = read_csv_rows::<std::convert::Infallible>(
             contract,
@@ -204,10 +217,11 @@ fn work(
             Err(ReadError::Input(e)) => Err(e),
             Err(e) => Err(std::io::Error::other(e.to_string())),
         };
-        if done.send(Done { seq: chunk.seq, rows, profile: profiler.finish() }).is_err() {
-            return;
+        if done.send(Done { seq: chunk.seq, rows }).is_err() {
+            break;
         }
     }
+    profiler.finish()
 }
 
 /// Finished chunks, handed to the sink in their order.
@@ -268,7 +282,6 @@ impl InOrder<'_, '_> {
             for row in done.rows? {
                 self.sink.take(row.line, &row.raw, row.outcome).map_err(ReadError::Consumer)?;
             }
-            self.sink.merge_profile(&done.profile).map_err(ReadError::Consumer)?;
         }
         Ok(())
     }

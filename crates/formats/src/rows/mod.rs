@@ -350,11 +350,15 @@ fn check_record(
             format!("the row has {} fields but the header has {width}", record.width()),
         )]);
     }
+    // The record's text is checked as UTF-8 once; a field is then a slice of it, unless it
+    // starts or ends inside a character (bytes of one character split by a delimiter).
+    let content = std::str::from_utf8(record.content()).ok();
     let mut values = Vec::with_capacity(positions.len());
     let mut reasons = Vec::new();
     for (column, &pos) in contract.columns.iter().zip(positions) {
+        let checked = content.zip(record.span(pos)).and_then(|(all, span)| all.get(span));
         let field = record.field(pos).unwrap_or_default();
-        let Ok(text) = std::str::from_utf8(field) else {
+        let Some(text) = checked.or_else(|| std::str::from_utf8(field).ok()) else {
             reasons.push(Reason::column(
                 &column.name,
                 "encoding",

@@ -41,10 +41,20 @@ impl Record {
 
     /// Field `i`, unescaped (CSV), or the whole line.
     pub fn field(&self, i: usize) -> Option<&[u8]> {
+        self.fields[..self.used].get(self.span(i)?)
+    }
+
+    /// Where field `i` lies in [`content`](Self::content).
+    pub fn span(&self, i: usize) -> Option<std::ops::Range<usize>> {
         let ends = &self.ends[..self.width];
         let end = *ends.get(i)?;
         let start = if i == 0 { 0 } else { ends[i - 1] };
-        self.fields[..self.used].get(start..end)
+        Some(start..end)
+    }
+
+    /// Every field's content, one after another.
+    pub fn content(&self) -> &[u8] {
+        &self.fields[..self.used]
     }
 
     /// The first bytes of the record's source text, without its line terminator.
