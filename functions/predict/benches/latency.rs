@@ -8,6 +8,8 @@
 //! ```
 //!
 //! ONNX files given as arguments (`cargo bench … -- model.onnx`) have their load timed too.
+//! Other arguments select the models whose name contains one of them, or whose family is one
+//! of them (`cargo bench … -- mlp penguins`); without any, every model is measured.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -183,6 +185,11 @@ fn main() {
     let mut cases: Vec<Case> = paths.iter().filter_map(|p| fixture_case(p)).collect();
     cases.push(penguins_case());
     cases.sort_by(|a, b| (&a.family, &a.name).cmp(&(&b.family, &b.name)));
+    let selected: Vec<String> =
+        std::env::args().skip(1).filter(|a| !a.starts_with('-') && !a.ends_with(".onnx")).collect();
+    if !selected.is_empty() {
+        cases.retain(|c| selected.iter().any(|s| c.name.contains(s.as_str()) || &c.family == s));
+    }
 
     println!(
         "| family | model | KB | load ms | ort load ms | handler 1 row µs | model 1 row µs | ort 1 row µs | ort/model 1 | handler 100 rows µs | model 100 rows µs | ort 100 rows µs | ort/model 100 |"

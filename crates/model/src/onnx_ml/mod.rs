@@ -10,6 +10,7 @@ mod elementwise;
 mod features;
 mod label_encoder;
 mod linear;
+mod normalizer;
 pub mod transform;
 mod tree;
 
@@ -31,6 +32,7 @@ pub fn register(registry: &mut OnnxOpRegister) {
     registry.insert("LabelEncoder", label_encoder::label_encoder);
     registry.insert("OneHotEncoder", features::one_hot_encoder);
     registry.insert("LinearClassifier", linear::linear_classifier);
+    registry.insert("Normalizer", normalizer::normalizer);
     registry.insert("ZipMap", zipmap);
 }
 
