@@ -17,7 +17,7 @@ fn per_column<T: Copy>(values: &[T], width: usize) -> Vec<T> {
 
 /// The input as an owned tensor of `T`: moved when it is one already and no other node holds
 /// it, copied (and cast) otherwise.
-fn owned<T: Datum>(input: TValue) -> TractResult<Tensor> {
+pub(super) fn owned<T: Datum>(input: TValue) -> TractResult<Tensor> {
     let t = input.into_tensor();
     if t.datum_type() == T::datum_type() { Ok(t) } else { Ok(t.cast_to::<T>()?.into_owned()) }
 }

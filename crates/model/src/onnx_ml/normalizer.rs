@@ -11,6 +11,7 @@ use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
+use super::elementwise::owned;
 use super::{Kernel, expand_kernel};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +37,15 @@ pub fn normalizer(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<d
 }
 
 impl Normalizer {
-    /// One row, normalised in place. `squares` holds `x²` per value for `L2`, computed in the
-    /// input's own type as onnxruntime does before it rounds them to float.
-    fn row(&self, row: &mut [f32], squares: &[f32]) {
+    /// One row, normalised in place. For `L2`, `squares` holds `x²` per value when the input
+    /// was f64 or an integer, squared in its own type and rounded to float as onnxruntime does;
+    /// otherwise the squares of the row's own values are used.
+    fn row(&self, row: &mut [f32], squares: Option<&[f32]>) {
+        let square = |i: usize, v: f32| squares.map_or(v * v, |sq| sq[i]);
         let norm = match self.norm {
             Norm::Max => row.iter().copied().fold(f32::MIN, f32::max),
             Norm::L1 => row.iter().map(|v| v.abs()).sum(),
-            Norm::L2 => squares.iter().sum(),
+            Norm::L2 => row.iter().enumerate().map(|(i, v)| square(i, *v)).sum(),
         };
         if norm == 0.0 {
             return;
@@ -50,8 +53,8 @@ impl Normalizer {
         match self.norm {
             Norm::Max | Norm::L1 => row.iter_mut().for_each(|v| *v /= norm),
             Norm::L2 => {
-                for (v, sq) in row.iter_mut().zip(squares) {
-                    let magnitude = (sq / norm).sqrt();
+                for (i, v) in row.iter_mut().enumerate() {
+                    let magnitude = (square(i, *v) / norm).sqrt();
                     *v = if *v < 0.0 { -magnitude } else { magnitude };
                 }
             }
@@ -69,31 +72,29 @@ impl Kernel for Normalizer {
     }
 
     fn eval(&self, mut inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = inputs.remove(0).into_tensor();
+        let input = inputs.remove(0);
         let width = match input.shape() {
             [w] | [_, w] => *w,
             other => bail!("Normalizer: expected a row or a matrix of rows, got shape {other:?}"),
         };
-        // The squares in the input's own type, rounded to float as onnxruntime rounds them
-        // (for f32 the square of the value itself, computed below).
-        let squares: Vec<f32> = match (self.norm, input.datum_type()) {
-            (Norm::L2, DatumType::F64) => input.to_plain_array_view::<f64>()?.iter().map(|x| (x * x) as f32).collect(),
+        // The squares of a wider or integer input, taken before it is cast to float.
+        let squares: Option<Vec<f32>> = match (self.norm, input.datum_type()) {
+            (Norm::L2, DatumType::F64) => {
+                Some(input.to_plain_array_view::<f64>()?.iter().map(|x| (x * x) as f32).collect())
+            }
             (Norm::L2, DatumType::I64) => {
-                input.to_plain_array_view::<i64>()?.iter().map(|x| x.wrapping_mul(*x) as f32).collect()
+                Some(input.to_plain_array_view::<i64>()?.iter().map(|x| x.wrapping_mul(*x) as f32).collect())
             }
             (Norm::L2, DatumType::I32) => {
-                input.to_plain_array_view::<i32>()?.iter().map(|x| x.wrapping_mul(*x) as f32).collect()
+                Some(input.to_plain_array_view::<i32>()?.iter().map(|x| x.wrapping_mul(*x) as f32).collect())
             }
-            _ => Vec::new(),
+            _ => None,
         };
-        let mut y = if input.datum_type() == f32::datum_type() { input } else { input.cast_to::<f32>()?.into_owned() };
+        let mut y = owned::<f32>(input)?;
         let mut view = y.try_as_plain_ram_mut()?;
-        let values = view.as_slice_mut::<f32>()?;
-        let squares =
-            if self.norm == Norm::L2 && squares.is_empty() { values.iter().map(|x| x * x).collect() } else { squares };
-        for (r, row) in values.chunks_exact_mut(width.max(1)).enumerate() {
-            let sq = if squares.is_empty() { &[][..] } else { &squares[r * width..(r + 1) * width] };
-            self.row(row, sq);
+        let width = width.max(1);
+        for (r, row) in view.as_slice_mut::<f32>()?.chunks_exact_mut(width).enumerate() {
+            self.row(row, squares.as_deref().map(|sq| &sq[r * width..(r + 1) * width]));
         }
         Ok(tvec!(y.into_tvalue()))
     }
