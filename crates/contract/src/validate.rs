@@ -87,7 +87,10 @@ pub fn check_text(column: &Column, raw: &str) -> Result<Value, Vec<Reason>> {
 /// Parses a CSV field as the contract's dialect reads it (its null values, whole floats for
 /// ints) and checks it against every rule of its column.
 pub fn check_field(column: &Column, raw: &str, csv: &CsvFormat) -> Result<Value, Vec<Reason>> {
-    let text = raw.trim();
+    // Most fields start and end with a visible ASCII character: they skip the Unicode trim.
+    let visible = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b < 0x80);
+    let bytes = raw.as_bytes();
+    let text = if visible(bytes.first()) && visible(bytes.last()) { raw } else { raw.trim() };
     let value = if csv.is_null(text) { Value::Null } else { parse_text(column, text, csv).map_err(|r| vec![r])? };
     check_rules(column, value)
 }
@@ -219,11 +222,17 @@ fn parse_text(column: &Column, text: &str, csv: &CsvFormat) -> Result<Value, Rea
                 None => Err(Reason::column(name, "type", format!("{name}: {} is not a whole number", text_shown()))),
             },
         },
-        ColumnType::Bool => match text.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Ok(Value::Bool(true)),
-            "false" | "0" | "no" => Ok(Value::Bool(false)),
-            _ => Err(Reason::column(name, "type", format!("{name}: {} is not true or false", text_shown()))),
-        },
+        ColumnType::Bool => {
+            // Compared without case and without a lowered copy of the text.
+            let is = |word: &str| text.eq_ignore_ascii_case(word);
+            if is("true") || text == "1" || is("yes") {
+                Ok(Value::Bool(true))
+            } else if is("false") || text == "0" || is("no") {
+                Ok(Value::Bool(false))
+            } else {
+                Err(Reason::column(name, "type", format!("{name}: {} is not true or false", text_shown())))
+            }
+        }
         ColumnType::Timestamp => {
             if timestamp_micros(text).is_some() {
                 Ok(Value::Text(text.to_string()))

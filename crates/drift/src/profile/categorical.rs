@@ -62,14 +62,17 @@ impl CategoricalProfile {
         let label = profiled_label(label);
         let label = label.as_ref();
         self.count += 1;
-        self.distinct.update_text(label);
         if let Some(sketch) = &mut self.frequent {
+            self.distinct.update_text(label);
             sketch.update(label);
             return;
         }
         match self.counts.get_mut(label) {
             Some(n) => *n += 1,
             None => {
+                // An HLL sketch's state depends on the set of labels it was given, not on how
+                // often each came: while the counts are exact, a label is added when first seen.
+                self.distinct.update_text(label);
                 self.counts.insert(label.to_string(), 1);
                 if self.counts.len() > CATEGORY_LIMIT {
                     self.spill();
@@ -80,6 +83,10 @@ impl CategoricalProfile {
 
     /// Moves the exact counts into a frequent-items sketch.
     fn spill(&mut self) {
+        // A profile written before it had an HLL sketch holds labels its sketch never saw.
+        for label in self.counts.keys() {
+            self.distinct.update_text(label);
+        }
         let sketch = Frequent::from_counts(&self.counts);
         self.counts.clear();
         self.frequent = Some(sketch);
@@ -160,5 +167,26 @@ mod tests {
             p.add(&a);
         }
         assert_eq!(p.counts.get(sa.as_ref()), Some(&3));
+    }
+
+    #[test]
+    fn the_distinct_sketch_is_the_one_every_value_would_give() {
+        // Labels are added to the HLL sketch when first seen; its image must be the one a
+        // sketch given every value gets, below and beyond the exact-count limit.
+        for labels in [7, CATEGORY_LIMIT + 500] {
+            let mut p = CategoricalProfile::default();
+            let mut every = Hll::default();
+            for i in 0..(4 * labels) {
+                let label = format!("l{}", (i * 7919) % labels);
+                p.add(&label);
+                every.update_text(&label);
+            }
+            assert_eq!(p.is_exact(), labels <= CATEGORY_LIMIT);
+            assert_eq!(
+                serde_json::to_string(&p.distinct).expect("a sketch serialises"),
+                serde_json::to_string(&every).expect("a sketch serialises"),
+                "{labels} labels"
+            );
+        }
     }
 }

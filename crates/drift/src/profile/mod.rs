@@ -9,6 +9,7 @@
 //! the sketches within their error bounds.
 
 pub mod categorical;
+mod kll;
 pub mod numeric;
 pub mod sketches;
 pub mod text;

@@ -6,8 +6,10 @@ use base64::engine::general_purpose::STANDARD;
 use datasketches::common::SearchCriteria;
 use datasketches::frequencies::{ErrorType, FrequentItemsSketch};
 use datasketches::hll::{HllSketch, HllType, HllUnion};
-use datasketches::kll::{KllFloat, KllSketch, SortedView};
+use datasketches::kll::{KllFloat, SortedView};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::kll::KllCore;
 
 /// The KLL parameter `k` of numeric columns: a normalised rank error of about 0.3 % at 99 %
 /// confidence (DataSketches' default of 200 gives 1.3 %, too coarse for the binned distances on
@@ -19,13 +21,14 @@ pub const KLL_K: u16 = 1000;
 /// below 3/4 of it distinct values; beyond, each count is within `3.5/4096` of the total.
 pub const FREQUENT_MAP_SIZE: usize = 4096;
 
-/// A KLL quantile sketch of a numeric column's non-missing values.
+/// A KLL quantile sketch of a numeric column's non-missing values: DataSketches' sketch,
+/// updated in place by [`KllCore`] and queried and merged by DataSketches.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Kll(KllSketch<KllFloat<f64>>);
+pub struct Kll(KllCore);
 
 impl Default for Kll {
     fn default() -> Self {
-        Kll(KllSketch::new(KLL_K).expect("KLL_K is within DataSketches' bounds, 8 to 65535"))
+        Kll(KllCore::new(KLL_K))
     }
 }
 
@@ -33,13 +36,11 @@ impl Kll {
     /// Adds a value; NaN is not a value and is ignored.
     #[inline]
     pub fn update(&mut self, value: f64) {
-        if let Ok(v) = KllFloat::<f64>::new(value) {
-            self.0.update(v);
-        }
+        self.0.update(value);
     }
 
     pub fn merge(&mut self, other: &Kll) -> Result<(), String> {
-        self.0.merge(&other.0).map_err(|e| e.to_string())
+        self.0.merge(&other.0)
     }
 
     pub fn n(&self) -> u64 {
@@ -53,12 +54,13 @@ impl Kll {
 
     /// DataSketches' normalised rank error of this sketch (single-sided, 99 % confidence).
     pub fn rank_error(&self) -> f64 {
-        self.0.normalized_rank_error()
+        self.0.to_sketch().normalized_rank_error()
     }
 
     /// A sorted view for repeated rank and quantile queries.
     pub fn view(&self) -> KllView {
-        KllView { view: self.0.sorted_view(), retained: self.0.num_retained() }
+        let sketch = self.0.to_sketch();
+        KllView { view: sketch.sorted_view(), retained: sketch.num_retained() }
     }
 }
 
@@ -119,13 +121,13 @@ fn read_base64<'de, D: Deserializer<'de>, T, E: std::fmt::Display>(
 
 impl Serialize for Kll {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        write_base64(&self.0.serialize(), serializer)
+        write_base64(&self.0.image(), serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Kll {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        read_base64(deserializer, "KLL sketch", KllSketch::deserialize).map(Kll)
+        read_base64(deserializer, "KLL sketch", KllCore::from_image).map(Kll)
     }
 }
 

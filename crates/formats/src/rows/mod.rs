@@ -357,8 +357,7 @@ fn check_record(
     let mut reasons = Vec::new();
     for (column, &pos) in contract.columns.iter().zip(positions) {
         let checked = content.zip(record.span(pos)).and_then(|(all, span)| all.get(span));
-        let field = record.field(pos).unwrap_or_default();
-        let Some(text) = checked.or_else(|| std::str::from_utf8(field).ok()) else {
+        let Some(text) = checked.or_else(|| std::str::from_utf8(record.field(pos).unwrap_or_default()).ok()) else {
             reasons.push(Reason::column(
                 &column.name,
                 "encoding",
