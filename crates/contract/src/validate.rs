@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::{Column, ColumnType, CsvFormat};
 
+/// The text of a category, string or timestamp value: kept inline up to 24 bytes, so that a
+/// label, an identifier or a timestamp costs no allocation per field.
+pub type Text = compact_str::CompactString;
+
 /// A typed value that passed its column's type check.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -15,7 +19,7 @@ pub enum Value {
     Int(i64),
     Bool(bool),
     /// Category, string and timestamp values keep their text.
-    Text(String),
+    Text(Text),
 }
 
 impl Value {
@@ -35,7 +39,7 @@ impl Value {
             Value::Float(v) => v.to_string(),
             Value::Int(v) => v.to_string(),
             Value::Bool(v) => v.to_string(),
-            Value::Text(s) => s.clone(),
+            Value::Text(s) => s.to_string(),
         }
     }
 }
@@ -235,7 +239,7 @@ fn parse_text(column: &Column, text: &str, csv: &CsvFormat) -> Result<Value, Rea
         }
         ColumnType::Timestamp => {
             if timestamp_micros(text).is_some() {
-                Ok(Value::Text(text.to_string()))
+                Ok(Value::Text(text.into()))
             } else {
                 Err(Reason::column(
                     name,
@@ -244,7 +248,7 @@ fn parse_text(column: &Column, text: &str, csv: &CsvFormat) -> Result<Value, Rea
                 ))
             }
         }
-        ColumnType::Category | ColumnType::String => Ok(Value::Text(text.to_string())),
+        ColumnType::Category | ColumnType::String => Ok(Value::Text(text.into())),
     }
 }
 
@@ -268,7 +272,7 @@ fn from_json(column: &Column, json: &serde_json::Value) -> Result<Value, Reason>
         (ColumnType::Bool, J::Bool(b)) => Ok(Value::Bool(*b)),
         (ColumnType::Bool, _) => Err(wrong("true or false")),
         (ColumnType::Timestamp, J::String(s)) => parse_text(column, s, &CsvFormat::default()),
-        (ColumnType::Category | ColumnType::String, J::String(s)) => Ok(Value::Text(s.clone())),
+        (ColumnType::Category | ColumnType::String, J::String(s)) => Ok(Value::Text(s.as_str().into())),
         (ColumnType::Category | ColumnType::String | ColumnType::Timestamp, _) => Err(wrong("a string")),
     }
 }

@@ -224,10 +224,10 @@ mod tests {
             (0..n)
                 .map(|i| {
                     vec![
-                        V::Text(format!("2026-03-{day:02}T{:02}:00:00Z", i % 24)),
+                        V::Text(format!("2026-03-{day:02}T{:02}:00:00Z", i % 24).into()),
                         V::Float((i % 50) as f64),
-                        V::Text(format!("k{}", i % labels)),
-                        if i % 4 == 0 { V::Null } else { V::Text("é".repeat(1 + i % 3)) },
+                        V::Text(format!("k{}", i % labels).into()),
+                        if i % 4 == 0 { V::Null } else { V::Text("é".repeat(1 + i % 3).into()) },
                     ]
                 })
                 .collect()

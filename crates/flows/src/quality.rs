@@ -186,7 +186,7 @@ async fn version_ref(lake: &Lake, model: &str, version: u32) -> Result<VersionRe
 fn label_text(value: &Value) -> Option<String> {
     match value {
         Value::Null => None,
-        Value::Text(t) => Some(t.clone()),
+        Value::Text(t) => Some(t.to_string()),
         Value::Int(n) => Some(n.to_string()),
         Value::Float(x) => Some(x.to_string()),
         Value::Bool(b) => Some(b.to_string()),

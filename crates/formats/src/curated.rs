@@ -250,12 +250,12 @@ pub fn read_values(bytes: bytes::Bytes, contract: &Contract) -> Result<Vec<Vec<V
                     (ColumnType::Int, DataType::Int64) => Value::Int(array.as_primitive::<Int64Type>().value(i)),
                     (ColumnType::Bool, DataType::Boolean) => Value::Bool(array.as_boolean().value(i)),
                     (ColumnType::Category | ColumnType::String, DataType::Utf8) => {
-                        Value::Text(array.as_string::<i32>().value(i).to_string())
+                        Value::Text(array.as_string::<i32>().value(i).into())
                     }
                     (ColumnType::Timestamp, DataType::Timestamp(TimeUnit::Microsecond, _)) => {
                         let micros = array.as_primitive::<TimestampMicrosecondType>().value(i);
                         match chrono::DateTime::from_timestamp_micros(micros) {
-                            Some(t) => Value::Text(t.to_rfc3339()),
+                            Some(t) => Value::Text(t.to_rfc3339().into()),
                             None => Value::Null,
                         }
                     }

@@ -321,7 +321,7 @@ fn rows(count: usize, missing: usize, offset: usize, n_shift: i64) -> Vec<Vec<Va
                 Value::Text(["a", "b", "c"][i % 3].into()),
                 Value::Bool(i % 2 == 0),
                 Value::Int(((i * 13) % 97) as i64 + n_shift),
-                Value::Text(format!("note {i}")),
+                Value::Text(format!("note {i}").into()),
                 if i % 5 == 0 { Value::Null } else { Value::Text("2026-03-01".into()) },
                 Value::Int(2007 + (i % 3) as i64),
             ]
@@ -591,7 +591,7 @@ fn the_kll_sketch_is_written_level_by_level() {
     .expect("contract");
     let many = |offset: usize| -> Vec<Vec<Value>> {
         (offset..offset + 5000)
-            .map(|i| vec![Value::Text(format!("id{}", i % 1200)), Value::Float(((i * 7919) % 5000) as f64)])
+            .map(|i| vec![Value::Text(format!("id{}", i % 1200).into()), Value::Float(((i * 7919) % 5000) as f64)])
             .collect()
     };
     let check = Check::new(contract, &many(0), &many(77), &[]);

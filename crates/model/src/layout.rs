@@ -91,7 +91,7 @@ impl From<&Value> for Cell {
             Value::Float(f) => Cell::Num(*f),
             Value::Int(i) => Cell::Int(*i),
             Value::Bool(b) => Cell::Int(i64::from(*b)),
-            Value::Text(s) => Cell::Text(s.clone()),
+            Value::Text(s) => Cell::Text(s.to_string()),
         }
     }
 }

@@ -45,7 +45,7 @@ pub struct Encoder {
 pub fn label_of(value: &Value) -> Option<String> {
     match value {
         Value::Null => None,
-        Value::Text(s) => Some(s.clone()),
+        Value::Text(s) => Some(s.to_string()),
         other => Some(other.to_text()),
     }
 }

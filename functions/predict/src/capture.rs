@@ -155,7 +155,7 @@ fn json_of(value: &Value) -> serde_json::Value {
         Value::Float(x) => serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, serde_json::Value::Number),
         Value::Int(n) => (*n).into(),
         Value::Bool(b) => (*b).into(),
-        Value::Text(t) => t.clone().into(),
+        Value::Text(t) => t.as_str().into(),
     }
 }
 

@@ -126,7 +126,7 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
         ids.push(match id {
             Some((column, value)) => match check_json(column, value) {
                 Ok(Value::Null) => None,
-                Ok(Value::Text(text)) => Some(text),
+                Ok(Value::Text(text)) => Some(text.into()),
                 Ok(Value::Int(n)) => Some(n.to_string()),
                 Ok(Value::Float(x)) => Some(x.to_string()),
                 Ok(Value::Bool(b)) => Some(b.to_string()),

@@ -265,7 +265,7 @@ fn decode(mut bytes: &[u8], row: &mut Vec<Value>) -> std::io::Result<()> {
             TEXT => {
                 let len: [u8; 4] = take(&mut bytes, 4)?.try_into().map_err(|_| corrupt("a short length"))?;
                 let text = take(&mut bytes, u32::from_le_bytes(len) as usize)?;
-                Value::Text(String::from_utf8(text.to_vec()).map_err(|_| corrupt("text that is not UTF-8"))?)
+                Value::Text(std::str::from_utf8(text).map_err(|_| corrupt("text that is not UTF-8"))?.into())
             }
             _ => return Err(corrupt("an unknown value tag")),
         });
@@ -303,7 +303,7 @@ mod tests {
                 let row = vec![
                     Value::Int(i),
                     Value::Float(i as f64 / 3.0),
-                    if i % 3 == 0 { Value::Null } else { Value::Text(format!("é{i}")) },
+                    if i % 3 == 0 { Value::Null } else { Value::Text(format!("é{i}").into()) },
                     Value::Bool(i % 2 == 0),
                 ];
                 spill.push(date, &row).expect("spill");
