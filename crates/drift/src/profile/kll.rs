@@ -111,8 +111,9 @@ pub struct KllCore {
     k: u16,
     min_k: u16,
     n: u64,
-    /// Level 0 holds the newest items in arrival order unless `level_zero_sorted`; every
-    /// higher level is ascending.
+    /// Level 0 holds the newest items in arrival order unless `level_zero_sorted`; a higher
+    /// level holds one ascending run per compaction of the level below since its own last
+    /// compaction (the image sorts it).
     levels: Vec<Vec<f64>>,
     level_zero_sorted: bool,
     min: f64,
@@ -189,8 +190,8 @@ impl KllCore {
     fn compact(&mut self) {
         let levels = self.levels.len();
         let Some(level) = (0..levels).find(|&l| self.levels[l].len() >= level_capacity(self.k, levels, l)) else {
-            // Unreachable while `retained` and `capacity` are kept by `refresh`; stay correct
-            // rather than compact nothing.
+            // Unreachable while `retained` counts the levels' items and `capacity` is their
+            // total capacity; recount rather than compact nothing.
             self.refresh();
             return;
         };
