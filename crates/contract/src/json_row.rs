@@ -65,10 +65,16 @@ enum Positions<'c> {
 }
 
 impl Positions<'_> {
-    fn get(&self, key: &str) -> Option<Option<usize>> {
+    /// The position `key` fills, and where it stands among the names. Objects tend to give
+    /// their keys in the same order one after the other, so the name after the previous
+    /// key's, `next`, is tried first.
+    fn get(&self, key: &str, next: usize) -> Option<(Option<usize>, usize)> {
         match self {
-            Positions::Few(names) => names.iter().find(|(name, _)| *name == key).map(|(_, i)| *i),
-            Positions::Many(names) => names.get(key).copied(),
+            Positions::Few(names) => match names.get(next) {
+                Some((name, i)) if *name == key => Some((*i, next)),
+                _ => names.iter().position(|(name, _)| *name == key).map(|at| (names[at].1, at)),
+            },
+            Positions::Many(names) => names.get(key).map(|i| (*i, 0)),
         }
     }
 }
@@ -85,15 +91,30 @@ impl<'c> RowReader<'c> {
         columns: impl IntoIterator<Item = &'c Column>,
         known: impl IntoIterator<Item = &'c str>,
     ) -> RowReader<'c> {
-        let mut positions: HashMap<&str, Option<usize>> = known.into_iter().map(|name| (name, None)).collect();
-        let mut width = 0;
-        for (i, column) in columns.into_iter().enumerate() {
-            positions.insert(column.name.as_str(), Some(i));
-            width = i + 1;
-        }
-        let positions = if positions.len() <= FEW_NAMES {
-            Positions::Few(positions.into_iter().collect())
+        let columns: Vec<&str> = columns.into_iter().map(|c| c.name.as_str()).collect();
+        let known: Vec<&str> = known.into_iter().collect();
+        let width = columns.len();
+        let positions = if columns.len() + known.len() <= FEW_NAMES {
+            // The kept columns first, in their order, then the other known names; a name
+            // given twice fills the position it was last given.
+            let mut names: Vec<(&str, Option<usize>)> = Vec::with_capacity(columns.len() + known.len());
+            for (i, &name) in columns.iter().enumerate() {
+                match names.iter_mut().find(|(n, _)| *n == name) {
+                    Some(slot) => slot.1 = Some(i),
+                    None => names.push((name, Some(i))),
+                }
+            }
+            for name in known {
+                if !names.iter().any(|(n, _)| *n == name) {
+                    names.push((name, None));
+                }
+            }
+            Positions::Few(names)
         } else {
+            let mut positions: HashMap<&str, Option<usize>> = known.into_iter().map(|name| (name, None)).collect();
+            for (i, name) in columns.into_iter().enumerate() {
+                positions.insert(name, Some(i));
+            }
             Positions::Many(positions)
         };
         RowReader { positions, width }
@@ -163,7 +184,10 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let reader = self.reader;
         let mut row = JsonRow { values: vec![None; reader.width], ..JsonRow::default() };
-        while let Some(key) = map.next_key_seed(KeySeed { reader, keep: row.unknown.len() < UNKNOWN_KEYS_KEPT })? {
+        let mut next = 0;
+        while let Some(key) =
+            map.next_key_seed(KeySeed { reader, keep: row.unknown.len() < UNKNOWN_KEYS_KEPT, next: &mut next })?
+        {
             match key {
                 Key::Column(i) => row.values[i] = Some(map.next_value_seed(FieldSeed)?),
                 Key::Known => {
@@ -188,13 +212,15 @@ enum Key {
     Unknown(Option<String>),
 }
 
-struct KeySeed<'r, 'c> {
+struct KeySeed<'r, 'c, 'n> {
     reader: &'r RowReader<'c>,
     /// Whether an unknown key's name is still kept.
     keep: bool,
+    /// Where among the names the key is looked for first: after the previous key's.
+    next: &'n mut usize,
 }
 
-impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_, '_> {
     type Value = Key;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
@@ -202,7 +228,7 @@ impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed<'_, '_> {
+impl<'de> Visitor<'de> for KeySeed<'_, '_, '_> {
     type Value = Key;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -210,9 +236,13 @@ impl<'de> Visitor<'de> for KeySeed<'_, '_> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-        Ok(match self.reader.positions.get(key) {
-            Some(Some(i)) => Key::Column(i),
-            Some(None) => Key::Known,
+        let found = self.reader.positions.get(key, *self.next);
+        if let Some((_, at)) = found {
+            *self.next = at + 1;
+        }
+        Ok(match found {
+            Some((Some(i), _)) => Key::Column(i),
+            Some((None, _)) => Key::Known,
             // Cut here, so that a megabyte-long key is never copied whole.
             None => Key::Unknown(self.keep.then(|| shown_key(key))),
         })
@@ -325,5 +355,32 @@ mod tests {
         assert_eq!(row.unknown_count, 10_000);
         assert_eq!(row.unknown.len(), UNKNOWN_KEYS_KEPT);
         assert_eq!(row.values, [None, None]);
+    }
+
+    #[test]
+    fn keys_in_any_order_fill_the_same_positions_with_few_names_or_many() {
+        // Objects give their keys in the contract's order, in another order, or mixed with
+        // known and unknown names; with few names (looked up one by one, the next name first)
+        // or many (hashed), every key fills the position of its column.
+        for columns in [3, 40] {
+            let yaml: String = (0..columns).map(|i| format!("  - {{name: c{i}, type: float}}\n")).collect();
+            let contract = Contract::from_yaml(&format!("dataset: d\ncolumns:\n{yaml}"), "t.yaml").expect("contract");
+            let reader = RowReader::with_known(&contract.columns, ["c0", "known"]);
+            let forward: Vec<String> = (0..columns).map(|i| format!("\"c{i}\": {i}")).collect();
+            let mut backward = forward.clone();
+            backward.reverse();
+            let mut mixed = vec!["\"known\": 1".to_string(), "\"other\": 2".to_string()];
+            mixed.extend(forward.iter().step_by(2).cloned());
+            mixed.extend(forward.iter().skip(1).step_by(2).cloned());
+            for keys in [&forward, &backward, &mixed] {
+                let text = format!("{{{}}}", keys.join(", "));
+                let row = reader.parse(text.as_bytes()).expect("valid").expect("object");
+                let expected: Vec<Option<serde_json::Value>> =
+                    (0..columns).map(|i| Some(serde_json::json!(i))).collect();
+                assert_eq!(row.values, expected, "{columns} columns: {text}");
+                let unknown = usize::from(keys.iter().any(|k| k.contains("other")));
+                assert_eq!(row.unknown_count, unknown, "{columns} columns: {text}");
+            }
+        }
     }
 }
