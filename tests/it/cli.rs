@@ -196,6 +196,8 @@ fn serve(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (impl Dr
         .arg(dir)
         .args(["--lake-port", &lake_port.to_string(), "--predict-port", &predict_port.to_string(), "--poll-ms", "100"])
         .args(["--events-port", &free_port().to_string(), "--sfn-port", &sfn_port.to_string()])
+        // Each server its own capture endpoint: tests run side by side.
+        .args(["--firehose-port", &free_port().to_string()])
         .args(args)
         .env_clear()
         .envs(env.iter().copied())
