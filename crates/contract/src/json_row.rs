@@ -94,7 +94,9 @@ impl<'c> RowReader<'c> {
         let columns: Vec<&str> = columns.into_iter().map(|c| c.name.as_str()).collect();
         let known: Vec<&str> = known.into_iter().collect();
         let width = columns.len();
-        let positions = if columns.len() + known.len() <= FEW_NAMES {
+        // Known names often repeat the kept columns (a contract's columns beside its features):
+        // few enough are deduplicated one by one.
+        let positions = if columns.len() + known.len() <= 2 * FEW_NAMES {
             // The kept columns first, in their order, then the other known names; a name
             // given twice fills the position it was last given.
             let mut names: Vec<(&str, Option<usize>)> = Vec::with_capacity(columns.len() + known.len());
@@ -109,7 +111,7 @@ impl<'c> RowReader<'c> {
                     names.push((name, None));
                 }
             }
-            Positions::Few(names)
+            if names.len() <= FEW_NAMES { Positions::Few(names) } else { Positions::Many(names.into_iter().collect()) }
         } else {
             let mut positions: HashMap<&str, Option<usize>> = known.into_iter().map(|name| (name, None)).collect();
             for (i, name) in columns.into_iter().enumerate() {
@@ -362,7 +364,7 @@ mod tests {
         // Objects give their keys in the contract's order, in another order, or mixed with
         // known and unknown names; with few names (looked up one by one, the next name first)
         // or many (hashed), every key fills the position of its column.
-        for columns in [3, 40] {
+        for columns in [3, 20, 40, 60] {
             let yaml: String = (0..columns).map(|i| format!("  - {{name: c{i}, type: float}}\n")).collect();
             let contract = Contract::from_yaml(&format!("dataset: d\ncolumns:\n{yaml}"), "t.yaml").expect("contract");
             let reader = RowReader::with_known(&contract.columns, ["c0", "known"]);
