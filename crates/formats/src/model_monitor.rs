@@ -24,7 +24,6 @@
 use serde_json::{Map, Value, json};
 
 use mlops_contract::{Column, ColumnType, Contract};
-use mlops_drift::profile::sketches::Kll;
 use mlops_drift::profile::{CategoricalProfile, ColumnProfile, NumericProfile, Profile};
 use mlops_drift::stats::{Method, Verdict};
 use mlops_drift::{DriftReport, FeatureDrift};
@@ -130,9 +129,7 @@ fn numerical_statistics(n: &NumericProfile) -> Value {
         })
         .collect();
     let mut kll = json!({"buckets": buckets});
-    if let Some((k, levels)) = kll_levels(&n.sketch) {
-        kll["sketch"] = json!({"parameters": {"c": KLL_CAPACITY_DECAY, "k": k}, "data": levels});
-    }
+    kll["sketch"] = json!({"parameters": {"c": KLL_CAPACITY_DECAY, "k": n.sketch.k()}, "data": n.sketch.levels()});
     stats["distribution"] = json!({"kll": kll});
     stats
 }
@@ -148,45 +145,6 @@ fn string_statistics(c: &CategoricalProfile) -> Value {
         stats["distinct_count"] = json!(counts.len());
     }
     stats
-}
-
-/// A KLL sketch's `k` and its retained items per level, lowest level first, each level sorted.
-/// They are read from the sketch's DataSketches compact image, the only form that exposes levels:
-/// an 8-byte preamble (flags at byte 3, `k` at bytes 4–5), then for more than one item `n`,
-/// `min_k`, the number of levels (byte 18) and one offset per level from byte 20, the minimum and
-/// the maximum, and the items level by level. `None` if the image is not of that form.
-fn kll_levels(sketch: &Kll) -> Option<(u16, Vec<Vec<f64>>)> {
-    const FLAG_EMPTY: u8 = 1;
-    const FLAG_SINGLE_ITEM: u8 = 4;
-    let Value::String(text) = serde_json::to_value(sketch).ok()? else { return None };
-    let image = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text.as_bytes()).ok()?;
-    let f64_at = |at: usize| Some(f64::from_le_bytes(image.get(at..at + 8)?.try_into().ok()?));
-    let (flags, k) = (*image.get(3)?, u16::from_le_bytes([*image.get(4)?, *image.get(5)?]));
-    if flags & FLAG_EMPTY != 0 {
-        return Some((k, Vec::new()));
-    }
-    if flags & FLAG_SINGLE_ITEM != 0 {
-        return Some((k, vec![vec![f64_at(8)?]]));
-    }
-    let levels = usize::from(*image.get(18)?);
-    let offsets: Vec<usize> = (0..levels)
-        .map(|l| Some(u32::from_le_bytes(image.get(20 + 4 * l..24 + 4 * l)?.try_into().ok()?) as usize))
-        .collect::<Option<_>>()?;
-    let items_at = 20 + 4 * levels + 16;
-    let items = image.len().checked_sub(items_at)? / 8;
-    let mut out = Vec::with_capacity(levels);
-    let mut start = 0;
-    for level in 0..levels {
-        let size = match offsets.get(level + 1) {
-            Some(next) => next.checked_sub(offsets[level])?,
-            None => items.checked_sub(start)?,
-        };
-        let mut values: Vec<f64> = (start..start + size).map(|i| f64_at(items_at + 8 * i)).collect::<Option<_>>()?;
-        values.sort_by(f64::total_cmp);
-        out.push(values);
-        start += size;
-    }
-    Some((k, out))
 }
 
 /// The share of a column's rows that have a value; 1 for a column of no rows.

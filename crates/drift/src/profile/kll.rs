@@ -160,6 +160,25 @@ impl KllCore {
         self.levels.len() > 1
     }
 
+    pub fn k(&self) -> u16 {
+        self.k
+    }
+
+    /// The retained items level by level, lowest first, each level ascending; none when empty.
+    pub fn sorted_levels(&self) -> Vec<Vec<f64>> {
+        if self.n == 0 {
+            return Vec::new();
+        }
+        self.levels
+            .iter()
+            .map(|level| {
+                let mut level = level.clone();
+                level.sort_unstable_by(ascending);
+                level
+            })
+            .collect()
+    }
+
     /// Adds a value; NaN is not a value and is ignored.
     #[inline]
     pub fn update(&mut self, value: f64) {

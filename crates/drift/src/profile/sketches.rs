@@ -52,6 +52,16 @@ impl Kll {
         self.0.is_estimation_mode()
     }
 
+    /// The sketch's `k`.
+    pub fn k(&self) -> u16 {
+        self.0.k()
+    }
+
+    /// The retained items level by level, lowest first, each level ascending; none when empty.
+    pub fn levels(&self) -> Vec<Vec<f64>> {
+        self.0.sorted_levels()
+    }
+
     /// DataSketches' normalised rank error of this sketch (single-sided, 99 % confidence).
     pub fn rank_error(&self) -> f64 {
         self.0.to_sketch().normalized_rank_error()
