@@ -111,9 +111,10 @@ impl Model {
             .model_for_read(&mut reader)
             .map_err(|e| model_error("the file is not an ONNX model tract can read", format!("{e:#}")))?;
         name_free_axes(&mut inference).map_err(|e| model_error("reading the input shapes", e))?;
-        let typed = inference
+        let mut typed = inference
             .into_typed()
             .map_err(|e| model_error("the model's types could not be inferred", format!("{e:#}")))?;
+        onnx_ml::rewrite(&mut typed).map_err(|e| model_error("rewriting the graph", format!("{e:#}")))?;
         let specs = |outlets: &[OutletId]| -> Result<Vec<TensorSpec>> {
             outlets
                 .iter()

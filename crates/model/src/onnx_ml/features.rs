@@ -21,12 +21,18 @@ pub fn array_feature_extractor(
 
 fn gather<T: Datum>(x: &Tensor, indices: &[usize], width: usize) -> TractResult<Tensor> {
     let rows = x.len().checked_div(width).unwrap_or(0);
-    let values = x.to_plain_array_view::<T>()?;
-    let flat: Vec<T> = values.iter().cloned().collect();
     let mut out = Vec::with_capacity(rows * indices.len());
-    for r in 0..rows {
-        for &i in indices {
-            out.push(flat[r * width + i].clone());
+    let view = x.to_plain_array_view::<T>()?;
+    // Only the selected entries are cloned: for string columns a copy of the whole input
+    // would cost an allocation per cell that the output drops again.
+    if let Some(flat) = view.as_slice() {
+        for row in flat.chunks_exact(width.max(1)).take(rows) {
+            out.extend(indices.iter().map(|&i| row[i].clone()));
+        }
+    } else {
+        let flat: Vec<&T> = view.iter().collect();
+        for row in flat.chunks_exact(width.max(1)).take(rows) {
+            out.extend(indices.iter().map(|&i| row[i].clone()));
         }
     }
     let mut shape: Vec<usize> = if x.rank() <= 1 { vec![1] } else { x.shape()[..x.rank() - 1].to_vec() };

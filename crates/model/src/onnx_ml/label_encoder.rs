@@ -11,16 +11,25 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::{Kernel, expand_kernel};
 
-/// A lookup key: strings, integers, or floats by bit pattern (NaN keys match NaN).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Str(String),
-    Int(i64),
-    Float(u32),
+/// The keys of a lookup, by type, each to the position of its first occurrence. Floats are
+/// keyed by bit pattern, so that NaN keys match NaN.
+#[derive(Debug)]
+enum Index {
+    Str(HashMap<String, usize>),
+    Int(HashMap<i64, usize>),
+    Float(HashMap<u32, usize>),
 }
 
-fn float_key(v: f32) -> Key {
-    Key::Float(if v.is_nan() { f32::NAN.to_bits() } else { (v + 0.0).to_bits() })
+fn float_key(v: f32) -> u32 {
+    if v.is_nan() { f32::NAN.to_bits() } else { (v + 0.0).to_bits() }
+}
+
+fn first_positions<K: std::hash::Hash + Eq>(keys: impl Iterator<Item = K>) -> HashMap<K, usize> {
+    let mut index = HashMap::new();
+    for (i, k) in keys.enumerate() {
+        index.entry(k).or_insert(i);
+    }
+    index
 }
 
 #[derive(Debug, Clone)]
@@ -32,7 +41,7 @@ enum Values {
 
 #[derive(Debug)]
 struct LabelEncoder {
-    index: HashMap<Key, usize>,
+    index: Index,
     values: Values,
 }
 
@@ -41,12 +50,12 @@ pub fn label_encoder(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Bo
 }
 
 fn label_encoder_kernel(node: &NodeProto) -> TractResult<LabelEncoder> {
-    let keys: Vec<Key> = if let Some(k) = node.get_attr_opt_vec::<String>("keys_strings")? {
-        k.into_iter().map(Key::Str).collect()
+    let (index, n_keys) = if let Some(k) = node.get_attr_opt_vec::<String>("keys_strings")? {
+        (Index::Str(first_positions(k.iter().cloned())), k.len())
     } else if let Some(k) = node.get_attr_opt_vec::<i64>("keys_int64s")? {
-        k.into_iter().map(Key::Int).collect()
+        (Index::Int(first_positions(k.iter().copied())), k.len())
     } else if let Some(k) = node.get_attr_opt_vec::<f32>("keys_floats")? {
-        k.into_iter().map(float_key).collect()
+        (Index::Float(first_positions(k.iter().map(|v| float_key(*v)))), k.len())
     } else {
         bail!(
             "LabelEncoder {:?}: needs keys_strings, keys_int64s or keys_floats (keys_tensor is not supported)",
@@ -67,24 +76,30 @@ fn label_encoder_kernel(node: &NodeProto) -> TractResult<LabelEncoder> {
         Values::Int(v, _) => v.len(),
         Values::Float(v, _) => v.len(),
     };
-    if n_values != keys.len() {
-        bail!("LabelEncoder {:?}: {} keys but {n_values} values", node.name, keys.len());
-    }
-    let mut index = HashMap::with_capacity(keys.len());
-    for (i, k) in keys.into_iter().enumerate() {
-        index.entry(k).or_insert(i);
+    if n_values != n_keys {
+        bail!("LabelEncoder {:?}: {n_keys} keys but {n_values} values", node.name);
     }
     Ok(LabelEncoder { index, values })
 }
 
 impl LabelEncoder {
-    fn keys(input: &Tensor) -> TractResult<Vec<Key>> {
-        Ok(match input.datum_type() {
-            DatumType::String => input.to_plain_array_view::<String>()?.iter().map(|s| Key::Str(s.clone())).collect(),
-            DatumType::F32 | DatumType::F64 => {
-                input.cast_to::<f32>()?.to_plain_array_view::<f32>()?.iter().map(|v| float_key(*v)).collect()
+    /// The position of each input's key among the keys, looked up without copying the input.
+    fn positions(&self, input: &Tensor) -> TractResult<Vec<Option<usize>>> {
+        Ok(match (&self.index, input.datum_type()) {
+            (Index::Str(m), DatumType::String) => {
+                input.to_plain_array_view::<String>()?.iter().map(|s| m.get(s.as_str()).copied()).collect()
             }
-            _ => input.cast_to::<i64>()?.to_plain_array_view::<i64>()?.iter().map(|v| Key::Int(*v)).collect(),
+            (Index::Float(m), DatumType::F32 | DatumType::F64) => input
+                .cast_to::<f32>()?
+                .to_plain_array_view::<f32>()?
+                .iter()
+                .map(|v| m.get(&float_key(*v)).copied())
+                .collect(),
+            (Index::Int(m), dt) if !matches!(dt, DatumType::String | DatumType::F32 | DatumType::F64) => {
+                input.cast_to::<i64>()?.to_plain_array_view::<i64>()?.iter().map(|v| m.get(v).copied()).collect()
+            }
+            // A key of another type than the input's matches nothing.
+            _ => vec![None; input.len()],
         })
     }
 }
@@ -105,7 +120,7 @@ impl Kernel for LabelEncoder {
 
     fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let shape = inputs[0].shape().to_vec();
-        let found: Vec<Option<usize>> = Self::keys(&inputs[0])?.iter().map(|k| self.index.get(k).copied()).collect();
+        let found = self.positions(&inputs[0])?;
         let out = match &self.values {
             Values::Str(v, d) => {
                 let data: Vec<String> = found.iter().map(|i| i.map_or_else(|| d.clone(), |i| v[i].clone())).collect();

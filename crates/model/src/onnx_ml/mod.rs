@@ -11,6 +11,7 @@ mod features;
 mod label_encoder;
 mod linear;
 mod normalizer;
+mod rows;
 pub mod transform;
 mod tree;
 
@@ -34,6 +35,12 @@ pub fn register(registry: &mut OnnxOpRegister) {
     registry.insert("LinearClassifier", linear::linear_classifier);
     registry.insert("Normalizer", normalizer::normalizer);
     registry.insert("ZipMap", zipmap);
+}
+
+/// Rewrites of the typed graph where tract's own operator is slow for the shapes exports
+/// produce; run before optimisation.
+pub fn rewrite(model: &mut TypedModel) -> TractResult<()> {
+    rows::rewrite(model)
 }
 
 /// ZipMap turns class scores into a sequence of maps, a type no JSON API of ours can
@@ -64,13 +71,19 @@ pub trait Kernel: std::fmt::Debug + Send + Sync + 'static {
 
 /// Wraps a kernel as a tract operator for the ONNX parser.
 pub fn expand_kernel(kernel: impl Kernel) -> Box<dyn InferenceOp> {
-    expand(KernelOp { kernel: Arc::new(kernel) })
+    expand(KernelOp::new(kernel))
 }
 
 /// A kernel as a tract operator. Two operators are equal only if they share a kernel.
 #[derive(Debug, Clone)]
 pub struct KernelOp {
     kernel: Arc<dyn Kernel>,
+}
+
+impl KernelOp {
+    pub(crate) fn new(kernel: impl Kernel) -> KernelOp {
+        KernelOp { kernel: Arc::new(kernel) }
+    }
 }
 
 impl PartialEq for KernelOp {
