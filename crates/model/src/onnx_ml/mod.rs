@@ -5,6 +5,9 @@
 //! [`Kernel`]: a plain function from input tensors to output tensors, wrapped once into
 //! tract's inference ([`Expansion`]) and typed ([`TypedOp`]) operator traits. Their results
 //! are checked against onnxruntime's for the same models (`tests/it/conformance.rs`).
+//!
+//! [`rewrite`] also replaces a few of tract's own operators in the typed graph where their
+//! evaluation is slow for the shapes exports produce (`rows`: softmax and arg-max per row).
 
 mod elementwise;
 mod features;
