@@ -193,7 +193,7 @@ mod tests {
             model.wire_node("e", argmax(0), &[short]).expect("wire")[0],
             model.wire_node("f", argmax(1), &[ints]).expect("wire")[0],
         ];
-        model.set_output_outlets(&wired).expect("outputs");
+        model.select_output_outlets(&wired).expect("outputs");
         rewrite(&mut model).expect("rewrite");
         let names: Vec<String> = ["a", "b", "c", "d", "e", "f"]
             .iter()
