@@ -170,15 +170,25 @@ impl Expansion for KernelOp {
 }
 
 /// A rank-1 or rank-2 numeric tensor as f32 rows: (rows, width, values row-major).
-pub(crate) fn f32_rows(value: &Tensor) -> TractResult<(usize, usize, Vec<f32>)> {
+pub(crate) fn f32_rows(value: &Tensor) -> TractResult<(usize, usize, std::borrow::Cow<'_, [f32]>)> {
     let (rows, width) = match value.shape() {
         [w] => (1, *w),
         [r, w] => (*r, *w),
         other => bail!("expected a matrix of rows and features, got shape {other:?}"),
     };
+    // An f32 input in one piece is read where it lies; anything else is cast into a copy.
+    if value.datum_type() == f32::datum_type() {
+        if let Some(flat) = value.to_plain_array_view::<f32>()?.to_slice() {
+            return Ok((rows, width, std::borrow::Cow::Borrowed(flat)));
+        }
+    }
     let cast = value.cast_to::<f32>()?;
-    let values = cast.to_plain_array_view::<f32>()?.iter().copied().collect();
-    Ok((rows, width, values))
+    let view = cast.to_plain_array_view::<f32>()?;
+    let values = match view.as_slice() {
+        Some(flat) => flat.to_vec(),
+        None => view.iter().copied().collect(),
+    };
+    Ok((rows, width, std::borrow::Cow::Owned(values)))
 }
 
 #[cfg(test)]

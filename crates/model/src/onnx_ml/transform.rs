@@ -88,16 +88,16 @@ pub fn apply(post: Post, values: &mut [f32]) {
 /// The two class scores of a binary classifier that produced one score, following
 /// onnxruntime's `write_binary_scores`: `second_class` 0 or 1 when all weights are positive,
 /// 2 or 3 for mixed weights (the winning class positive or negative).
-pub fn binary(score: f32, post: Post, second_class: i32) -> Vec<f32> {
+pub fn binary(score: f32, post: Post, second_class: i32) -> TVec<f32> {
     if post == Post::Probit {
-        return vec![probit(score)];
+        return tvec![probit(score)];
     }
     match second_class {
-        0 | 1 => vec![1.0 - score, score],
-        2 | 3 if post == Post::Logistic => vec![logistic(-score), logistic(score)],
-        2 => vec![-score, score],
-        3 => vec![score, -score],
-        _ => vec![score],
+        0 | 1 => tvec![1.0 - score, score],
+        2 | 3 if post == Post::Logistic => tvec![logistic(-score), logistic(score)],
+        2 => tvec![-score, score],
+        3 => tvec![score, -score],
+        _ => tvec![score],
     }
 }
 

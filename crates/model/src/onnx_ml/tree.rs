@@ -47,11 +47,37 @@ struct Node {
     weights: std::ops::Range<usize>,
 }
 
+/// One node laid out for traversal in 16 bytes. A leaf is its own child on both sides, so a
+/// row that reaches a leaf stays there however many more steps its block takes.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    threshold: f32,
+    /// The feature read, with [`MISSING_GOES_TRUE`] set when NaN goes to the true child and
+    /// the node's mode in the bits under it (see [`MODE_SHIFT`]).
+    feature: u32,
+    /// The false child, then the true child.
+    children: [u32; 2],
+}
+
+const MISSING_GOES_TRUE: u32 = 1 << 31;
+const MODE_SHIFT: u32 = 28;
+const FEATURE_MASK: u32 = (1 << MODE_SHIFT) - 1;
+
+/// Rows evaluated together through one tree. Each row's walk is a chain of dependent loads;
+/// walking several at once lets the processor overlap them.
+const BLOCK: usize = 8;
+
 /// The parsed trees of one ensemble.
 #[derive(Debug, Clone)]
 struct Trees {
     nodes: Vec<Node>,
+    /// `nodes` laid out for traversal, index for index.
+    steps: Vec<Step>,
     roots: Vec<usize>,
+    /// The longest path from each root to a leaf, in the order of `roots`.
+    depths: Vec<u32>,
+    /// The one mode every branch shares, when they do.
+    uniform: Option<Mode>,
     /// Leaf contributions: (class or target index, weight).
     weights: Vec<(usize, f32)>,
     n_features: usize,
@@ -181,8 +207,78 @@ fn parse_trees(node: &NodeProto, prefix: &str) -> TractResult<Trees> {
     // Roots are the nodes no other node points to, in tree order.
     let mut roots: Vec<usize> = (0..n).filter(|i| !is_child[*i]).collect();
     roots.sort_by_key(|i| (tree_ids[*i], node_ids[*i]));
+    let rooted: std::collections::BTreeSet<i64> = roots.iter().map(|i| tree_ids[*i]).collect();
+    if let Some(tree) = tree_ids.iter().find(|t| !rooted.contains(t)) {
+        return Err(attr_err(node, format!("tree {tree} has no root: every one of its nodes is a child of another")));
+    }
     let n_features = nodes.iter().filter(|n| n.mode != Mode::Leaf).map(|n| n.feature + 1).max().unwrap_or(0);
-    Ok(Trees { nodes, roots, weights, n_features })
+    if n_features > FEATURE_MASK as usize {
+        return Err(attr_err(node, format!("reads feature {}, beyond the {FEATURE_MASK} supported", n_features - 1)));
+    }
+    let depths = depths(&nodes, &roots)
+        .map_err(|at| attr_err(node, format!("tree {} loops back to its node {}", tree_ids[at], node_ids[at])))?;
+    let steps = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let (feature, children) = if n.mode == Mode::Leaf {
+                (0, [i as u32; 2])
+            } else {
+                (n.feature as u32, [n.false_child as u32, n.true_child as u32])
+            };
+            let flags = (n.mode as u32) << MODE_SHIFT | if n.missing_goes_true { MISSING_GOES_TRUE } else { 0 };
+            Step { threshold: n.threshold, feature: feature | flags, children }
+        })
+        .collect();
+    let mut modes = nodes.iter().map(|n| n.mode).filter(|m| *m != Mode::Leaf);
+    let first = modes.next();
+    let uniform = if modes.all(|m| Some(m) == first) { first.or(Some(Mode::Leq)) } else { None };
+    Ok(Trees { nodes, steps, roots, depths, uniform, weights, n_features })
+}
+
+/// The longest path below each root, or the index of a node that a path below it reaches
+/// twice (a cycle, which would never reach a leaf).
+fn depths(nodes: &[Node], roots: &[usize]) -> Result<Vec<u32>, usize> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        New,
+        Open,
+        Done(u32),
+    }
+    let mut state = vec![State::New; nodes.len()];
+    let mut stack = Vec::new();
+    for &root in roots {
+        stack.push(root);
+        while let Some(&i) = stack.last() {
+            let n = &nodes[i];
+            if n.mode == Mode::Leaf {
+                state[i] = State::Done(0);
+                stack.pop();
+                continue;
+            }
+            match state[i] {
+                State::New => {
+                    state[i] = State::Open;
+                    for child in [n.true_child, n.false_child] {
+                        match state[child] {
+                            State::Open => return Err(child),
+                            State::New => stack.push(child),
+                            State::Done(_) => {}
+                        }
+                    }
+                }
+                State::Open => {
+                    let depth = |c: usize| if let State::Done(d) = state[c] { d } else { 0 };
+                    state[i] = State::Done(1 + depth(n.true_child).max(depth(n.false_child)));
+                    stack.pop();
+                }
+                State::Done(_) => {
+                    stack.pop();
+                }
+            }
+        }
+    }
+    Ok(roots.iter().map(|r| if let State::Done(d) = state[*r] { d } else { 0 }).collect())
 }
 
 fn parse_aggregate(node: &NodeProto) -> TractResult<Aggregate> {
@@ -259,69 +355,124 @@ struct Score {
     set: bool,
 }
 
-impl TreeEnsemble {
-    fn accumulate(&self, row: &[f32], scores: &mut [Score]) {
-        let nodes = &self.trees.nodes;
-        for &root in &self.trees.roots {
-            let mut i = root;
-            while nodes[i].mode != Mode::Leaf {
-                let n = &nodes[i];
-                let x = row.get(n.feature).copied().unwrap_or(f32::NAN);
-                let go_true = match n.mode {
-                    Mode::Leq => x <= n.threshold,
-                    Mode::Lt => x < n.threshold,
-                    Mode::Gte => x >= n.threshold,
-                    Mode::Gt => x > n.threshold,
-                    Mode::Eq => x == n.threshold,
-                    Mode::Neq => x != n.threshold,
-                    Mode::Leaf => true,
-                } || (n.missing_goes_true && x.is_nan());
-                i = if go_true { n.true_child } else { n.false_child };
+fn compare(mode: Mode, x: f32, threshold: f32) -> bool {
+    match mode {
+        Mode::Leq => x <= threshold,
+        Mode::Lt => x < threshold,
+        Mode::Gte => x >= threshold,
+        Mode::Gt => x > threshold,
+        Mode::Eq => x == threshold,
+        Mode::Neq => x != threshold,
+        Mode::Leaf => true,
+    }
+}
+
+fn mode_of(feature: u32) -> Mode {
+    match (feature >> MODE_SHIFT) & 0b111 {
+        0 => Mode::Leq,
+        1 => Mode::Lt,
+        2 => Mode::Gte,
+        3 => Mode::Gt,
+        4 => Mode::Eq,
+        5 => Mode::Neq,
+        _ => Mode::Leaf,
+    }
+}
+
+impl Trees {
+    /// Walks the rows `offsets` start at (one block) down one tree and returns the leaves
+    /// they reach. `goes_true` decides a branch from the value, the threshold and the step's
+    /// feature word (for a mode it does not know in advance).
+    #[inline(always)]
+    fn walk(
+        &self,
+        tree: usize,
+        x: &[f32],
+        offsets: &[usize; BLOCK],
+        goes_true: impl Fn(f32, f32, u32) -> bool,
+    ) -> [u32; BLOCK] {
+        let mut at = [self.roots[tree] as u32; BLOCK];
+        for _ in 0..self.depths[tree] {
+            let mut moved = false;
+            for lane in 0..BLOCK {
+                let step = &self.steps[at[lane] as usize];
+                let value = x[offsets[lane] + (step.feature & FEATURE_MASK) as usize];
+                let go = goes_true(value, step.threshold, step.feature)
+                    | (step.feature & MISSING_GOES_TRUE != 0 && value.is_nan());
+                let next = step.children[usize::from(go)];
+                moved |= next != at[lane];
+                at[lane] = next;
             }
-            for &(target, w) in &self.trees.weights[nodes[i].weights.clone()] {
-                let s = &mut scores[target];
-                s.value = match (self.aggregate, s.set) {
-                    (Aggregate::Sum | Aggregate::Average, _) => s.value + w,
-                    (_, false) => w,
-                    (Aggregate::Min, true) => s.value.min(w),
-                    (Aggregate::Max, true) => s.value.max(w),
-                };
-                s.set = true;
+            if !moved {
+                break;
+            }
+        }
+        at
+    }
+
+    /// The leaves one block of rows reaches in one tree, with the comparison of the mode all
+    /// branches share compiled into the loop when there is one.
+    fn leaves(&self, tree: usize, x: &[f32], offsets: &[usize; BLOCK]) -> [u32; BLOCK] {
+        match self.uniform {
+            Some(Mode::Leq) => self.walk(tree, x, offsets, |v, t, _| v <= t),
+            Some(Mode::Lt) => self.walk(tree, x, offsets, |v, t, _| v < t),
+            Some(Mode::Gte) => self.walk(tree, x, offsets, |v, t, _| v >= t),
+            Some(Mode::Gt) => self.walk(tree, x, offsets, |v, t, _| v > t),
+            _ => self.walk(tree, x, offsets, |v, t, f| compare(mode_of(f), v, t)),
+        }
+    }
+}
+
+impl TreeEnsemble {
+    /// Adds the leaf weights every tree gives each row of one block to `scores` (one run of
+    /// `n_outputs` per lane), in tree order as onnxruntime does.
+    fn accumulate(&self, x: &[f32], offsets: &[usize; BLOCK], lanes: usize, scores: &mut [Score]) {
+        for tree in 0..self.trees.roots.len() {
+            let leaves = self.trees.leaves(tree, x, offsets);
+            for (lane, leaf) in leaves.iter().enumerate().take(lanes) {
+                let row = &mut scores[lane * self.n_outputs..(lane + 1) * self.n_outputs];
+                for &(target, w) in &self.trees.weights[self.trees.nodes[*leaf as usize].weights.clone()] {
+                    let s = &mut row[target];
+                    s.value = match (self.aggregate, s.set) {
+                        (Aggregate::Sum | Aggregate::Average, _) => s.value + w,
+                        (_, false) => w,
+                        (Aggregate::Min, true) => s.value.min(w),
+                        (Aggregate::Max, true) => s.value.max(w),
+                    };
+                    s.set = true;
+                }
             }
         }
     }
 
     /// Regressor finalisation: averages, base values, post-transform.
-    fn finish_regression(&self, scores: &mut [Score], out: &mut Vec<f32>) {
+    fn finish_regression(&self, scores: &[Score], out: &mut Vec<f32>) {
         let n_trees = self.trees.roots.len() as f32;
         let origin = if self.base_values.len() == 1 { self.base_values[0] } else { 0.0 };
         let per_target = self.base_values.len() == self.n_outputs;
-        let mut values: Vec<f32> = scores
-            .iter()
-            .enumerate()
-            .map(|(j, s)| {
-                let base = if per_target {
-                    self.base_values[j]
-                } else if self.n_outputs == 1 {
-                    origin
-                } else {
-                    0.0
-                };
-                let v = if s.set { s.value } else { 0.0 };
-                match self.aggregate {
-                    Aggregate::Average => v / n_trees + base,
-                    _ => v + base,
-                }
-            })
-            .collect();
+        let start = out.len();
+        out.extend(scores.iter().enumerate().map(|(j, s)| {
+            let base = if per_target {
+                self.base_values[j]
+            } else if self.n_outputs == 1 {
+                origin
+            } else {
+                0.0
+            };
+            let v = if s.set { s.value } else { 0.0 };
+            match self.aggregate {
+                Aggregate::Average => v / n_trees + base,
+                _ => v + base,
+            }
+        }));
+        let values = &mut out[start..];
         if self.n_outputs == 1 {
             if self.post_transform == transform::Post::Probit {
                 values[0] = transform::probit(values[0]);
             }
         } else {
-            transform::apply(self.post_transform, &mut values);
+            transform::apply(self.post_transform, values);
         }
-        out.extend(values);
     }
 
     /// Classifier finalisation, following onnxruntime's TreeAggregatorClassifier.
@@ -337,9 +488,9 @@ impl TreeEnsemble {
                     best = Some(k);
                 }
             }
-            let mut values: Vec<f32> = scores.iter().map(|s| if s.set { s.value } else { 0.0 }).collect();
-            transform::apply(self.post_transform, &mut values);
-            out.extend(values);
+            let start = out.len();
+            out.extend(scores.iter().map(|s| if s.set { s.value } else { 0.0 }));
+            transform::apply(self.post_transform, &mut out[start..]);
             return best.unwrap_or(0);
         }
         // Two classes.
@@ -387,9 +538,9 @@ impl TreeEnsemble {
             usize::from(positive > 0.0)
         };
         if scores.len() == 2 {
-            let mut values: Vec<f32> = scores.iter().map(|s| if s.set { s.value } else { 0.0 }).collect();
-            transform::apply(self.post_transform, &mut values);
-            out.extend(values);
+            let start = out.len();
+            out.extend(scores.iter().map(|s| if s.set { s.value } else { 0.0 }));
+            transform::apply(self.post_transform, &mut out[start..]);
         } else {
             out.extend(transform::binary(scores[0].value, self.post_transform, second_class));
         }
@@ -419,16 +570,26 @@ impl Kernel for TreeEnsemble {
         }
         let mut out = Vec::with_capacity(rows * self.n_outputs);
         let mut winners = Vec::with_capacity(rows);
-        for r in 0..rows {
-            let mut scores = vec![Score::default(); self.n_outputs];
-            self.accumulate(&x[r * width..(r + 1) * width], &mut scores);
-            if self.labels.is_some() {
-                let before = out.len();
-                winners.push(self.finish_classification(&mut scores, &mut out));
-                // onnxruntime writes a single score for some binary layouts; keep the width.
-                out.resize(before + self.n_outputs, 0.0);
-            } else {
-                self.finish_regression(&mut scores, &mut out);
+        let mut block = vec![Score::default(); BLOCK * self.n_outputs];
+        let mut scores = Vec::with_capacity(self.n_outputs);
+        for first in (0..rows).step_by(BLOCK) {
+            let lanes = BLOCK.min(rows - first);
+            // Lanes past the last row walk the last row again; their leaves are not used.
+            let offsets: [usize; BLOCK] = std::array::from_fn(|lane| (first + lane.min(lanes - 1)) * width);
+            block.fill(Score::default());
+            self.accumulate(&x, &offsets, lanes, &mut block);
+            for lane in 0..lanes {
+                let row = &block[lane * self.n_outputs..(lane + 1) * self.n_outputs];
+                if self.labels.is_some() {
+                    scores.clear();
+                    scores.extend_from_slice(row);
+                    let before = out.len();
+                    winners.push(self.finish_classification(&mut scores, &mut out));
+                    // onnxruntime writes a single score for some binary layouts; keep the width.
+                    out.resize(before + self.n_outputs, 0.0);
+                } else {
+                    self.finish_regression(row, &mut out);
+                }
             }
         }
         let scores = tract_ndarray::Array2::from_shape_vec((rows, self.n_outputs), out)?.into_tensor();
@@ -561,5 +722,102 @@ mod tests {
         n.attribute.push(ints("nodes_truenodeids", &[1, 0, 0]));
         let e = parse_regressor(&n).expect_err("short attribute").to_string();
         assert!(e.contains("nodes_truenodeids has 3 entries, expected 6"), "{e}");
+    }
+
+    #[test]
+    fn a_tree_that_loops_back_is_refused() {
+        let looped = |modes: &[&str], true_ids: &[i64], false_ids: &[i64]| {
+            let mut n = stumps("TreeEnsembleRegressor", "target", &[(0, 1.0), (0, 1.0), (0, 1.0), (0, 1.0)], vec![]);
+            let replaced = ["nodes_modes", "nodes_truenodeids", "nodes_falsenodeids"];
+            n.attribute.retain(|a| !replaced.contains(&a.name.as_str()));
+            n.attribute.push(strings("nodes_modes", modes));
+            n.attribute.push(ints("nodes_truenodeids", true_ids));
+            n.attribute.push(ints("nodes_falsenodeids", false_ids));
+            parse_regressor(&n).expect_err("cycle").to_string()
+        };
+        // Tree 1's left child becomes a branch that leads back to itself.
+        let modes = ["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_LEQ", "BRANCH_LEQ", "LEAF"];
+        let e = looped(&modes, &[1, 0, 0, 1, 1, 0], &[2, 0, 0, 2, 1, 0]);
+        assert!(e.contains("tree 1 loops back to its node 1"), "{e}");
+        // Tree 1's left child leads back to the root, so no node of tree 1 is a root.
+        let e = looped(&modes, &[1, 0, 0, 1, 0, 0], &[2, 0, 0, 2, 0, 0]);
+        assert!(e.contains("tree 1 has no root"), "{e}");
+    }
+
+    /// One row walked node by node from the parsed nodes, as a reference for the blocks.
+    fn walk_one(trees: &Trees, root: usize, row: &[f32]) -> usize {
+        let mut i = root;
+        while trees.nodes[i].mode != Mode::Leaf {
+            let n = &trees.nodes[i];
+            let x = row[n.feature];
+            let go = compare(n.mode, x, n.threshold) || (n.missing_goes_true && x.is_nan());
+            i = if go { n.true_child } else { n.false_child };
+        }
+        i
+    }
+
+    #[test]
+    fn blocks_of_rows_reach_the_leaves_one_row_at_a_time_reaches() {
+        // Tree 0 mixes every branch mode and is deeper on one side; tree 1 is a single leaf.
+        let modes = [
+            "BRANCH_LEQ",
+            "BRANCH_GT",
+            "LEAF",
+            "BRANCH_EQ",
+            "LEAF",
+            "BRANCH_NEQ",
+            "LEAF",
+            "BRANCH_LT",
+            "LEAF",
+            "BRANCH_GTE",
+            "LEAF",
+            "LEAF",
+            "LEAF",
+        ];
+        let n = node(
+            "TreeEnsembleRegressor",
+            vec![
+                ints("nodes_treeids", &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                ints("nodes_nodeids", &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0]),
+                ints("nodes_featureids", &[0, 1, 0, 2, 0, 2, 0, 1, 0, 2, 0, 0, 0]),
+                floats("nodes_values", &[0.0, 0.5, 0.0, 1.0, 0.0, 2.0, 0.0, -1.0, 0.0, 0.25, 0.0, 0.0, 0.0]),
+                strings("nodes_modes", &modes),
+                ints("nodes_truenodeids", &[1, 2, 0, 4, 0, 6, 0, 8, 0, 10, 0, 0, 0]),
+                ints("nodes_falsenodeids", &[7, 3, 0, 5, 0, 9, 0, 11, 0, 11, 0, 0, 0]),
+                ints("nodes_missing_value_tracks_true", &[1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]),
+                ints("target_treeids", &[0, 0, 0, 0, 0, 0, 1]),
+                ints("target_nodeids", &[2, 4, 6, 8, 10, 11, 0]),
+                ints("target_ids", &[0, 0, 0, 0, 0, 0, 0]),
+                floats("target_weights", &[1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 0.5]),
+            ],
+        );
+        let e = parse_regressor(&n).expect("parses");
+        assert_eq!(e.trees.uniform, None);
+        assert_eq!(e.trees.depths, [5, 0]);
+        let values = [-2.0f32, -1.0, 0.0, 0.25, 0.5, 1.0, 2.0, f32::NAN];
+        // 8^3 = 512 rows: every combination, so every block has a mix of paths and the last
+        // block is whole; then the first 19 rows, so the last block is partial.
+        let rows: Vec<[f32; 3]> = (0..512).map(|i| [values[i % 8], values[(i / 8) % 8], values[i / 64]]).collect();
+        for take in [512, 19, 1] {
+            let x = tract_ndarray::Array2::from_shape_fn((take, 3), |(r, c)| rows[r][c]).into_tensor();
+            let out = eval(&e, x);
+            let got = out[0].to_plain_array_view::<f32>().expect("f32");
+            for (r, row) in rows.iter().take(take).enumerate() {
+                let want: f32 = e
+                    .trees
+                    .roots
+                    .iter()
+                    .map(|root| {
+                        let leaf = &e.trees.nodes[walk_one(&e.trees, *root, row)];
+                        e.trees.weights[leaf.weights.clone()].iter().map(|(_, w)| w).sum::<f32>()
+                    })
+                    .sum();
+                assert_eq!(got[[r, 0]], want, "row {r} {row:?} of {take}");
+            }
+        }
+        // Every leaf of tree 0 is reached by some row.
+        let reached: std::collections::BTreeSet<usize> =
+            rows.iter().map(|row| walk_one(&e.trees, e.trees.roots[0], row)).collect();
+        assert_eq!(reached.into_iter().collect::<Vec<_>>(), [2, 4, 6, 8, 10, 11]);
     }
 }
