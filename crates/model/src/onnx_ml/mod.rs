@@ -177,10 +177,10 @@ pub(crate) fn f32_rows(value: &Tensor) -> TractResult<(usize, usize, std::borrow
         other => bail!("expected a matrix of rows and features, got shape {other:?}"),
     };
     // An f32 input in one piece is read where it lies; anything else is cast into a copy.
-    if value.datum_type() == f32::datum_type() {
-        if let Some(flat) = value.to_plain_array_view::<f32>()?.to_slice() {
-            return Ok((rows, width, std::borrow::Cow::Borrowed(flat)));
-        }
+    if value.datum_type() == f32::datum_type()
+        && let Some(flat) = value.to_plain_array_view::<f32>()?.to_slice()
+    {
+        return Ok((rows, width, std::borrow::Cow::Borrowed(flat)));
     }
     let cast = value.cast_to::<f32>()?;
     let view = cast.to_plain_array_view::<f32>()?;

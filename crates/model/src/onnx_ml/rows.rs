@@ -46,7 +46,6 @@ impl Kernel for RowSoftmax {
                 *x *= scale;
             }
         }
-        drop(plain);
         Ok(tvec!(output.into_tvalue()))
     }
 }
