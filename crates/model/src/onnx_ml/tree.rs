@@ -67,6 +67,29 @@ const FEATURE_MASK: u32 = (1 << MODE_SHIFT) - 1;
 /// walking several at once lets the processor overlap them.
 const BLOCK: usize = 8;
 
+/// Trees whose branches share one mode, laid out complete for the walk. The branches of a
+/// tree of depth `d` fill its levels `0..d` breadth first, so a row at position `at` moves to
+/// `2 * at + 1` or `2 * at + 2` and no child is read; every row takes exactly `d` steps. A
+/// leaf above the last level is repeated under a branch whose two sides both lead to it.
+#[derive(Debug, Clone)]
+struct Complete {
+    /// Per tree, in the order of `Trees::roots`: where its branches start in `branches`,
+    /// where its leaves start in `leaves`, and its depth.
+    trees: Vec<(usize, usize, u32)>,
+    /// Threshold, and the feature read with [`MISSING_GOES_TRUE`] set as in [`Step`].
+    branches: Vec<(f32, u32)>,
+    /// The node each leaf position stands for, `2^d` per tree.
+    leaves: Vec<u32>,
+    /// Whether any branch sends NaN to its true side; when none does, the walk skips the test.
+    missing: bool,
+}
+
+/// The complete layout is used while it holds at most this many positions per node of the
+/// ensemble (or [`COMPLETE_MIN`] positions in all); deeper, sparser trees keep the linked walk.
+const COMPLETE_PER_NODE: usize = 8;
+const COMPLETE_MIN: usize = 1 << 16;
+const COMPLETE_MAX_DEPTH: u32 = 24;
+
 /// The parsed trees of one ensemble.
 #[derive(Debug, Clone)]
 struct Trees {
@@ -78,6 +101,8 @@ struct Trees {
     depths: Vec<u32>,
     /// The one mode every branch shares, when they do.
     uniform: Option<Mode>,
+    /// The complete layout, when every branch shares one mode and the trees are dense enough.
+    complete: Option<Complete>,
     /// Leaf contributions: (class or target index, weight).
     weights: Vec<(usize, f32)>,
     n_features: usize,
@@ -113,6 +138,9 @@ pub struct TreeEnsemble {
     /// onnxruntime's "binary case": two classes and leaves that weigh only one of them.
     binary_case: bool,
     weights_all_positive: bool,
+    /// For a single-target sum or average where no leaf has more than one weight: each
+    /// node's weight (0 where it has none), read in place of the weight lists.
+    single: Option<Vec<f32>>,
 }
 
 fn attr_err(node: &NodeProto, message: String) -> TractError {
@@ -217,7 +245,7 @@ fn parse_trees(node: &NodeProto, prefix: &str) -> TractResult<Trees> {
     }
     let depths = depths(&nodes, &roots)
         .map_err(|at| attr_err(node, format!("tree {} loops back to its node {}", tree_ids[at], node_ids[at])))?;
-    let steps = nodes
+    let steps: Vec<Step> = nodes
         .iter()
         .enumerate()
         .map(|(i, n)| {
@@ -233,7 +261,97 @@ fn parse_trees(node: &NodeProto, prefix: &str) -> TractResult<Trees> {
     let mut modes = nodes.iter().map(|n| n.mode).filter(|m| *m != Mode::Leaf);
     let first = modes.next();
     let uniform = if modes.all(|m| Some(m) == first) { first.or(Some(Mode::Leq)) } else { None };
-    Ok(Trees { nodes, steps, roots, depths, uniform, weights, n_features })
+    let complete = uniform.and_then(|_| complete(&nodes, &steps, &roots, &depths));
+    Ok(Trees { nodes, steps, roots, depths, uniform, complete, weights, n_features })
+}
+
+/// Lays the trees out complete (see [`Complete`]), or gives `None` when that would take more
+/// than [`COMPLETE_PER_NODE`] positions per node.
+fn complete(nodes: &[Node], steps: &[Step], roots: &[usize], depths: &[u32]) -> Option<Complete> {
+    if depths.iter().any(|d| *d > COMPLETE_MAX_DEPTH) {
+        return None;
+    }
+    let positions: usize = depths.iter().map(|d| (2usize << d) - 1).sum();
+    if positions > COMPLETE_MIN.max(COMPLETE_PER_NODE * nodes.len()) {
+        return None;
+    }
+    let mut layout = Complete {
+        trees: Vec::with_capacity(roots.len()),
+        branches: Vec::new(),
+        leaves: Vec::new(),
+        missing: nodes.iter().any(|n| n.mode != Mode::Leaf && n.missing_goes_true),
+    };
+    for (&root, &depth) in roots.iter().zip(depths) {
+        let (base, leaf_base) = (layout.branches.len(), layout.leaves.len());
+        let branches = (1usize << depth) - 1;
+        layout.trees.push((base, leaf_base, depth));
+        layout.branches.resize(base + branches, (0.0, 0));
+        layout.leaves.resize(leaf_base + (1 << depth), 0);
+        // Each position is filled from the node it stands for; a leaf stands for itself at
+        // every position below it.
+        let mut stack = vec![(0usize, root)];
+        while let Some((at, i)) = stack.pop() {
+            if at >= branches {
+                layout.leaves[leaf_base + at - branches] = i as u32;
+                continue;
+            }
+            let n = &nodes[i];
+            let (false_child, true_child) = if n.mode == Mode::Leaf {
+                (i, i)
+            } else {
+                layout.branches[base + at] = (n.threshold, steps[i].feature & !(0b111 << MODE_SHIFT));
+                (n.false_child, n.true_child)
+            };
+            stack.push((2 * at + 1, false_child));
+            stack.push((2 * at + 2, true_child));
+        }
+    }
+    Some(layout)
+}
+
+impl Complete {
+    /// Walks one block of rows down tree `tree` and returns the nodes of the leaves reached.
+    #[inline(always)]
+    fn walk<const MISSING: bool>(
+        &self,
+        tree: usize,
+        x: &[f32],
+        offsets: &[usize; BLOCK],
+        goes_true: impl Fn(f32, f32) -> bool,
+    ) -> [u32; BLOCK] {
+        let (base, leaf_base, depth) = self.trees[tree];
+        let inner = (1usize << depth) - 1;
+        let branches = &self.branches[base..base + inner];
+        let mut at = [0usize; BLOCK];
+        for _ in 0..depth {
+            for lane in 0..BLOCK {
+                let (threshold, feature) = branches[at[lane]];
+                let value = x[offsets[lane] + (feature & FEATURE_MASK) as usize];
+                let mut go = goes_true(value, threshold);
+                if MISSING {
+                    go |= (feature & MISSING_GOES_TRUE != 0) & value.is_nan();
+                }
+                at[lane] = 2 * at[lane] + 1 + usize::from(go);
+            }
+        }
+        let leaves = &self.leaves[leaf_base..leaf_base + inner + 1];
+        std::array::from_fn(|lane| leaves[at[lane] - inner])
+    }
+
+    #[inline(always)]
+    fn leaves(
+        &self,
+        tree: usize,
+        x: &[f32],
+        offsets: &[usize; BLOCK],
+        goes_true: impl Fn(f32, f32) -> bool,
+    ) -> [u32; BLOCK] {
+        if self.missing {
+            self.walk::<true>(tree, x, offsets, goes_true)
+        } else {
+            self.walk::<false>(tree, x, offsets, goes_true)
+        }
+    }
 }
 
 /// The longest path below each root, or the index of a node that a path below it reaches
@@ -320,6 +438,7 @@ fn parse_classifier(node: &NodeProto) -> TractResult<TreeEnsemble> {
         base_values: floats(node, "base_values")?.unwrap_or_default(),
         post_transform: transform::parse(node)?,
         labels: Some(labels),
+        single: None,
     };
     Ok(ensemble)
 }
@@ -335,10 +454,16 @@ fn parse_regressor(node: &NodeProto) -> TractResult<TreeEnsemble> {
     if trees.weights.iter().any(|(t, _)| *t >= n_outputs) {
         return Err(attr_err(node, format!("a leaf names a target beyond n_targets {n_outputs}")));
     }
+    let aggregate = parse_aggregate(node)?;
+    let single = (n_outputs == 1
+        && matches!(aggregate, Aggregate::Sum | Aggregate::Average)
+        && trees.nodes.iter().all(|n| n.weights.len() <= 1))
+    .then(|| trees.nodes.iter().map(|n| trees.weights[n.weights.clone()].first().map_or(0.0, |(_, w)| *w)).collect());
     let ensemble = TreeEnsemble {
         trees,
         n_outputs,
-        aggregate: parse_aggregate(node)?,
+        aggregate,
+        single,
         base_values: floats(node, "base_values")?.unwrap_or_default(),
         post_transform: transform::parse(node)?,
         labels: None,
@@ -413,6 +538,18 @@ impl Trees {
     /// The leaves one block of rows reaches in one tree, with the comparison of the mode all
     /// branches share compiled into the loop when there is one.
     fn leaves(&self, tree: usize, x: &[f32], offsets: &[usize; BLOCK]) -> [u32; BLOCK] {
+        if let (Some(c), Some(mode)) = (&self.complete, self.uniform) {
+            return match mode {
+                Mode::Leq => c.leaves(tree, x, offsets, |v, t| v <= t),
+                Mode::Lt => c.leaves(tree, x, offsets, |v, t| v < t),
+                Mode::Gte => c.leaves(tree, x, offsets, |v, t| v >= t),
+                Mode::Gt => c.leaves(tree, x, offsets, |v, t| v > t),
+                Mode::Eq => c.leaves(tree, x, offsets, |v, t| v == t),
+                Mode::Neq => c.leaves(tree, x, offsets, |v, t| v != t),
+                // Every tree is a single leaf: the walk takes no step.
+                Mode::Leaf => c.leaves(tree, x, offsets, |_, _| true),
+            };
+        }
         match self.uniform {
             Some(Mode::Leq) => self.walk(tree, x, offsets, |v, t, _| v <= t),
             Some(Mode::Lt) => self.walk(tree, x, offsets, |v, t, _| v < t),
@@ -427,6 +564,16 @@ impl TreeEnsemble {
     /// Adds the leaf weights every tree gives each row of one block to `scores` (one run of
     /// `n_outputs` per lane), in tree order as onnxruntime does.
     fn accumulate(&self, x: &[f32], offsets: &[usize; BLOCK], lanes: usize, scores: &mut [Score]) {
+        if let Some(single) = &self.single {
+            for tree in 0..self.trees.roots.len() {
+                let leaves = self.trees.leaves(tree, x, offsets);
+                for (s, leaf) in scores.iter_mut().zip(&leaves).take(lanes) {
+                    s.value += single[*leaf as usize];
+                    s.set = true;
+                }
+            }
+            return;
+        }
         for tree in 0..self.trees.roots.len() {
             let leaves = self.trees.leaves(tree, x, offsets);
             for (lane, leaf) in leaves.iter().enumerate().take(lanes) {
@@ -756,9 +903,60 @@ mod tests {
         i
     }
 
+    /// Evaluates `e` on `rows` (all of them, then a partial last block, then one row) and
+    /// compares every output with the one-row walks of `walk_one`.
+    fn check_against_one_row_walks(e: &TreeEnsemble, rows: &[Vec<f32>]) {
+        let width = rows[0].len();
+        for take in [rows.len(), 19.min(rows.len()), 1] {
+            let x = tract_ndarray::Array2::from_shape_fn((take, width), |(r, c)| rows[r][c]).into_tensor();
+            let out = eval(e, x);
+            let got = out[0].to_plain_array_view::<f32>().expect("f32");
+            for (r, row) in rows.iter().take(take).enumerate() {
+                let want: f32 = e
+                    .trees
+                    .roots
+                    .iter()
+                    .map(|root| {
+                        let leaf = &e.trees.nodes[walk_one(&e.trees, *root, row)];
+                        e.trees.weights[leaf.weights.clone()].iter().map(|(_, w)| w).sum::<f32>()
+                    })
+                    .sum();
+                assert_eq!(got[[r, 0]], want, "row {r} {row:?} of {take}");
+            }
+        }
+    }
+
+    /// Tree 0 is deeper on one side and reads three features; tree 1 is a single leaf.
+    fn lopsided(modes: &[&str], missing: &[i64]) -> NodeProto {
+        node(
+            "TreeEnsembleRegressor",
+            vec![
+                ints("nodes_treeids", &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                ints("nodes_nodeids", &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0]),
+                ints("nodes_featureids", &[0, 1, 0, 2, 0, 2, 0, 1, 0, 2, 0, 0, 0]),
+                floats("nodes_values", &[0.0, 0.5, 0.0, 1.0, 0.0, 2.0, 0.0, -1.0, 0.0, 0.25, 0.0, 0.0, 0.0]),
+                strings("nodes_modes", modes),
+                ints("nodes_truenodeids", &[1, 2, 0, 4, 0, 6, 0, 8, 0, 10, 0, 0, 0]),
+                ints("nodes_falsenodeids", &[7, 3, 0, 5, 0, 9, 0, 11, 0, 11, 0, 0, 0]),
+                ints("nodes_missing_value_tracks_true", missing),
+                ints("target_treeids", &[0, 0, 0, 0, 0, 0, 1]),
+                ints("target_nodeids", &[2, 4, 6, 8, 10, 11, 0]),
+                ints("target_ids", &[0, 0, 0, 0, 0, 0, 0]),
+                floats("target_weights", &[1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 0.5]),
+            ],
+        )
+    }
+
+    /// 8^3 = 512 rows: every combination of the values around the thresholds and NaN, so
+    /// every block has a mix of paths.
+    fn every_combination() -> Vec<Vec<f32>> {
+        let values = [-2.0f32, -1.0, 0.0, 0.25, 0.5, 1.0, 2.0, f32::NAN];
+        (0..512).map(|i| vec![values[i % 8], values[(i / 8) % 8], values[i / 64]]).collect()
+    }
+
     #[test]
     fn blocks_of_rows_reach_the_leaves_one_row_at_a_time_reaches() {
-        // Tree 0 mixes every branch mode and is deeper on one side; tree 1 is a single leaf.
+        // Tree 0 mixes every branch mode, so it is walked node by node.
         let modes = [
             "BRANCH_LEQ",
             "BRANCH_GT",
@@ -774,50 +972,80 @@ mod tests {
             "LEAF",
             "LEAF",
         ];
-        let n = node(
-            "TreeEnsembleRegressor",
-            vec![
-                ints("nodes_treeids", &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
-                ints("nodes_nodeids", &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0]),
-                ints("nodes_featureids", &[0, 1, 0, 2, 0, 2, 0, 1, 0, 2, 0, 0, 0]),
-                floats("nodes_values", &[0.0, 0.5, 0.0, 1.0, 0.0, 2.0, 0.0, -1.0, 0.0, 0.25, 0.0, 0.0, 0.0]),
-                strings("nodes_modes", &modes),
-                ints("nodes_truenodeids", &[1, 2, 0, 4, 0, 6, 0, 8, 0, 10, 0, 0, 0]),
-                ints("nodes_falsenodeids", &[7, 3, 0, 5, 0, 9, 0, 11, 0, 11, 0, 0, 0]),
-                ints("nodes_missing_value_tracks_true", &[1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]),
-                ints("target_treeids", &[0, 0, 0, 0, 0, 0, 1]),
-                ints("target_nodeids", &[2, 4, 6, 8, 10, 11, 0]),
-                ints("target_ids", &[0, 0, 0, 0, 0, 0, 0]),
-                floats("target_weights", &[1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 0.5]),
-            ],
-        );
-        let e = parse_regressor(&n).expect("parses");
+        let e = parse_regressor(&lopsided(&modes, &[1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0])).expect("parses");
         assert_eq!(e.trees.uniform, None);
+        assert!(e.trees.complete.is_none());
         assert_eq!(e.trees.depths, [5, 0]);
-        let values = [-2.0f32, -1.0, 0.0, 0.25, 0.5, 1.0, 2.0, f32::NAN];
-        // 8^3 = 512 rows: every combination, so every block has a mix of paths and the last
-        // block is whole; then the first 19 rows, so the last block is partial.
-        let rows: Vec<[f32; 3]> = (0..512).map(|i| [values[i % 8], values[(i / 8) % 8], values[i / 64]]).collect();
-        for take in [512, 19, 1] {
-            let x = tract_ndarray::Array2::from_shape_fn((take, 3), |(r, c)| rows[r][c]).into_tensor();
-            let out = eval(&e, x);
-            let got = out[0].to_plain_array_view::<f32>().expect("f32");
-            for (r, row) in rows.iter().take(take).enumerate() {
-                let want: f32 = e
-                    .trees
-                    .roots
-                    .iter()
-                    .map(|root| {
-                        let leaf = &e.trees.nodes[walk_one(&e.trees, *root, row)];
-                        e.trees.weights[leaf.weights.clone()].iter().map(|(_, w)| w).sum::<f32>()
-                    })
-                    .sum();
-                assert_eq!(got[[r, 0]], want, "row {r} {row:?} of {take}");
-            }
-        }
+        let rows = every_combination();
+        check_against_one_row_walks(&e, &rows);
         // Every leaf of tree 0 is reached by some row.
         let reached: std::collections::BTreeSet<usize> =
             rows.iter().map(|row| walk_one(&e.trees, e.trees.roots[0], row)).collect();
         assert_eq!(reached.into_iter().collect::<Vec<_>>(), [2, 4, 6, 8, 10, 11]);
+    }
+
+    #[test]
+    fn complete_trees_reach_the_leaves_one_row_at_a_time_reaches() {
+        let rows = every_combination();
+        let leaves = [2, 4, 6, 8, 10, 11, 12];
+        for mode in ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"] {
+            let modes: Vec<&str> = (0..13).map(|i| if leaves.contains(&i) { "LEAF" } else { mode }).collect();
+            for missing in [[0; 13], [1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]] {
+                let e = parse_regressor(&lopsided(&modes, &missing)).expect("parses");
+                let c = e.trees.complete.as_ref().expect("one mode, small trees: laid out complete");
+                assert_eq!(c.missing, missing.contains(&1), "{mode} {missing:?}");
+                // Depth 5 and a single leaf: 31 branches and 32 leaves, then one leaf.
+                assert_eq!((c.branches.len(), c.leaves.len()), (31, 33));
+                assert!(e.single.is_some());
+                check_against_one_row_walks(&e, &rows);
+            }
+        }
+    }
+
+    #[test]
+    fn deep_sparse_trees_keep_the_linked_walk() {
+        // One chain of 30 branches on feature 0 (x <= i goes to a leaf), so a complete layout
+        // would need 2^31 positions for 61 nodes.
+        let n = 30;
+        let mut features = vec![];
+        let (mut ids, mut values, mut modes, mut true_ids, mut false_ids) = (vec![], vec![], vec![], vec![], vec![]);
+        for i in 0..n {
+            ids.extend([2 * i, 2 * i + 1]);
+            features.extend([0, 0]);
+            values.extend([i as f32, 0.0]);
+            modes.extend(["BRANCH_LEQ", "LEAF"]);
+            true_ids.extend([2 * i + 1, 0]);
+            false_ids.extend([2 * i + 2, 0]);
+        }
+        ids.push(2 * n);
+        features.push(0);
+        values.push(0.0);
+        modes.push("LEAF");
+        true_ids.push(0);
+        false_ids.push(0);
+        let leaves: Vec<i64> = (0..n).map(|i| 2 * i + 1).chain([2 * n]).collect();
+        let weights: Vec<f32> = (0..=n).map(|i| i as f32).collect();
+        let zeros = vec![0; ids.len()];
+        let e = parse_regressor(&node(
+            "TreeEnsembleRegressor",
+            vec![
+                ints("nodes_treeids", &zeros),
+                ints("nodes_nodeids", &ids),
+                ints("nodes_featureids", &features),
+                floats("nodes_values", &values),
+                strings("nodes_modes", &modes),
+                ints("nodes_truenodeids", &true_ids),
+                ints("nodes_falsenodeids", &false_ids),
+                ints("target_treeids", &vec![0; leaves.len()]),
+                ints("target_nodeids", &leaves),
+                ints("target_ids", &vec![0; leaves.len()]),
+                floats("target_weights", &weights),
+            ],
+        ))
+        .expect("parses");
+        assert_eq!(e.trees.depths, [30]);
+        assert!(e.trees.complete.is_none());
+        let rows: Vec<Vec<f32>> = (-2..34).map(|v| vec![v as f32 - 0.5]).chain([vec![f32::NAN]]).collect();
+        check_against_one_row_walks(&e, &rows);
     }
 }
