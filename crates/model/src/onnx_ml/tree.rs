@@ -138,9 +138,9 @@ pub struct TreeEnsemble {
     /// onnxruntime's "binary case": two classes and leaves that weigh only one of them.
     binary_case: bool,
     weights_all_positive: bool,
-    /// For a single-target sum or average where no leaf has more than one weight: each
-    /// node's weight (0 where it has none), read in place of the weight lists.
-    single: Option<Vec<f32>>,
+    /// For a sum or average where every leaf has exactly one weight: each node's target
+    /// and weight (a branch's are never read), read in place of the weight lists.
+    single: Option<Vec<(u32, f32)>>,
 }
 
 fn attr_err(node: &NodeProto, message: String) -> TractError {
@@ -429,6 +429,7 @@ fn parse_classifier(node: &NodeProto) -> TractResult<TreeEnsemble> {
     if classes.iter().any(|c| *c >= n_outputs) {
         return Err(attr_err(node, format!("a leaf names a class beyond the {n_outputs} labels")));
     }
+    let single = single_weights(&trees, Aggregate::Sum);
     let ensemble = TreeEnsemble {
         binary_case: n_outputs == 2 && classes.len() == 1,
         weights_all_positive: trees.weights.iter().all(|(_, w)| *w >= 0.0),
@@ -437,8 +438,8 @@ fn parse_classifier(node: &NodeProto) -> TractResult<TreeEnsemble> {
         aggregate: Aggregate::Sum,
         base_values: floats(node, "base_values")?.unwrap_or_default(),
         post_transform: transform::parse(node)?,
+        single,
         labels: Some(labels),
-        single: None,
     };
     Ok(ensemble)
 }
@@ -455,15 +456,11 @@ fn parse_regressor(node: &NodeProto) -> TractResult<TreeEnsemble> {
         return Err(attr_err(node, format!("a leaf names a target beyond n_targets {n_outputs}")));
     }
     let aggregate = parse_aggregate(node)?;
-    let single = (n_outputs == 1
-        && matches!(aggregate, Aggregate::Sum | Aggregate::Average)
-        && trees.nodes.iter().all(|n| n.weights.len() <= 1))
-    .then(|| trees.nodes.iter().map(|n| trees.weights[n.weights.clone()].first().map_or(0.0, |(_, w)| *w)).collect());
     let ensemble = TreeEnsemble {
+        single: single_weights(&trees, aggregate),
         trees,
         n_outputs,
         aggregate,
-        single,
         base_values: floats(node, "base_values")?.unwrap_or_default(),
         post_transform: transform::parse(node)?,
         labels: None,
@@ -471,6 +468,19 @@ fn parse_regressor(node: &NodeProto) -> TractResult<TreeEnsemble> {
         weights_all_positive: true,
     };
     Ok(ensemble)
+}
+
+/// Each node's one weight and its target, when the scores are sums and every leaf has
+/// exactly one weight (see [`TreeEnsemble::single`]).
+fn single_weights(trees: &Trees, aggregate: Aggregate) -> Option<Vec<(u32, f32)>> {
+    let leaves_have_one = trees.nodes.iter().all(|n| n.mode != Mode::Leaf || n.weights.len() == 1);
+    (matches!(aggregate, Aggregate::Sum | Aggregate::Average) && leaves_have_one).then(|| {
+        trees
+            .nodes
+            .iter()
+            .map(|n| trees.weights[n.weights.clone()].first().map_or((0, 0.0), |&(t, w)| (t as u32, w)))
+            .collect()
+    })
 }
 
 /// Accumulated scores of one row: value and whether any leaf contributed.
@@ -567,8 +577,10 @@ impl TreeEnsemble {
         if let Some(single) = &self.single {
             for tree in 0..self.trees.roots.len() {
                 let leaves = self.trees.leaves(tree, x, offsets);
-                for (s, leaf) in scores.iter_mut().zip(&leaves).take(lanes) {
-                    s.value += single[*leaf as usize];
+                for (lane, leaf) in leaves.iter().enumerate().take(lanes) {
+                    let (target, w) = single[*leaf as usize];
+                    let s = &mut scores[lane * self.n_outputs + target as usize];
+                    s.value += w;
                     s.set = true;
                 }
             }
@@ -860,6 +872,31 @@ mod tests {
         assert_eq!(labels, ["cat", "emu"]);
         let p: Vec<f32> = out[1].to_plain_array_view::<f32>().expect("scores").iter().copied().collect();
         assert_eq!(p, [0.5, 0.375, 0.125, 0.125, 0.375, 0.5]);
+        assert!(e.single.is_none(), "leaves with three weights take the general path");
+    }
+
+    #[test]
+    fn one_weight_per_leaf_scores_as_the_weight_lists_do() {
+        // Boosted multiclass trees, as LightGBM and XGBoost export them: each leaf adds to
+        // one class; class 1 only ever gets a negative score, class 0 none for some rows.
+        let n = stumps(
+            "TreeEnsembleClassifier",
+            "class",
+            &[(0, 1.0), (1, -0.5), (2, 0.25), (2, 0.75)],
+            vec![ints("classlabels_int64s", &[10, 20, 30]), text("post_transform", "SOFTMAX")],
+        );
+        let fast = parse_classifier(&n).expect("parses");
+        assert!(fast.single.is_some());
+        let general = TreeEnsemble { single: None, ..fast.clone() };
+        let rows: Vec<f32> = (-20..20).map(|i| i as f32 / 10.0).chain([f32::NAN]).collect();
+        let x = tract_ndarray::Array2::from_shape_fn((rows.len(), 1), |(r, _)| rows[r]).into_tensor();
+        let (a, b) = (eval(&fast, x.clone()), eval(&general, x));
+        assert_eq!(a[0], b[0]);
+        assert_eq!(a[1], b[1]);
+        let labels: Vec<i64> = a[0].to_plain_array_view::<i64>().expect("labels").iter().copied().collect();
+        // x <= 0.5 (and NaN, which tree 0 tracks) scores classes 0 and 2, the rest 1 and 2.
+        assert_eq!(labels[0], 10);
+        assert_eq!(labels[rows.len() - 2], 30, "{labels:?}");
     }
 
     #[test]
