@@ -24,6 +24,9 @@ use tract_onnx::tract_hir::infer::Factoid;
 #[derive(Clone)]
 pub struct Model {
     plan: Arc<TypedRunnableModel>,
+    /// Run states kept between calls, so a call does not set up and tear down the state of
+    /// every node again; one per call running at the same time, shared by clones.
+    states: Arc<std::sync::Mutex<Vec<TypedSimpleState>>>,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
 }
@@ -104,6 +107,7 @@ fn model_error(context: &str, e: impl std::fmt::Display) -> Error {
 impl Model {
     /// Parses, types and optimises an ONNX model from its bytes.
     pub fn load(bytes: &[u8]) -> Result<Model> {
+        choose_kernels().map_err(|e| model_error("choosing tract's kernels", e))?;
         let mut reader = bytes;
         let mut onnx = tract_onnx::onnx();
         onnx_ml::register(&mut onnx.op_register);
@@ -135,7 +139,7 @@ impl Model {
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| model_error("the model could not be optimised for running", format!("{e:#}")))?;
-        Ok(Model { plan, inputs, outputs })
+        Ok(Model { plan, states: Default::default(), inputs, outputs })
     }
 
     pub fn inputs(&self) -> &[TensorSpec] {
@@ -158,7 +162,7 @@ impl Model {
             let tensor = input.to_tract().map_err(|e| model_error(&format!("input {:?}", spec.name), e))?;
             values.push(tensor.into_tvalue());
         }
-        let outputs = self.plan.run(values).map_err(|e| model_error("running the model", format!("{e:#}")))?;
+        let outputs = self.run_tract(values).map_err(|e| model_error("running the model", format!("{e:#}")))?;
         self.outputs
             .iter()
             .zip(outputs.iter())
@@ -167,6 +171,54 @@ impl Model {
             })
             .collect()
     }
+}
+
+impl Model {
+    /// Runs the plan on a state from the pool (or a new one) and gives the state back when
+    /// the run succeeds; a state a run failed in is dropped rather than reused.
+    fn run_tract(&self, values: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let pooled = self.states.lock().ok().and_then(|mut states| states.pop());
+        let mut state = match pooled {
+            Some(state) => state,
+            None => self.plan.spawn()?,
+        };
+        let outputs = state.run(values)?;
+        if let Ok(mut states) = self.states.lock() {
+            states.push(state);
+        }
+        Ok(outputs)
+    }
+}
+
+/// The x86-64 features whose tract kernels are left out (see [`choose_kernels`]).
+#[cfg(target_arch = "x86_64")]
+const X86_WITHOUT_VECTOR_KERNELS: &str =
+    "-avx512f,-avx512vnni,-avx512fp16,-amx-int8,-amx-bf16,-avxvnni,-fma,-f16c,-avx2,-avx";
+
+/// Picks the kernels tract runs with, once per process and before tract first asks.
+///
+/// tract 0.23's x86-64 assembly kernels (the matrix products, tanh, sigmoid and silu under
+/// `tract-linalg/x86_64/`) return without `vzeroupper`, leaving the upper halves of the vector
+/// registers set. Every legacy SSE instruction that runs after them — our operators, tract's
+/// own Rust code, the JSON work around them — then carries a false dependency on those halves,
+/// and code after a `MatMul` ran up to twice as slow (BENCHMARKS.md, "The vector state tract's
+/// kernels leave behind"). The fix belongs in tract's kernel postambles; until it is released,
+/// tract's AVX kernels are left out on x86-64 and its generic ones run. At the sizes of
+/// tabular models they are as fast once that cost is counted. `TRACT_CPU_ISA` in the
+/// environment (even set empty, which keeps every kernel) takes precedence over this choice.
+fn choose_kernels() -> std::result::Result<(), String> {
+    static CHOSEN: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    CHOSEN
+        .get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                tract_onnx::prelude::tract_data::knobs::set_config_global("TRACT_CPU_ISA", X86_WITHOUT_VECTOR_KERNELS)
+                    .map_err(|e| format!("{e:#}"))
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Ok(())
+        })
+        .clone()
 }
 
 /// Exporters often leave the batch axis without a name (`[?, 4]`); tract needs a symbol to
@@ -188,6 +240,19 @@ fn name_free_axes(model: &mut InferenceModel) -> TractResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn tract_runs_no_avx_kernel_once_a_model_loads() {
+        use tract_onnx::prelude::tract_linalg::isa::{Isa, native};
+        let _ = Model::load(b"not a model");
+        if std::env::var_os("TRACT_CPU_ISA").is_none() {
+            let isa = native();
+            for feature in [Isa::X86_64Avx, Isa::X86_64Avx2, Isa::X86_64Fma, Isa::X86_64Avx512f] {
+                assert!(!isa.has(feature), "{feature:?} kernels are still offered: {isa:?}");
+            }
+        }
+    }
 
     #[test]
     fn rejects_bytes_that_are_not_onnx() {

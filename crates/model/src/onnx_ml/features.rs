@@ -19,6 +19,12 @@ pub fn array_feature_extractor(
     Ok((expand_kernel(ArrayFeatureExtractor), vec![]))
 }
 
+/// An `ArrayFeatureExtractor` to wire into a test graph.
+#[cfg(test)]
+pub(super) fn extractor_op() -> super::KernelOp {
+    super::KernelOp::new(ArrayFeatureExtractor)
+}
+
 fn gather<T: Datum>(x: &Tensor, indices: &[usize], width: usize) -> TractResult<Tensor> {
     let rows = x.len().checked_div(width).unwrap_or(0);
     let mut out = Vec::with_capacity(rows * indices.len());

@@ -9,6 +9,7 @@
 //! [`rewrite`] also replaces a few of tract's own operators in the typed graph where their
 //! evaluation is slow for the shapes exports produce (`rows`: softmax and arg-max per row).
 
+mod columns;
 mod elementwise;
 mod features;
 mod label_encoder;
@@ -43,6 +44,7 @@ pub fn register(registry: &mut OnnxOpRegister) {
 /// Rewrites of the typed graph where tract's own operator is slow for the shapes exports
 /// produce; run before optimisation.
 pub fn rewrite(model: &mut TypedModel) -> TractResult<()> {
+    columns::rewrite(model)?;
     rows::rewrite(model)
 }
 
