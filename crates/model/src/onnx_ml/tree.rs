@@ -338,6 +338,7 @@ impl Complete {
         std::array::from_fn(|lane| leaves[at[lane] - inner])
     }
 
+    /// [`Complete::walk`], with the NaN test compiled in only when some branch needs it.
     #[inline(always)]
     fn leaves(
         &self,
