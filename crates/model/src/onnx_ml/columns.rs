@@ -35,7 +35,8 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<()> {
 /// The input of a `Concat` that node `id` picks whole, if it is such a pick.
 fn picked_column(model: &TypedModel, id: usize) -> TractResult<Option<OutletId>> {
     let node = model.node(id);
-    if node.inputs.len() != 2 || node.outputs.len() != 1 {
+    // A pick that is itself a model output keeps its node, so that the output keeps its name.
+    if node.inputs.len() != 2 || node.outputs.len() != 1 || model.output_outlets()?.contains(&OutletId::new(id, 0)) {
         return Ok(None);
     }
     let data = model.outlet_fact(node.inputs[0])?;
@@ -97,9 +98,10 @@ fn picked_column(model: &TypedModel, id: usize) -> TractResult<Option<OutletId>>
 mod tests {
     use super::*;
     use crate::onnx_ml::features;
+    use tract_onnx::tract_core::ops::identity::Identity;
 
     /// Two string columns concatenated, then picked out again by a `Gather` and an
-    /// `ArrayFeatureExtractor`, as a `ColumnTransformer` export does.
+    /// `ArrayFeatureExtractor` that feed further nodes, as a `ColumnTransformer` export does.
     fn concat_and_pick(index: i64) -> TractResult<(TypedModel, [OutletId; 2])> {
         let mut model = TypedModel::default();
         let a = model.add_source("a", String::fact([3usize, 1]))?;
@@ -108,7 +110,11 @@ mod tests {
         let k = model.add_const("k", tensor1(&[index]))?;
         let gathered = model.wire_node("gather", Gather::new(1), &[both, k])?[0];
         let extracted = model.wire_node("extract", features::extractor_op(), &[both, k])?[0];
-        model.select_output_outlets(&[gathered, extracted])?;
+        let outputs = [
+            model.wire_node("gathered.next", Identity, &[gathered])?[0],
+            model.wire_node("extracted.next", Identity, &[extracted])?[0],
+        ];
+        model.select_output_outlets(&outputs)?;
         // ONNX names every tensor; a source may or may not carry its name as a label.
         model.set_outlet_label(gathered, "gathered".into())?;
         model.set_outlet_label(extracted, "extracted".into())?;
@@ -123,6 +129,11 @@ mod tests {
         out.iter().map(|t| Ok(t.to_plain_array_view::<String>()?.iter().cloned().collect())).collect()
     }
 
+    /// What feeds the node behind each model output.
+    fn fed_from(model: &TypedModel) -> TractResult<Vec<OutletId>> {
+        Ok(model.output_outlets()?.iter().map(|o| model.node(o.node).inputs[0]).collect())
+    }
+
     #[test]
     fn a_picked_column_is_the_column_that_went_in() -> TractResult<()> {
         for (index, want) in [(0, "a"), (1, "b"), (-1, "b")] {
@@ -130,14 +141,14 @@ mod tests {
             let before = if index < 0 { None } else { Some(run(plain)?) };
             let (mut model, sources) = concat_and_pick(index)?;
             rewrite(&mut model)?;
-            let outputs = model.output_outlets()?.to_vec();
+            let fed = fed_from(&model)?;
             let source = sources[usize::from(want == "b")];
             // Gather wraps a negative index; ArrayFeatureExtractor refuses it, so it stays.
-            assert_eq!(outputs[0], source, "gather of {index}");
+            assert_eq!(fed[0], source, "gather of {index}");
+            assert_eq!(fed[1] == source, index >= 0, "extract of {index}");
             for (source, name) in sources.iter().zip(["a", "b"]) {
                 assert_eq!(model.outlet_label(*source).unwrap_or(&model.node(source.node).name), name);
             }
-            assert_eq!(outputs[1] == source, index >= 0, "extract of {index}");
             if let Some(before) = before {
                 assert_eq!(run(model)?, before);
             }
@@ -146,19 +157,27 @@ mod tests {
     }
 
     #[test]
-    fn picks_of_wider_inputs_and_out_of_range_are_left_alone() -> TractResult<()> {
+    fn picks_of_wider_inputs_out_of_range_or_output_are_left_alone() -> TractResult<()> {
         let mut model = TypedModel::default();
         let a = model.add_source("a", String::fact([3usize, 2]))?;
         let b = model.add_source("b", String::fact([3usize, 1]))?;
         let both = model.wire_node("both", TypedConcat { axis: 1 }, &[a, b])?[0];
-        let mut picks = vec![];
-        for (name, index) in [("in_a", 1i64), ("beyond", 3), ("before", -4)] {
+        let (mut picks, mut outputs) = (vec![], vec![]);
+        for (name, index) in [("in_a", 1i64), ("beyond", 3), ("before", -4), ("output", 2)] {
             let k = model.add_const(format!("{name}.k"), tensor1(&[index]))?;
-            picks.push(model.wire_node(name, Gather::new(1), &[both, k])?[0]);
+            let pick = model.wire_node(name, Gather::new(1), &[both, k])?[0];
+            picks.push(pick);
+            // The last pick is a model output itself, whose name must stay.
+            outputs.push(if name == "output" {
+                pick
+            } else {
+                model.wire_node(format!("{name}.next"), Identity, &[pick])?[0]
+            });
         }
-        model.select_output_outlets(&picks)?;
+        model.select_output_outlets(&outputs)?;
         rewrite(&mut model)?;
-        assert_eq!(model.output_outlets()?, picks.as_slice());
+        assert_eq!(model.output_outlets()?, outputs.as_slice());
+        assert_eq!(fed_from(&model)?[..3], picks[..3]);
         Ok(())
     }
 }
