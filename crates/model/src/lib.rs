@@ -107,13 +107,13 @@ fn model_error(context: &str, e: impl std::fmt::Display) -> Error {
 impl Model {
     /// Parses, types and optimises an ONNX model from its bytes.
     pub fn load(bytes: &[u8]) -> Result<Model> {
-        choose_kernels().map_err(|e| model_error("choosing tract's kernels", e))?;
         let mut reader = bytes;
         let mut onnx = tract_onnx::onnx();
         onnx_ml::register(&mut onnx.op_register);
-        let mut inference = onnx
-            .model_for_read(&mut reader)
-            .map_err(|e| model_error("the file is not an ONNX model tract can read", format!("{e:#}")))?;
+        let not_onnx = |e: TractError| model_error("the file is not an ONNX model tract can read", format!("{e:#}"));
+        let proto = onnx.proto_model_for_read(&mut reader).map_err(not_onnx)?;
+        choose_kernels(&proto).map_err(|e| model_error("choosing tract's kernels", e))?;
+        let mut inference = onnx.model_for_proto_model(&proto).map_err(not_onnx)?;
         name_free_axes(&mut inference).map_err(|e| model_error("reading the input shapes", e))?;
         let mut typed = inference
             .into_typed()
@@ -195,30 +195,58 @@ impl Model {
 const X86_WITHOUT_VECTOR_KERNELS: &str =
     "-avx512f,-avx512vnni,-avx512fp16,-amx-int8,-amx-bf16,-avxvnni,-fma,-f16c,-avx2,-avx";
 
-/// Picks the kernels tract runs with, once per process and before tract first asks.
+/// A matrix product whose constant operand has a dimension this long or longer is worth
+/// tract's AVX kernels (BENCHMARKS.md: at 16 the generic kernels were faster, at 32 on par,
+/// at 64 and more twice to five times slower).
+const WIDE: i64 = 32;
+
+/// Picks the kernels tract runs with, once per process, from the first model loaded and
+/// before tract first asks.
 ///
 /// tract 0.23's x86-64 assembly kernels (the matrix products, tanh, sigmoid and silu under
 /// `tract-linalg/x86_64/`) return without `vzeroupper`, leaving the upper halves of the vector
 /// registers set. Every legacy SSE instruction that runs after them — our operators, tract's
 /// own Rust code, the JSON work around them — then carries a false dependency on those halves,
-/// and code after a `MatMul` ran up to twice as slow (BENCHMARKS.md, "The vector state tract's
-/// kernels leave behind"). The fix belongs in tract's kernel postambles; until it is released,
-/// tract's AVX kernels are left out on x86-64 and its generic ones run. At the sizes of
-/// tabular models they are as fast once that cost is counted. `TRACT_CPU_ISA` in the
+/// and code after a `MatMul` ran up to eight times slower (BENCHMARKS.md, "The vector state
+/// tract's kernels leave behind"). The fix belongs in tract's kernel postambles; until it is
+/// released, tract's AVX kernels are left out on x86-64 when every matrix product of the
+/// first model is narrow (see [`narrow_products`]), where the generic kernels are faster once
+/// that cost is counted; a model with a wide layer keeps them. `TRACT_CPU_ISA` in the
 /// environment (even set empty, which keeps every kernel) takes precedence over this choice.
-fn choose_kernels() -> std::result::Result<(), String> {
+fn choose_kernels(proto: &tract_onnx::pb::ModelProto) -> std::result::Result<(), String> {
     static CHOSEN: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     CHOSEN
         .get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
-            {
-                tract_onnx::prelude::tract_data::knobs::set_config_global("TRACT_CPU_ISA", X86_WITHOUT_VECTOR_KERNELS)
-                    .map_err(|e| format!("{e:#}"))
+            if narrow_products(proto) {
+                return tract_onnx::prelude::tract_data::knobs::set_config_global(
+                    "TRACT_CPU_ISA",
+                    X86_WITHOUT_VECTOR_KERNELS,
+                )
+                .map_err(|e| format!("{e:#}"));
             }
-            #[cfg(not(target_arch = "x86_64"))]
+            let _ = proto;
             Ok(())
         })
         .clone()
+}
+
+/// Whether every `MatMul` and `Gemm` of the graph multiplies by a constant (an initializer or a
+/// `Constant` node) shorter than [`WIDE`] in every dimension. A product of two computed
+/// tensors counts as wide: its size is not known before it runs.
+fn narrow_products(proto: &tract_onnx::pb::ModelProto) -> bool {
+    let Some(graph) = &proto.graph else { return true };
+    let mut constants: std::collections::HashMap<&str, &[i64]> =
+        graph.initializer.iter().map(|t| (t.name.as_str(), t.dims.as_slice())).collect();
+    for node in graph.node.iter().filter(|n| n.op_type == "Constant") {
+        if let Some(t) = node.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref()) {
+            constants.extend(node.output.iter().map(|o| (o.as_str(), t.dims.as_slice())));
+        }
+    }
+    graph.node.iter().filter(|n| n.domain.is_empty() && matches!(n.op_type.as_str(), "MatMul" | "Gemm")).all(|n| {
+        let operands: Vec<&[i64]> = n.input.iter().take(2).filter_map(|i| constants.get(i.as_str()).copied()).collect();
+        !operands.is_empty() && operands.iter().all(|dims| dims.iter().all(|d| *d < WIDE))
+    })
 }
 
 /// Exporters often leave the batch axis without a name (`[?, 4]`); tract needs a symbol to
@@ -241,17 +269,32 @@ fn name_free_axes(model: &mut InferenceModel) -> TractResult<()> {
 mod tests {
     use super::*;
 
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn tract_runs_no_avx_kernel_once_a_model_loads() {
-        use tract_onnx::prelude::tract_linalg::isa::{Isa, native};
-        let _ = Model::load(b"not a model");
-        if std::env::var_os("TRACT_CPU_ISA").is_none() {
-            let isa = native();
-            for feature in [Isa::X86_64Avx, Isa::X86_64Avx2, Isa::X86_64Fma, Isa::X86_64Avx512f] {
-                assert!(!isa.has(feature), "{feature:?} kernels are still offered: {isa:?}");
-            }
+    /// A model with one `MatMul` by a constant of shape `dims`, and one by a computed tensor
+    /// when `computed`.
+    fn products(dims: &[i64], computed: bool) -> tract_onnx::pb::ModelProto {
+        use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, TensorProto};
+        let matmul = |a: &str, b: &str| NodeProto {
+            op_type: "MatMul".into(),
+            input: vec![a.into(), b.into()],
+            output: vec![format!("{a}{b}")],
+            ..Default::default()
+        };
+        let mut node = vec![matmul("x", "w")];
+        if computed {
+            node.push(matmul("x", "xw"));
         }
+        let initializer = vec![TensorProto { name: "w".into(), dims: dims.to_vec(), ..Default::default() }];
+        ModelProto { graph: Some(GraphProto { node, initializer, ..Default::default() }), ..Default::default() }
+    }
+
+    #[test]
+    fn narrow_products_are_told_from_wide_ones() {
+        assert!(narrow_products(&products(&[5, 16], false)));
+        assert!(narrow_products(&products(&[31, 31], false)));
+        assert!(!narrow_products(&products(&[16, 32], false)));
+        assert!(!narrow_products(&products(&[256, 8], false)));
+        assert!(!narrow_products(&products(&[5, 16], true)), "a product of computed tensors counts as wide");
+        assert!(narrow_products(&tract_onnx::pb::ModelProto::default()), "no graph, no product");
     }
 
     #[test]
