@@ -197,7 +197,7 @@ const X86_WITHOUT_VECTOR_KERNELS: &str =
 
 /// A matrix product whose constant operand has a dimension this long or longer is worth
 /// tract's AVX kernels (BENCHMARKS.md: at 16 the generic kernels were faster, at 32 on par,
-/// at 64 and more twice to five times slower).
+/// at 64 and more 1.5 to 5 times slower).
 const WIDE: i64 = 32;
 
 /// Picks the kernels tract runs with, once per process, from the first model loaded and
