@@ -24,9 +24,6 @@ use tract_onnx::tract_hir::infer::Factoid;
 #[derive(Clone)]
 pub struct Model {
     plan: Arc<TypedRunnableModel>,
-    /// Run states kept between calls, so a call does not set up and tear down the state of
-    /// every node again; one per call running at the same time, shared by clones.
-    states: Arc<std::sync::Mutex<Vec<TypedSimpleState>>>,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
 }
@@ -139,7 +136,7 @@ impl Model {
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| model_error("the model could not be optimised for running", format!("{e:#}")))?;
-        Ok(Model { plan, states: Default::default(), inputs, outputs })
+        Ok(Model { plan, inputs, outputs })
     }
 
     pub fn inputs(&self) -> &[TensorSpec] {
@@ -162,7 +159,7 @@ impl Model {
             let tensor = input.to_tract().map_err(|e| model_error(&format!("input {:?}", spec.name), e))?;
             values.push(tensor.into_tvalue());
         }
-        let outputs = self.run_tract(values).map_err(|e| model_error("running the model", format!("{e:#}")))?;
+        let outputs = self.plan.run(values).map_err(|e| model_error("running the model", format!("{e:#}")))?;
         self.outputs
             .iter()
             .zip(outputs.iter())
@@ -170,23 +167,6 @@ impl Model {
                 NamedTensor::from_tract(&spec.name, t).map_err(|e| model_error(&format!("output {:?}", spec.name), e))
             })
             .collect()
-    }
-}
-
-impl Model {
-    /// Runs the plan on a state from the pool (or a new one) and gives the state back when
-    /// the run succeeds; a state a run failed in is dropped rather than reused.
-    fn run_tract(&self, values: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let pooled = self.states.lock().ok().and_then(|mut states| states.pop());
-        let mut state = match pooled {
-            Some(state) => state,
-            None => self.plan.spawn()?,
-        };
-        let outputs = state.run(values)?;
-        if let Ok(mut states) = self.states.lock() {
-            states.push(state);
-        }
-        Ok(outputs)
     }
 }
 

@@ -7,7 +7,8 @@
 //! are checked against onnxruntime's for the same models (`tests/it/conformance.rs`).
 //!
 //! [`rewrite`] also replaces a few of tract's own operators in the typed graph where their
-//! evaluation is slow for the shapes exports produce (`rows`: softmax and arg-max per row).
+//! evaluation is slow for the shapes exports produce (`rows`: softmax and arg-max per row;
+//! `columns`: a column picked out of a concatenation of columns is that column).
 
 mod columns;
 mod elementwise;
