@@ -11,6 +11,9 @@ use mlops_lake::Lake;
 use mlops_lake::client::client_from_env;
 use mlops_lambda::{Env, process_env};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let started = (Instant::now(), SystemTime::now());
