@@ -6,7 +6,10 @@
 //! specification's rules and CloudWatch's limits on what it keeps.
 
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The longest dimension value written: CloudWatch takes 1,024 characters; names this long
@@ -17,14 +20,14 @@ pub const DIMENSION_CHARS: usize = 250;
 /// characters, unchanged; any other text becomes its printable ASCII characters (others as
 /// `_`), cut to 240, then `~` and 8 hex digits of the SHA-256 of the original, so that distinct
 /// names stay distinct (`température_c` → `temp_rature_c~…`).
-pub fn dimension_value(text: &str) -> String {
+pub fn dimension_value(text: &str) -> Cow<'_, str> {
     let printable = |c: char| c.is_ascii() && !c.is_ascii_control();
     if text.len() <= DIMENSION_CHARS && !text.is_empty() && text.chars().all(printable) {
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
     let mapped: String = text.chars().map(|c| if printable(c) { c } else { '_' }).take(240).collect();
     let digest = hex::encode(&Sha256::digest(text.as_bytes())[..4]);
-    format!("{mapped}~{digest}")
+    Cow::Owned(format!("{mapped}~{digest}"))
 }
 
 /// A timestamp CloudWatch keeps: metrics more than 14 days old or more than 2 hours ahead are
@@ -102,6 +105,10 @@ pub fn line(
 }
 
 /// [`line`] with metrics of several values as well (each cut to [`MAX_VALUES`]).
+///
+/// The line is serialised straight from the arguments, without a JSON tree: predict writes
+/// one per request. A member named twice is written once, with the last value given (metrics
+/// over properties over dimensions), as a JSON object would keep it.
 pub fn line_of(
     namespace: &str,
     timestamp_ms: i64,
@@ -110,39 +117,130 @@ pub fn line_of(
     samples: &[Samples<'_>],
     properties: &[(&str, Value)],
 ) -> String {
-    let mut root = Map::new();
-    let definitions = metrics
-        .iter()
-        .map(|m| (m.name, m.unit))
-        .chain(samples.iter().map(|m| (m.name, m.unit)))
-        .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
-        .collect::<Vec<_>>();
-    root.insert(
-        "_aws".into(),
-        json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": [{
-            "Namespace": namespace,
-            "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
-            "Metrics": definitions,
-        }]}),
-    );
-    for (k, v) in dimensions {
-        root.insert((*k).into(), Value::from(dimension_value(v)));
-    }
-    for (k, v) in properties {
-        root.insert((*k).into(), v.clone());
-    }
-    for m in metrics {
-        root.insert(m.name.into(), number(m.value));
-    }
-    for m in samples {
-        root.insert(m.name.into(), Value::Array(m.values.iter().take(MAX_VALUES).map(|v| number(*v)).collect()));
-    }
-    Value::Object(root).to_string()
+    let root = Root { namespace, timestamp_ms, dimensions, metrics, samples, properties };
+    // Serialising strings, numbers and JSON values into a String cannot fail.
+    serde_json::to_string(&root).unwrap_or_default()
 }
 
-/// Counts are written as integers, other values as they are.
-fn number(value: f64) -> Value {
-    if value.fract() == 0.0 && value.abs() < 9.0e15 { json!(value as i64) } else { json!(value) }
+/// The members of one line, in the order they are written.
+struct Root<'a> {
+    namespace: &'a str,
+    timestamp_ms: i64,
+    dimensions: &'a [(&'a str, &'a str)],
+    metrics: &'a [Metric<'a>],
+    samples: &'a [Samples<'a>],
+    properties: &'a [(&'a str, Value)],
+}
+
+impl Root<'_> {
+    /// The names of the root's members, in order: `_aws`, then the dimensions, the properties,
+    /// the metrics and the samples.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once("_aws")
+            .chain(self.dimensions.iter().map(|(k, _)| *k))
+            .chain(self.properties.iter().map(|(k, _)| *k))
+            .chain(self.metrics.iter().map(|m| m.name))
+            .chain(self.samples.iter().map(|m| m.name))
+    }
+
+    /// Whether the member at `at` (in [`Root::names`] order) is named again later.
+    fn named_again(&self, at: usize, name: &str) -> bool {
+        self.names().skip(at + 1).any(|later| later == name)
+    }
+}
+
+impl Serialize for Root<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        let mut at = 0;
+        let mut keep = |name: &str| {
+            let kept = !self.named_again(at, name);
+            at += 1;
+            kept
+        };
+        if keep("_aws") {
+            map.serialize_entry("_aws", &Aws(self))?;
+        }
+        for (k, v) in self.dimensions {
+            if keep(k) {
+                map.serialize_entry(k, &dimension_value(v))?;
+            }
+        }
+        for (k, v) in self.properties {
+            if keep(k) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        for m in self.metrics {
+            if keep(m.name) {
+                map.serialize_entry(m.name, &Number(m.value))?;
+            }
+        }
+        for m in self.samples {
+            if keep(m.name) {
+                let values: Vec<Number> = m.values.iter().take(MAX_VALUES).map(|v| Number(*v)).collect();
+                map.serialize_entry(m.name, &values)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// The `_aws` member: the timestamp and the one directive.
+struct Aws<'a>(&'a Root<'a>);
+
+impl Serialize for Aws<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let root = self.0;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("Timestamp", &root.timestamp_ms)?;
+        map.serialize_entry("CloudWatchMetrics", &[Directive(root)])?;
+        map.end()
+    }
+}
+
+/// The directive: the namespace, the one dimension set and the metric definitions.
+struct Directive<'a>(&'a Root<'a>);
+
+impl Serialize for Directive<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let root = self.0;
+        let dimensions: Vec<&str> = root.dimensions.iter().map(|(k, _)| *k).collect();
+        let definitions: Vec<Definition> = root
+            .metrics
+            .iter()
+            .map(|m| Definition { name: m.name, unit: m.unit })
+            .chain(root.samples.iter().map(|m| Definition { name: m.name, unit: m.unit }))
+            .collect();
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("Namespace", root.namespace)?;
+        map.serialize_entry("Dimensions", &[dimensions])?;
+        map.serialize_entry("Metrics", &definitions)?;
+        map.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Definition<'a> {
+    #[serde(rename = "Name")]
+    name: &'a str,
+    #[serde(rename = "Unit")]
+    unit: &'a str,
+}
+
+/// A metric value: counts are written as integers, other values as they are (a value that
+/// is not finite as `null`, as serde_json writes it).
+struct Number(f64);
+
+impl Serialize for Number {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let value = self.0;
+        if value.fract() == 0.0 && value.abs() < 9.0e15 {
+            serializer.serialize_i64(value as i64)
+        } else {
+            serializer.serialize_f64(value)
+        }
+    }
 }
 
 /// Checks one log line against the embedded metric format specification and the limits of
@@ -240,6 +338,7 @@ pub fn validate(line: &str, now: DateTime<Utc>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_line_names_its_dimensions_and_metrics() {
@@ -260,6 +359,34 @@ mod tests {
     }
 
     #[test]
+    fn a_member_named_twice_is_written_once_with_its_last_value() {
+        let text = line_of(
+            "NS",
+            5,
+            &[("Rows", "a dimension"), ("Model", "m")],
+            &[Metric { name: "Rows", unit: "Count", value: 3.0 }, Metric { name: "Score", unit: "None", value: 0.5 }],
+            &[Samples { name: "Score", unit: "None", values: vec![1.5, 2.0] }],
+            &[("Model", json!("a property"))],
+        );
+        for (member, value) in [("Rows", "3"), ("Model", "\"a property\""), ("Score", "[1.5,2]")] {
+            let key = format!("\"{member}\":");
+            assert_eq!(text.matches(&key).count(), 1, "{member} once in {text}");
+            assert!(text.contains(&format!("{key}{value}")), "{member} = {value} in {text}");
+        }
+        let v: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Rows", "Model"]]));
+    }
+
+    #[test]
+    fn values_that_are_not_whole_or_not_finite_are_written_as_serde_json_writes_them() {
+        let metric = |name, value| Metric { name, unit: "None", value };
+        let text =
+            line("NS", 5, &[], &[metric("a", 0.25), metric("b", f64::NAN), metric("c", -2.0), metric("d", 1e17)], &[]);
+        let v: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!((&v["a"], &v["b"], &v["c"], &v["d"]), (&json!(0.25), &Value::Null, &json!(-2), &json!(1e17)));
+    }
+
+    #[test]
     fn dimension_values_are_printable_ascii_bounded_and_distinct() {
         assert_eq!(dimension_value("bill_length_mm"), "bill_length_mm");
         let accented = dimension_value("température_c");
@@ -272,7 +399,7 @@ mod tests {
         }
         let line: Value =
             serde_json::from_str(&line("NS", 1, &[("Feature", "température_c")], &[], &[])).expect("JSON");
-        assert_eq!(line["Feature"], accented);
+        assert_eq!(line["Feature"], *accented);
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Served {
     pub scorer: Scorer,
     /// How long loading it took, for the cold-start breakdown.
     pub timings: LoadTimings,
+    /// The dimension values and metric names of its metric lines, made once.
+    pub names: metrics::Names,
 }
 
 /// Where a version's load time went.
@@ -83,7 +85,8 @@ impl Served {
     /// A version from its parts.
     pub fn new(manifest: Manifest, contract: Contract, model: Model) -> Result<Served, Error> {
         let scorer = Scorer::new(model, &contract, manifest.class_labels.clone())?;
-        Ok(Served { manifest, contract, scorer, timings: LoadTimings::default() })
+        let names = metrics::Names::of(&manifest);
+        Ok(Served { manifest, contract, scorer, timings: LoadTimings::default(), names })
     }
 
     /// Scores validated rows (contract feature order) and returns each row's outputs.

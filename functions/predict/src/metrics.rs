@@ -57,9 +57,24 @@ impl Emit {
     }
 }
 
-fn dimensions(app: &App, variant: Variant) -> (String, String) {
-    let manifest = &app.served(variant).manifest;
-    (manifest.name.clone(), manifest.version.to_string())
+/// What the lines of one model version name, made when it is loaded rather than per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// The `ModelVersion` dimension.
+    pub version: String,
+    /// `Predicted.<class>` for the first [`MAX_CLASSES`] classes, then `Predicted.other`.
+    pub predicted: Vec<String>,
+}
+
+impl Names {
+    pub fn of(manifest: &mlops_lake::registry::Manifest) -> Names {
+        let classes = manifest.class_labels.as_deref().unwrap_or_default();
+        let kept = &classes[..classes.len().min(MAX_CLASSES)];
+        let mut predicted: Vec<String> =
+            kept.iter().map(|c| format!("Predicted.{}", mlops_emf::dimension_value(c))).collect();
+        predicted.push("Predicted.other".into());
+        Names { version: manifest.version.to_string(), predicted }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -68,11 +83,11 @@ fn now_ms() -> i64 {
 
 /// The line of an answered request.
 pub fn answered(app: &App, variant: Variant, latency: Duration, outputs: &RowOutputs) -> String {
-    let (model, version) = dimensions(app, variant);
-    let classes = app.served(variant).manifest.class_labels.as_deref().unwrap_or_default();
+    let served = app.served(variant);
+    let (model, version) = (&served.manifest.name, &served.names.version);
+    let classes = served.manifest.class_labels.as_deref().unwrap_or_default();
     let kept = &classes[..classes.len().min(MAX_CLASSES)];
-    let mut names: Vec<String> = kept.iter().map(|c| format!("Predicted.{}", mlops_emf::dimension_value(c))).collect();
-    names.push("Predicted.other".into());
+    let names = &served.names.predicted;
     let mut metrics = vec![
         Metric { name: "Latency", unit: "Milliseconds", value: latency.as_secs_f64() * 1e3 },
         Metric { name: "Rows", unit: "Count", value: outputs.len() as f64 },
@@ -113,7 +128,7 @@ pub fn answered(app: &App, variant: Variant, latency: Duration, outputs: &RowOut
     mlops_emf::line_of(
         NAMESPACE,
         now_ms(),
-        &[("Model", &model), ("ModelVersion", &version), ("Variant", variant.name())],
+        &[("Model", model), ("ModelVersion", version), ("Variant", variant.name())],
         &metrics,
         &samples,
         &[],
@@ -130,11 +145,12 @@ fn first_number(value: &serde_json::Value) -> Option<f64> {
 
 /// The line of a rejected request.
 pub fn rejected(app: &App, latency: Duration, reason: &str) -> String {
-    let (model, version) = dimensions(app, Variant::Champion);
+    let served = &app.champion;
+    let (model, version) = (&served.manifest.name, &served.names.version);
     mlops_emf::line(
         NAMESPACE,
         now_ms(),
-        &[("Model", &model), ("ModelVersion", &version), ("Variant", crate::ab::CHAMPION), ("Reason", reason)],
+        &[("Model", model), ("ModelVersion", version), ("Variant", crate::ab::CHAMPION), ("Reason", reason)],
         &[
             Metric { name: "Rejected", unit: "Count", value: 1.0 },
             Metric { name: "Latency", unit: "Milliseconds", value: latency.as_secs_f64() * 1e3 },
