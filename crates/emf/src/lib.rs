@@ -178,8 +178,7 @@ impl Serialize for Root<'_> {
         }
         for m in self.samples {
             if keep(m.name) {
-                let values: Vec<Number> = m.values.iter().take(MAX_VALUES).map(|v| Number(*v)).collect();
-                map.serialize_entry(m.name, &values)?;
+                map.serialize_entry(m.name, &Values(&m.values))?;
             }
         }
         map.end()
@@ -205,18 +204,32 @@ struct Directive<'a>(&'a Root<'a>);
 impl Serialize for Directive<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let root = self.0;
-        let dimensions: Vec<&str> = root.dimensions.iter().map(|(k, _)| *k).collect();
-        let definitions: Vec<Definition> = root
-            .metrics
-            .iter()
-            .map(|m| Definition { name: m.name, unit: m.unit })
-            .chain(root.samples.iter().map(|m| Definition { name: m.name, unit: m.unit }))
-            .collect();
         let mut map = serializer.serialize_map(Some(3))?;
         map.serialize_entry("Namespace", root.namespace)?;
-        map.serialize_entry("Dimensions", &[dimensions])?;
-        map.serialize_entry("Metrics", &definitions)?;
+        map.serialize_entry("Dimensions", &[DimensionNames(root.dimensions)])?;
+        map.serialize_entry("Metrics", &Definitions(root))?;
         map.end()
+    }
+}
+
+/// The one dimension set: the dimensions' names.
+struct DimensionNames<'a>(&'a [(&'a str, &'a str)]);
+
+impl Serialize for DimensionNames<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(k, _)| k))
+    }
+}
+
+/// The metric definitions: the metrics', then the samples'.
+struct Definitions<'a>(&'a Root<'a>);
+
+impl Serialize for Definitions<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let root = self.0;
+        let metrics = root.metrics.iter().map(|m| (m.name, m.unit));
+        let samples = root.samples.iter().map(|m| (m.name, m.unit));
+        serializer.collect_seq(metrics.chain(samples).map(|(name, unit)| Definition { name, unit }))
     }
 }
 
@@ -226,6 +239,15 @@ struct Definition<'a> {
     name: &'a str,
     #[serde(rename = "Unit")]
     unit: &'a str,
+}
+
+/// The values of a [`Samples`], the first [`MAX_VALUES`] of them.
+struct Values<'a>(&'a [f64]);
+
+impl Serialize for Values<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().take(MAX_VALUES).map(|v| Number(*v)))
+    }
 }
 
 /// A metric value: counts are written as integers, other values as they are (a value that

@@ -90,7 +90,8 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
             format!("{count} instances exceed the limit of {max_instances} per request"),
         ));
     }
-    let takes = bounded(format!("unknown field; the model takes {}", contract.features.join(", ")));
+    // The message of an unknown field, made when the first one is met.
+    let mut takes: Option<String> = None;
     let mut rows = Vec::with_capacity(instances.len());
     let mut ids = Vec::with_capacity(instances.len());
     let mut details = Details::default();
@@ -100,9 +101,17 @@ pub fn parse(contract: &Contract, body: &[u8], max_instances: usize) -> Result<B
                 .push(Detail { path: format!("instances[{i}]"), reason: "must be an object of feature values".into() });
             continue;
         };
-        details.extend(
-            fields.unknown.iter().map(|name| Detail { path: format!("instances[{i}].{name}"), reason: takes.clone() }),
-        );
+        if !fields.unknown.is_empty() {
+            let takes = takes.get_or_insert_with(|| {
+                bounded(format!("unknown field; the model takes {}", contract.features.join(", ")))
+            });
+            details.extend(
+                fields
+                    .unknown
+                    .iter()
+                    .map(|name| Detail { path: format!("instances[{i}].{name}"), reason: takes.clone() }),
+            );
+        }
         details.more += fields.unknown_count - fields.unknown.len();
         let mut row = Vec::with_capacity(features.len());
         for (column, value) in features.iter().zip(&fields.values) {
