@@ -68,17 +68,22 @@ const MODEL_ENV: [(&str, &str); 3] = [("LAKE_BUCKET", BUCKET), ("MODEL_NAME", "p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predict_answers_api_gateway_events() {
     let t = TestLake::with_penguins().await;
-    let api = RuntimeApi::start().await.expect("runtime API");
-    let _child = start("predict", &api, &t, &MODEL_ENV);
-    let answer = response(invoke(&api, include_str!("../../events/api-predict.json")).await);
-    assert_eq!(answer["statusCode"], 200, "{answer}");
-    let body: serde_json::Value = serde_json::from_str(answer["body"].as_str().expect("body")).expect("JSON body");
-    let classes: Vec<&str> =
-        body["predictions"].as_array().expect("predictions").iter().filter_map(|p| p["class"].as_str()).collect();
-    assert_eq!(classes, ["Adelie", "Chinstrap", "Gentoo"]);
-    // The same process answers the next invocation: the model loaded once.
-    let answer = response(invoke(&api, include_str!("../../events/api-model.json")).await);
-    assert_eq!(answer["statusCode"], 200, "{answer}");
+    // On the multi-threaded runtime, and on the one-thread runtime predict uses with one worker.
+    for workers in [None, Some("1")] {
+        let api = RuntimeApi::start().await.expect("runtime API");
+        let env: Vec<(&str, &str)> =
+            MODEL_ENV.into_iter().chain(workers.map(|w| ("TOKIO_WORKER_THREADS", w))).collect();
+        let _child = start("predict", &api, &t, &env);
+        let answer = response(invoke(&api, include_str!("../../events/api-predict.json")).await);
+        assert_eq!(answer["statusCode"], 200, "{workers:?}: {answer}");
+        let body: serde_json::Value = serde_json::from_str(answer["body"].as_str().expect("body")).expect("JSON body");
+        let classes: Vec<&str> =
+            body["predictions"].as_array().expect("predictions").iter().filter_map(|p| p["class"].as_str()).collect();
+        assert_eq!(classes, ["Adelie", "Chinstrap", "Gentoo"], "{workers:?}");
+        // The same process answers the next invocation: the model loaded once.
+        let answer = response(invoke(&api, include_str!("../../events/api-model.json")).await);
+        assert_eq!(answer["statusCode"], 200, "{workers:?}: {answer}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,6 +168,13 @@ async fn start_failures_arrive_at_init_error_naming_the_cause() {
     let e = init_error(&api, &mut child).await;
     assert_eq!(e.error_type, "Init.Config");
     assert_eq!(e.error_message, "configuration: environment variable MODEL_VERSION is not set");
+
+    // The runtime's worker threads are read before the runtime starts, and still reported.
+    let api = RuntimeApi::start().await.expect("runtime API");
+    let mut child = start("predict", &api, &t, &[MODEL_ENV.as_slice(), &[("TOKIO_WORKER_THREADS", "0")]].concat());
+    let e = init_error(&api, &mut child).await;
+    assert_eq!(e.error_type, "Init.Config");
+    assert_eq!(e.error_message, "configuration: environment variable TOKIO_WORKER_THREADS must be at least 1");
 
     let api = RuntimeApi::start().await.expect("runtime API");
     let mut child =

@@ -50,6 +50,14 @@ impl Config {
     }
 }
 
+/// The worker threads of predict's async runtime: `TOKIO_WORKER_THREADS` (default: the cores
+/// this process may run on), at least 1. It is read before the runtime starts, so that a bad
+/// value is an error naming it rather than tokio's panic.
+pub fn worker_threads<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<usize, ConfigError> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    env.at_least("TOKIO_WORKER_THREADS", cores, 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +77,18 @@ mod tests {
             let mut pairs = base.to_vec();
             pairs.extend([("CAPTURE_STREAM", "s"), (name, value)]);
             let e = Config::from_env(&fixed(&pairs)).expect_err(name).to_string();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn worker_threads_default_to_the_cores_and_name_a_bad_value() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(worker_threads(&fixed(&[])), Ok(cores));
+        assert_eq!(worker_threads(&fixed(&[("TOKIO_WORKER_THREADS", " 3 ")])), Ok(3));
+        for (value, says) in [("0", "TOKIO_WORKER_THREADS must be at least 1"), ("two", "TOKIO_WORKER_THREADS=\"two\"")]
+        {
+            let e = worker_threads(&fixed(&[("TOKIO_WORKER_THREADS", value)])).expect_err(value).to_string();
             assert!(e.contains(says), "{e}");
         }
     }

@@ -29,7 +29,7 @@ use serde_json::json;
 
 pub use ab::{AbConfig, Variant};
 pub use capture::{Capture, CaptureConfig};
-pub use config::{Config, Limits};
+pub use config::{Config, Limits, worker_threads};
 pub use error::{ApiError, Error};
 pub use metrics::Emit;
 pub use request::Detail;
