@@ -1012,14 +1012,21 @@ def main() -> int:
         "units": {"mb": "10^6 bytes", "rss": "MiB (ru_maxrss from wait4)", "time": "wall seconds, median"},
         "datasets": {},
     }
+    if not args.generate_only:
+        # The files, contracts and baselines are made by a child process, so that this one
+        # stays small: a child's ru_maxrss counts the memory of the process it was started
+        # from, and NumPy and pyarrow would put hundreds of MiB under every tool's figure.
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--generate-only", "--size-mb",
+                        f"{args.size_mb:g}", "--seed", str(args.seed), "--workdir", str(args.workdir),
+                        "--datasets", args.datasets], check=True)
     for key in keys:
         ds = DATASETS[key]
         path, meta = ensure_data(ds, args.size_mb, args.seed, args.workdir)
         contract = args.workdir / f"{key}.contract.yaml"
-        contract.write_text(contract_yaml(ds))
         baseline = args.workdir / f"{key}.baseline.json"
-        baseline.write_text(json.dumps(baseline_profile(ds, args.seed), indent=2) + "\n")
         if args.generate_only:
+            contract.write_text(contract_yaml(ds))
+            baseline.write_text(json.dumps(baseline_profile(ds, args.seed), indent=2) + "\n")
             continue
         entry = dict(meta, file=rel(path), contract=rel(contract), baseline=rel(baseline), tools={})
         for tool in tools:

@@ -109,8 +109,84 @@ pub struct CuratedWriter<W: std::io::Write + Send = Vec<u8>> {
     /// Bytes of the values in the Arrow builders (text by its length, the rest by 8).
     buffered_values: usize,
     rows: u64,
+    encoder: Encoder<W>,
+}
+
+/// Where the Arrow batches are encoded to Parquet and written to the sink.
+enum Encoder<W: std::io::Write + Send> {
+    /// On the thread that pushes the rows.
+    Inline { writer: Box<ArrowWriter<W>>, row_group_bytes: usize },
+    /// On a thread of its own, a batch behind the rows pushed (see
+    /// [`CuratedWriter::with_encoder_thread`]).
+    Thread(EncoderThread<W>),
+}
+
+/// What the encoding thread is asked to do, in order.
+enum Command {
+    Write(RecordBatch),
+    CloseRowGroup,
+    /// The file will not be finished: stop without writing its footer.
+    Abandon,
+}
+
+struct EncoderThread<W> {
+    /// `None` once the thread has stopped (after an error) or the file is finished.
+    commands: Option<std::sync::mpsc::SyncSender<Command>>,
+    thread: Option<std::thread::JoinHandle<Result<W>>>,
+    /// The encoded bytes of the open row group, as of the last batch encoded.
+    in_progress: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<W> EncoderThread<W> {
+    /// Hands a command on; when the thread has stopped, returns its error.
+    fn send(&mut self, command: Command) -> Result<()> {
+        if let Some(commands) = &self.commands
+            && commands.send(command).is_ok()
+        {
+            return Ok(());
+        }
+        self.commands = None;
+        match self.join() {
+            Err(e) => Err(e),
+            Ok(_) => Err(Error::Curated("the Parquet encoder stopped".into())),
+        }
+    }
+
+    /// Waits for the thread to end and takes its sink (or its error).
+    fn join(&mut self) -> Result<W> {
+        self.commands = None;
+        match self.thread.take() {
+            Some(thread) => {
+                thread.join().unwrap_or_else(|_| Err(Error::Curated("the Parquet encoder panicked".into())))
+            }
+            None => Err(Error::Curated("the Parquet encoder already stopped".into())),
+        }
+    }
+}
+
+/// The encoding thread: writes each batch, closing a row group at `row_group_bytes` or when
+/// asked, until the commands end; then finishes the file and returns the sink.
+fn encode<W: std::io::Write + Send>(
+    mut writer: ArrowWriter<W>,
     row_group_bytes: usize,
-    writer: ArrowWriter<W>,
+    commands: &std::sync::mpsc::Receiver<Command>,
+    in_progress: &std::sync::atomic::AtomicUsize,
+) -> Result<W> {
+    use std::sync::atomic::Ordering;
+    while let Ok(command) = commands.recv() {
+        match command {
+            Command::Write(batch) => {
+                writer.write(&batch).map_err(parquet_error)?;
+                if writer.in_progress_size() >= row_group_bytes {
+                    writer.flush().map_err(parquet_error)?;
+                }
+            }
+            Command::CloseRowGroup => writer.flush().map_err(parquet_error)?,
+            Command::Abandon => return Err(Error::Curated("the Parquet file was abandoned".into())),
+        }
+        in_progress.store(writer.in_progress_size(), Ordering::Relaxed);
+    }
+    writer.into_inner().map_err(parquet_error)
 }
 
 impl<W: std::io::Write + Send> std::fmt::Debug for CuratedWriter<W> {
@@ -123,6 +199,43 @@ fn parquet_error(e: impl std::fmt::Display) -> Error {
     Error::Curated(e.to_string())
 }
 
+/// The Parquet writer of a contract's curated files, and their Arrow schema.
+fn arrow_writer<W: std::io::Write + Send>(contract: &Contract, sink: W) -> Result<(Arc<Schema>, ArrowWriter<W>)> {
+    let schema = Arc::new(schema(contract));
+    // Dictionary encoding pays for text (categories repeat) but not for measurements,
+    // where hashing every value costs more than it saves.
+    let mut properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_enabled(false)
+        .set_created_by(format!("lambda-mlops {}", env!("CARGO_PKG_VERSION")));
+    for c in contract.columns.iter().filter(|c| matches!(c.kind, ColumnType::Category | ColumnType::String)) {
+        properties = properties.set_column_dictionary_enabled(ColumnPath::from(c.name.as_str()), true);
+    }
+    let writer = ArrowWriter::try_new(sink, Arc::clone(&schema), Some(properties.build())).map_err(parquet_error)?;
+    Ok((schema, writer))
+}
+
+impl<W: std::io::Write + Send + 'static> CuratedWriter<W> {
+    /// As [`to_sink`](Self::to_sink), but the Parquet encoding, compression and writes to the
+    /// sink run on a thread of their own, so that the rows of the next batch are taken while
+    /// the last is encoded. The file is the same. The thread holds at most one Arrow batch
+    /// ([`ARROW_BATCH_BYTES`] of values) besides the one being filled, and an encoding or write
+    /// error comes back from the next call after it happened.
+    pub fn with_encoder_thread(contract: &Contract, sink: W, row_group_bytes: usize) -> Result<CuratedWriter<W>> {
+        let (schema, writer) = arrow_writer(contract, sink)?;
+        let (commands, received) = std::sync::mpsc::sync_channel(0);
+        let in_progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let shared = Arc::clone(&in_progress);
+        let thread = std::thread::Builder::new()
+            .name("parquet-encoder".into())
+            .spawn(move || encode(writer, row_group_bytes, &received, &shared))
+            .map_err(|e| Error::Curated(format!("cannot start the Parquet encoder thread: {e}")))?;
+        let encoder = EncoderThread { commands: Some(commands), thread: Some(thread), in_progress };
+        Ok(CuratedWriter::around(contract, schema, Encoder::Thread(encoder)))
+    }
+}
+
 impl CuratedWriter<Vec<u8>> {
     /// A writer into memory.
     pub fn new(contract: &Contract) -> Result<CuratedWriter<Vec<u8>>> {
@@ -133,21 +246,13 @@ impl CuratedWriter<Vec<u8>> {
 impl<W: std::io::Write + Send> CuratedWriter<W> {
     /// A writer into `sink` whose row groups close at `row_group_bytes` of encoded data.
     pub fn to_sink(contract: &Contract, sink: W, row_group_bytes: usize) -> Result<CuratedWriter<W>> {
-        let schema = Arc::new(schema(contract));
-        // Dictionary encoding pays for text (categories repeat) but not for measurements,
-        // where hashing every value costs more than it saves.
-        let mut properties = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_dictionary_enabled(false)
-            .set_created_by(format!("lambda-mlops {}", env!("CARGO_PKG_VERSION")));
-        for c in contract.columns.iter().filter(|c| matches!(c.kind, ColumnType::Category | ColumnType::String)) {
-            properties = properties.set_column_dictionary_enabled(ColumnPath::from(c.name.as_str()), true);
-        }
-        let properties = properties.build();
-        let writer = ArrowWriter::try_new(sink, Arc::clone(&schema), Some(properties)).map_err(parquet_error)?;
+        let (schema, writer) = arrow_writer(contract, sink)?;
+        Ok(CuratedWriter::around(contract, schema, Encoder::Inline { writer: Box::new(writer), row_group_bytes }))
+    }
+
+    fn around(contract: &Contract, schema: Arc<Schema>, encoder: Encoder<W>) -> CuratedWriter<W> {
         let columns = contract.columns.iter().map(|c| Column::new(c.kind)).collect();
-        Ok(CuratedWriter { schema, columns, buffered: 0, buffered_values: 0, rows: 0, row_group_bytes, writer })
+        CuratedWriter { schema, columns, buffered: 0, buffered_values: 0, rows: 0, encoder }
     }
 
     /// Adds one row. Returns whether the buffered rows went to the Parquet writer (at
@@ -180,30 +285,64 @@ impl<W: std::io::Write + Send> CuratedWriter<W> {
         }
         let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(Column::finish).collect();
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays).map_err(parquet_error)?;
-        self.writer.write(&batch).map_err(parquet_error)?;
         self.buffered = 0;
         self.buffered_values = 0;
-        if self.writer.in_progress_size() >= self.row_group_bytes {
-            self.writer.flush().map_err(parquet_error)?;
+        match &mut self.encoder {
+            Encoder::Inline { writer, row_group_bytes } => {
+                writer.write(&batch).map_err(parquet_error)?;
+                if writer.in_progress_size() >= *row_group_bytes {
+                    writer.flush().map_err(parquet_error)?;
+                }
+                Ok(())
+            }
+            Encoder::Thread(thread) => thread.send(Command::Write(batch)),
         }
-        Ok(())
     }
 
-    /// Bytes of encoded data held in memory for the open row group.
+    /// Bytes of encoded data held in memory for the open row group (with an encoder thread,
+    /// as of the last batch it encoded).
     pub fn buffered_bytes(&self) -> usize {
-        self.writer.in_progress_size()
+        match &self.encoder {
+            Encoder::Inline { writer, .. } => writer.in_progress_size(),
+            Encoder::Thread(thread) => thread.in_progress.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// Closes the open row group, sending it to the sink.
     pub fn flush_row_group(&mut self) -> Result<()> {
         self.flush()?;
-        self.writer.flush().map_err(parquet_error)
+        match &mut self.encoder {
+            Encoder::Inline { writer, .. } => writer.flush().map_err(parquet_error),
+            Encoder::Thread(thread) => {
+                thread.send(Command::CloseRowGroup)?;
+                // Counted as closed from now on, so that the next check of the budget does
+                // not close another row group for the same bytes.
+                thread.in_progress.store(0, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+        }
     }
 
     /// Finishes the file and returns the sink.
     pub fn finish(mut self) -> Result<W> {
         self.flush()?;
-        self.writer.into_inner().map_err(parquet_error)
+        match self.encoder {
+            Encoder::Inline { writer, .. } => (*writer).into_inner().map_err(parquet_error),
+            Encoder::Thread(mut thread) => thread.join(),
+        }
+    }
+}
+
+impl<W> Drop for EncoderThread<W> {
+    /// An unfinished file's thread is stopped and waited for, so that it does not outlive
+    /// the writer (its sink is dropped with it).
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            if let Some(commands) = &self.commands {
+                let _ = commands.send(Command::Abandon);
+            }
+            let _ = self.join();
+        }
     }
 }
 
@@ -322,5 +461,97 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert!(rows[0].starts_with("{x: 1.5, n: 2, b: true, k: \"a\", t: 2024-01-02 00:00:00"), "{}", rows[0]);
         assert!(rows[1].starts_with("{x: null, n: 3, b: false, k: \"b\", t: 2024-01-02 03:04:05"), "{}", rows[1]);
+    }
+
+    fn mixed_contract() -> Contract {
+        Contract::from_yaml(
+            "dataset: d\ncolumns:\n  - {name: x, type: float, nullable: true}\n  - {name: n, type: int}\n  - {name: k, type: category}\n",
+            "t.yaml",
+        )
+        .expect("contract")
+    }
+
+    fn mixed_row(i: usize) -> [Value; 3] {
+        let x = if i.is_multiple_of(7) { Value::Null } else { Value::Float(i as f64 / 3.0) };
+        [x, Value::Int(i as i64 * 31), Value::Text(["a", "bb", "ccc"][i % 3].into())]
+    }
+
+    /// A sink whose bytes stay readable after the writer is gone, and that can be made to fail.
+    #[derive(Clone, Debug, Default)]
+    struct Shared {
+        bytes: Arc<std::sync::Mutex<Vec<u8>>>,
+        fail_after: Option<usize>,
+    }
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut bytes = self.bytes.lock().expect("lock");
+            if self.fail_after.is_some_and(|n| bytes.len() + buf.len() > n) {
+                return Err(std::io::Error::other("the disk is full"));
+            }
+            bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_encoder_thread_writes_the_same_file() {
+        let contract = mixed_contract();
+        // Small row groups, closed by size and once by hand, over several Arrow batches.
+        let write = |threaded: bool| {
+            let sink = Shared::default();
+            let mut w = if threaded {
+                CuratedWriter::with_encoder_thread(&contract, sink.clone(), 64 << 10)
+            } else {
+                CuratedWriter::to_sink(&contract, sink.clone(), 64 << 10)
+            }
+            .expect("writer");
+            for i in 0..30_000 {
+                w.push(&mixed_row(i)).expect("row");
+                if i == 12_345 {
+                    w.flush_row_group().expect("row group");
+                }
+            }
+            w.finish().expect("finished");
+            sink.bytes.lock().expect("lock").clone()
+        };
+        let inline = write(false);
+        let threaded = write(true);
+        assert_eq!(threaded, inline);
+        let reader = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(threaded)).expect("parquet");
+        let metadata = parquet::file::reader::FileReader::metadata(&reader);
+        assert!(metadata.num_row_groups() > 2, "{}", metadata.num_row_groups());
+        assert_eq!(metadata.file_metadata().num_rows(), 30_000);
+    }
+
+    #[test]
+    fn the_encoder_threads_write_error_comes_back_named() {
+        let contract = mixed_contract();
+        let sink = Shared { fail_after: Some(1000), ..Shared::default() };
+        let mut w = CuratedWriter::with_encoder_thread(&contract, sink, 1 << 10).expect("writer");
+        let pushed = (0..50_000).try_for_each(|i| w.push(&mixed_row(i)).map(|_| ()));
+        let e = match pushed {
+            Err(e) => e,
+            Ok(()) => w.finish().expect_err("the sink is full"),
+        };
+        assert!(e.to_string().contains("the disk is full"), "{e}");
+    }
+
+    #[test]
+    fn an_unfinished_file_gets_no_footer() {
+        let contract = mixed_contract();
+        let sink = Shared::default();
+        let mut w = CuratedWriter::with_encoder_thread(&contract, sink.clone(), ROW_GROUP_BYTES).expect("writer");
+        for i in 0..20_000 {
+            w.push(&mixed_row(i)).expect("row");
+        }
+        drop(w);
+        let bytes = sink.bytes.lock().expect("lock").clone();
+        // The leading magic number at most: no row group was closed and no footer written.
+        assert!(bytes.len() <= 4, "{} bytes", bytes.len());
     }
 }

@@ -50,7 +50,9 @@ pub struct IngestLimits {
     pub max_open_partitions: usize,
     /// Threads that parse, validate and profile a CSV batch, in chunks of half a megabyte,
     /// beside the one that reads it and writes its outputs; 1 reads it on that thread alone.
-    /// Each thread adds two chunks and their rows (about 7 MiB) to the memory bound.
+    /// Each thread adds two chunks and their rows (about 7 MiB) to the memory bound. With more
+    /// than 1, each open curated file is also encoded on a thread of its own, which holds one
+    /// Arrow batch (at most 4 MiB of values) besides the one being filled.
     pub threads: usize,
 }
 
@@ -430,9 +432,13 @@ mod tests {
             csv.push_str(&format!("2026-04-{:02},{i}\n", 1 + (i * 7) % 5));
         }
         let base = Profile::baseline(&c, &[]);
-        for (open, row_group_bytes) in [(1, 1 << 10), (2, 4 << 10), (4, 1 << 20), (5, 1 << 20)] {
+        // With two threads, each open file is also encoded on a thread of its own.
+        for (open, row_group_bytes, threads) in
+            [(1, 1 << 10, 1), (2, 4 << 10, 1), (4, 1 << 20, 1), (5, 1 << 20, 1), (2, 4 << 10, 2), (5, 1 << 20, 2)]
+        {
             let outputs = MemoryOutputs::default();
-            let limits = IngestLimits { max_open_partitions: open, row_group_bytes, ..IngestLimits::default() };
+            let limits =
+                IngestLimits { max_open_partitions: open, row_group_bytes, threads, ..IngestLimits::default() };
             let source = Source { key: "raw/d/b.csv", etag: Some("e"), dt: day() };
             let m = ingest_stream(&c, &base, &source, None, csv.as_bytes(), &outputs, &limits).expect("in memory");
             assert_eq!(m.counts.curated, 4000);
@@ -446,7 +452,7 @@ mod tests {
                     .map(|r| r[r.rfind("x: ").expect("x") + 3..].trim_end_matches('}').parse().expect("x"))
                     .collect();
                 let expected: Vec<f64> = (0..4000).filter(|i| 1 + (i * 7) % 5 == day).map(|i| i as f64).collect();
-                assert_eq!(xs, expected, "{key}: the date's rows, in order, with {open} open");
+                assert_eq!(xs, expected, "{key}: the date's rows, in order, with {open} open, {threads} threads");
             }
         }
     }

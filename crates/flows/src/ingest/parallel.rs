@@ -39,7 +39,7 @@ pub const MAX_SCAN_BYTES: usize = 4 * CHUNK_BYTES;
 /// What the calling thread does with the rows, in order.
 pub(super) trait Sink {
     /// A row whose values were already profiled (valid) or that is quarantined.
-    fn take(&mut self, line: u64, raw: &[u8], outcome: Result<Vec<Value>, Vec<Reason>>) -> Result<(), Error>;
+    fn take(&mut self, line: u64, raw: &[u8], outcome: Result<&[Value], Vec<Reason>>) -> Result<(), Error>;
     /// The profile of a worker's valid rows, once the batch has been read.
     fn merge_profile(&mut self, profile: &Profile) -> Result<(), Error>;
     /// A row read on the calling thread, not profiled yet.
@@ -53,16 +53,25 @@ struct Chunk {
     more_follows: bool,
 }
 
-/// A row of a chunk: its line, its source text when quarantined, and its outcome.
+/// A row of a chunk: its line, its source text when quarantined, and its outcome: where its
+/// values are in the chunk's [`Rows::values`], or why it is quarantined.
 struct Parsed {
     line: u64,
     raw: Vec<u8>,
-    outcome: Result<Vec<Value>, Vec<Reason>>,
+    outcome: Result<std::ops::Range<usize>, Vec<Reason>>,
+}
+
+/// The rows of a chunk. The values of its valid rows are kept in one vector, so that the
+/// thread that files them frees one allocation per chunk rather than one per row that
+/// another thread made.
+struct Rows {
+    rows: Vec<Parsed>,
+    values: Vec<Value>,
 }
 
 struct Done {
     seq: u64,
-    rows: Result<Vec<Parsed>, std::io::Error>,
+    rows: Result<Rows, std::io::Error>,
 }
 
 /// Reads a CSV batch from `input` with `threads` workers and hands every row to `sink`.
@@ -196,7 +205,7 @@ fn work(
             Err(_) => break,
         };
         let Ok(chunk) = next else { break };
-        let mut rows = Vec::new();
+        let mut rows = Rows { rows: Vec::new(), values: Vec::new() };
         let read = read_csv_rows::<std::convert::Infallible>(
             contract,
             header,
@@ -204,11 +213,16 @@ fn work(
             chunk.position,
             chunk.more_follows,
             |row| {
-                if let Ok(values) = &row.outcome {
-                    profiler.observe(values);
-                }
-                let raw = if row.outcome.is_err() { row.raw.to_vec() } else { Vec::new() };
-                rows.push(Parsed { line: row.line, raw, outcome: row.outcome });
+                let (raw, outcome) = match row.outcome {
+                    Ok(values) => {
+                        profiler.observe(&values);
+                        let start = rows.values.len();
+                        rows.values.extend(values);
+                        (Vec::new(), Ok(start..rows.values.len()))
+                    }
+                    Err(reasons) => (row.raw.to_vec(), Err(reasons)),
+                };
+                rows.rows.push(Parsed { line: row.line, raw, outcome });
                 Ok(())
             },
         );
@@ -279,8 +293,10 @@ impl InOrder<'_, '_> {
     fn hand_on(&mut self) -> Result<(), ReadError<Error>> {
         while let Some(done) = self.waiting.remove(&self.next) {
             self.next += 1;
-            for row in done.rows? {
-                self.sink.take(row.line, &row.raw, row.outcome).map_err(ReadError::Consumer)?;
+            let Rows { rows, values } = done.rows?;
+            for row in rows {
+                let outcome = row.outcome.map(|range| &values[range]);
+                self.sink.take(row.line, &row.raw, outcome).map_err(ReadError::Consumer)?;
             }
         }
         Ok(())

@@ -164,7 +164,7 @@ fn json_line(record: &QuarantineRecord) -> Result<Vec<u8>> {
 }
 
 impl super::parallel::Sink for State<'_> {
-    fn take(&mut self, line: u64, raw: &[u8], outcome: std::result::Result<Vec<Value>, Vec<Reason>>) -> Result<()> {
+    fn take(&mut self, line: u64, raw: &[u8], outcome: std::result::Result<&[Value], Vec<Reason>>) -> Result<()> {
         self.file(line, raw, outcome)
     }
 
@@ -231,18 +231,21 @@ impl<'a> State<'a> {
     }
 
     fn row(&mut self, row: Row<'_>) -> Result<()> {
-        if let Ok(values) = &row.outcome {
-            self.profile.observe(values);
+        match row.outcome {
+            Ok(values) => {
+                self.profile.observe(&values);
+                self.file(row.line, row.raw, Ok(&values))
+            }
+            Err(reasons) => self.file(row.line, row.raw, Err(reasons)),
         }
-        self.file(row.line, row.raw, row.outcome)
     }
 
     /// Files a row whose values are profiled already: curated when valid, else quarantined.
-    fn file(&mut self, line: u64, raw: &[u8], outcome: std::result::Result<Vec<Value>, Vec<Reason>>) -> Result<()> {
+    fn file(&mut self, line: u64, raw: &[u8], outcome: std::result::Result<&[Value], Vec<Reason>>) -> Result<()> {
         self.counts.rows_read += 1;
         match outcome {
             Ok(values) => {
-                self.curate(&values)?;
+                self.curate(values)?;
                 self.counts.curated += 1;
             }
             Err(reasons) => {
@@ -306,7 +309,12 @@ impl<'a> State<'a> {
     fn create_partition(&self, date: NaiveDate) -> Result<Partition> {
         let key = keys::curated_key(&self.contract.dataset, date, self.batch, 0);
         let sink = self.outputs.create(&key, PARQUET)?;
-        let writer = CuratedWriter::to_sink(self.contract, sink, self.limits.row_group_bytes)?;
+        // With parsing on worker threads, the Parquet encoding gets a thread of its own too.
+        let writer = if self.limits.threads > 1 {
+            CuratedWriter::with_encoder_thread(self.contract, sink, self.limits.row_group_bytes)?
+        } else {
+            CuratedWriter::to_sink(self.contract, sink, self.limits.row_group_bytes)?
+        };
         Ok(Partition { writer, key })
     }
 
