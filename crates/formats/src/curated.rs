@@ -145,7 +145,6 @@ impl<W> EncoderThread<W> {
         {
             return Ok(());
         }
-        self.commands = None;
         match self.join() {
             Err(e) => Err(e),
             Ok(_) => Err(Error::Curated("the Parquet encoder stopped".into())),
@@ -175,12 +174,7 @@ fn encode<W: std::io::Write + Send>(
     use std::sync::atomic::Ordering;
     while let Ok(command) = commands.recv() {
         match command {
-            Command::Write(batch) => {
-                writer.write(&batch).map_err(parquet_error)?;
-                if writer.in_progress_size() >= row_group_bytes {
-                    writer.flush().map_err(parquet_error)?;
-                }
-            }
+            Command::Write(batch) => write_batch(&mut writer, &batch, row_group_bytes)?,
             Command::CloseRowGroup => writer.flush().map_err(parquet_error)?,
             Command::Abandon => return Err(Error::Curated("the Parquet file was abandoned".into())),
         }
@@ -197,6 +191,20 @@ impl<W: std::io::Write + Send> std::fmt::Debug for CuratedWriter<W> {
 
 fn parquet_error(e: impl std::fmt::Display) -> Error {
     Error::Curated(e.to_string())
+}
+
+/// Encodes a batch into the open row group, and closes the row group once its encoded data
+/// reaches `row_group_bytes`.
+fn write_batch<W: std::io::Write + Send>(
+    writer: &mut ArrowWriter<W>,
+    batch: &RecordBatch,
+    row_group_bytes: usize,
+) -> Result<()> {
+    writer.write(batch).map_err(parquet_error)?;
+    if writer.in_progress_size() >= row_group_bytes {
+        writer.flush().map_err(parquet_error)?;
+    }
+    Ok(())
 }
 
 /// The Parquet writer of a contract's curated files, and their Arrow schema.
@@ -288,13 +296,7 @@ impl<W: std::io::Write + Send> CuratedWriter<W> {
         self.buffered = 0;
         self.buffered_values = 0;
         match &mut self.encoder {
-            Encoder::Inline { writer, row_group_bytes } => {
-                writer.write(&batch).map_err(parquet_error)?;
-                if writer.in_progress_size() >= *row_group_bytes {
-                    writer.flush().map_err(parquet_error)?;
-                }
-                Ok(())
-            }
+            Encoder::Inline { writer, row_group_bytes } => write_batch(writer, &batch, *row_group_bytes),
             Encoder::Thread(thread) => thread.send(Command::Write(batch)),
         }
     }

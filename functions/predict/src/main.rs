@@ -33,12 +33,12 @@ fn main() -> anyhow::Result<()> {
 async fn run(workers: Result<usize, mlops_lambda::ConfigError>) -> anyhow::Result<()> {
     let started = (Instant::now(), SystemTime::now());
     lambda_http::tracing::init_default_subscriber();
-    if let Err(e) = workers {
-        mlops_lambda::init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
-        return Err(e.into());
-    }
     let env = process_env();
-    let app = match init(&env, started).await {
+    let loaded = match workers {
+        Ok(_) => init(&env, started).await,
+        Err(e) => Err(e.into()),
+    };
+    let app = match loaded {
         Ok(app) => app,
         Err(e) => {
             mlops_lambda::init::report(&format!("Init.{}", e.kind()), &e.to_string()).await;
